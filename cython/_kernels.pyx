@@ -1,0 +1,371 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Forward pass, LRP, and gradient of single-layer LSTM classifiers.
+
+What is computed (Arras et al., "Explaining Recurrent Neural Network
+Predictions in Sentiment Analysis", WASSA 2017), per direction, for a
+sequence x_0 .. x_{T-1} (the backward direction reads it reversed):
+
+    z_t = Wx x_t + Wh h_{t-1} + b                 b = bxh + bhh, (4d,)
+    i, f, o = sigmoid(z_t[i, f, o]),  g = tanh(z_t[g])
+    c_t = f * c_{t-1} + i * g,  h_t = o * tanh(c_t),  h_{-1} = c_{-1} = 0
+    s = sum over directions of Why h_{T-1}  +  by          (C,)
+
+LRP (epsilon rule, "signal-take-all" for the products). For a linear map
+z_k = sum_j w_jk a_j + b_k with N lower units, relevance R_k is sent down as
+
+    R_j = sum_k (w_jk a_j + bias_factor (b_k + eps sgn(z_k)) / N)
+                 * R_k / (z_k + eps sgn(z_k)),       sgn(0) = +1,
+
+computed in matrix-vector form: r = R / (z + eps sgn z), R_j = a_j (W^T r)_j
++ bias_factor sum_k (b_k + eps sgn z_k) r_k / N. The output layer sends
+s[target] to the final hidden states (N = n_dir d), h_t passes all of its
+relevance to c_t, c_t splits between f*c_{t-1} and i*g (identity
+connections, N = 2d), i*g passes all to g, and g's pre-activation
+(N = d + e) splits between x_t and h_{t-1}. The gates take none.
+
+Gradient: the exact derivative of s[target] with respect to x_t.
+
+Array layout. Weights of one direction are one contiguous row of `params`,
+gates in the order i, g, f, o along every 4d axis:
+
+    Wx (4d, e) | WxT (e, 4d) | Wh (4d, d) | WhT (d, 4d) | b (4d,)
+
+The transposed copies let every product be a sum of contiguous rows (see
+src/lrp_linalg.h). `Why` is (n_dir, C, d), `by` is (C,). A batch of
+sequences is stored end to end: `x` is (N, e) with sequence k in rows
+offsets[k]:offsets[k+1]. Outputs: `scores` (B, C), `relevance` and
+`gradient` (n_dir, N, e) in sentence order for each direction, `rest` (B,)
+the relevance left on the initial states. Each thread owns one row of
+`work`, laid out by `workspace_size`.
+"""
+from cython cimport floating
+from cython.parallel cimport prange, parallel, threadid
+from libc.string cimport memcpy, memset
+
+
+cdef extern from "lrp_linalg.h" nogil:
+    void lrp_gemv_t_d(Py_ssize_t n_rows, Py_ssize_t n_cols, const double *A,
+                      Py_ssize_t lda, const double *coef, double *y)
+    void lrp_gemv_t_s(Py_ssize_t n_rows, Py_ssize_t n_cols, const float *A,
+                      Py_ssize_t lda, const float *coef, float *y)
+    void lrp_gemm_d(Py_ssize_t n_t, Py_ssize_t n_rows, Py_ssize_t n_cols,
+                    const double *X, const double *A, Py_ssize_t lda,
+                    double *Y, Py_ssize_t ldy)
+    void lrp_gemm_s(Py_ssize_t n_t, Py_ssize_t n_rows, Py_ssize_t n_cols,
+                    const float *X, const float *A, Py_ssize_t lda,
+                    float *Y, Py_ssize_t ldy)
+    void lrp_sigmoid_d(Py_ssize_t n, const double *z, double *out)
+    void lrp_sigmoid_s(Py_ssize_t n, const float *z, float *out)
+    void lrp_tanh_d(Py_ssize_t n, const double *z, double *out)
+    void lrp_tanh_s(Py_ssize_t n, const float *z, float *out)
+
+
+cdef inline void gemv_t(Py_ssize_t n_rows, Py_ssize_t n_cols, const floating *A,
+                        Py_ssize_t lda, const floating *coef,
+                        floating *y) noexcept nogil:
+    """y (n_cols,) += A^T coef for A (n_rows, n_cols) with row stride lda."""
+    if floating is double:
+        lrp_gemv_t_d(n_rows, n_cols, A, lda, coef, y)
+    else:
+        lrp_gemv_t_s(n_rows, n_cols, A, lda, coef, y)
+
+
+cdef inline void gemm(Py_ssize_t n_t, Py_ssize_t n_rows, Py_ssize_t n_cols,
+                      const floating *X, const floating *A, Py_ssize_t lda,
+                      floating *Y, Py_ssize_t ldy) noexcept nogil:
+    """Y (n_t, n_cols) += X A for X (n_t, n_rows), A (n_rows, n_cols)."""
+    if floating is double:
+        lrp_gemm_d(n_t, n_rows, n_cols, X, A, lda, Y, ldy)
+    else:
+        lrp_gemm_s(n_t, n_rows, n_cols, X, A, lda, Y, ldy)
+
+
+cdef inline void sigmoid(Py_ssize_t n, const floating *z, floating *out) noexcept nogil:
+    if floating is double:
+        lrp_sigmoid_d(n, z, out)
+    else:
+        lrp_sigmoid_s(n, z, out)
+
+
+cdef inline void tanh_(Py_ssize_t n, const floating *z, floating *out) noexcept nogil:
+    if floating is double:
+        lrp_tanh_d(n, z, out)
+    else:
+        lrp_tanh_s(n, z, out)
+
+
+cdef inline floating sgn(floating z) noexcept nogil:
+    # the sign used by the epsilon stabilizer: sgn(0) = +1
+    return 1 if z >= 0 else -1
+
+
+def workspace_size(Py_ssize_t max_T, Py_ssize_t n_dir, Py_ssize_t e, Py_ssize_t d):
+    """Entries of one thread's workspace for sequences of up to max_T steps."""
+    return n_dir * direction_size(max_T, d) + 8 * d + e
+
+
+cdef inline Py_ssize_t direction_size(Py_ssize_t T, Py_ssize_t d) noexcept nogil:
+    # z (T, 4d), gates (T, 4d), tanh(c) (T, d), c and h (T+1, d)
+    return 9 * T * d + 2 * (T + 1) * d
+
+
+cdef void forward_direction(const floating *p, Py_ssize_t e, Py_ssize_t d,
+                            const floating *x, Py_ssize_t T, bint reverse,
+                            floating *z, floating *gates, floating *tc,
+                            floating *c, floating *h) noexcept nogil:
+    """Run one direction over x (T, e).
+
+    Fills z (T, 4d) pre-activations in sentence order (row pos = input
+    x[pos]), and in processing order: gates (T, 4d) with i, g, f, o
+    activated, tc (T, d) = tanh(c_t), and c, h (T+1, d) whose row 0 is the
+    zero initial state and row t+1 the state after step t.
+    """
+    cdef const floating *WxT = p + 4 * d * e
+    cdef const floating *WhT = p + 8 * d * e + 4 * d * d
+    cdef const floating *b = WhT + 4 * d * d
+    cdef Py_ssize_t t, j, pos, G = 4 * d
+    cdef floating *zt
+    cdef floating *at
+    cdef floating *ct
+    # input projections of all steps at once
+    for t in range(T):
+        memcpy(z + t * G, b, G * sizeof(floating))
+    gemm(T, e, G, x, WxT, G, z, G)
+    memset(c, 0, d * sizeof(floating))
+    memset(h, 0, d * sizeof(floating))
+    for t in range(T):
+        pos = T - 1 - t if reverse else t
+        zt = z + pos * G
+        gemv_t(d, G, WhT, G, h + t * d, zt)
+        at = gates + t * G
+        sigmoid(d, zt, at)
+        tanh_(d, zt + d, at + d)
+        sigmoid(2 * d, zt + 2 * d, at + 2 * d)
+        ct = c + (t + 1) * d
+        for j in range(d):
+            ct[j] = at[2 * d + j] * c[t * d + j] + at[j] * at[d + j]
+        tanh_(d, ct, tc + t * d)
+        for j in range(d):
+            h[(t + 1) * d + j] = at[3 * d + j] * tc[t * d + j]
+
+
+cdef floating lrp_direction(const floating *p, const floating *why, floating by,
+                            floating score, Py_ssize_t e, Py_ssize_t d,
+                            Py_ssize_t n_dir, const floating *x, Py_ssize_t T,
+                            bint reverse, const floating *z,
+                            const floating *gates, const floating *c,
+                            const floating *h, floating eps,
+                            floating bias_factor, floating *scratch,
+                            floating *R) noexcept nogil:
+    """LRP of score (= s[target]) through one direction into R (T, e).
+
+    why (d,) is the target's row of this direction's output weights. Returns
+    the relevance left on this direction's initial states.
+    """
+    cdef const floating *Wx = p
+    cdef const floating *Wh = p + 8 * d * e
+    cdef const floating *b = Wh + 8 * d * d
+    cdef floating *Rh = scratch
+    cdef floating *Rc = scratch + d
+    cdef floating *q = scratch + 2 * d
+    cdef floating *v = scratch + 3 * d
+    cdef floating *u = scratch + 4 * d
+    cdef Py_ssize_t t, j, k, pos, G = 4 * d
+    cdef floating r, share, den, zz, rest = 0
+    cdef const floating *at
+    cdef const floating *zt
+    cdef const floating *xt
+    cdef floating *Rt
+
+    # output layer: only the target's score is relevant
+    den = score + eps * sgn(score)
+    r = score / den
+    share = bias_factor * (by + eps * sgn(score)) / (n_dir * d) * r
+    for j in range(d):
+        Rh[j] = why[j] * h[T * d + j] * r + share
+        Rc[j] = 0
+    for t in range(T - 1, -1, -1):
+        pos = T - 1 - t if reverse else t
+        at = gates + t * G
+        zt = z + pos * G
+        # h_t -> c_t, then c_t -> (f * c_{t-1}, i * g)
+        share = 0
+        for j in range(d):
+            Rc[j] = Rc[j] + Rh[j]
+            zz = c[(t + 1) * d + j]
+            q[j] = Rc[j] / (zz + eps * sgn(zz))
+            share = share + eps * sgn(zz) * q[j]
+        share = bias_factor * share / (2 * d)
+        for j in range(d):
+            Rh[j] = at[j] * at[d + j] * q[j] + share      # relevance of g
+            Rc[j] = at[2 * d + j] * c[t * d + j] * q[j] + share
+        # g's pre-activation -> (x_t, h_{t-1})
+        share = 0
+        for j in range(d):
+            zz = zt[d + j]
+            q[j] = Rh[j] / (zz + eps * sgn(zz))
+            share = share + (b[d + j] + eps * sgn(zz)) * q[j]
+        share = bias_factor * share / (d + e)
+        memset(u, 0, e * sizeof(floating))
+        gemv_t(d, e, Wx + d * e, e, q, u)
+        memset(v, 0, d * sizeof(floating))
+        gemv_t(d, d, Wh + d * d, d, q, v)
+        xt = x + pos * e
+        Rt = R + pos * e
+        for k in range(e):
+            Rt[k] = xt[k] * u[k] + share
+        for j in range(d):
+            Rh[j] = h[t * d + j] * v[j] + share
+    for j in range(d):
+        rest = rest + Rh[j] + Rc[j]
+    return rest
+
+
+cdef void gradient_direction(const floating *p, const floating *why,
+                             Py_ssize_t e, Py_ssize_t d, Py_ssize_t T,
+                             bint reverse, const floating *gates,
+                             const floating *tc, const floating *c,
+                             floating *dz, floating *scratch,
+                             floating *G_out) noexcept nogil:
+    """d s[target] / d x through one direction into G_out (T, e).
+
+    dz (T, 4d) receives the pre-activation gradients in sentence order;
+    the input gradients are then one product G_out = dz Wx.
+    """
+    cdef const floating *Wx = p
+    cdef const floating *Wh = p + 8 * d * e
+    cdef floating *dh = scratch
+    cdef floating *dc = scratch + d
+    cdef floating *dzt
+    cdef Py_ssize_t t, j, pos, G = 4 * d
+    cdef floating gi, gg, gf, go, tcj
+    cdef const floating *at
+
+    for j in range(d):
+        dh[j] = why[j]
+        dc[j] = 0
+    for t in range(T - 1, -1, -1):
+        pos = T - 1 - t if reverse else t
+        at = gates + t * G
+        dzt = dz + pos * G
+        for j in range(d):
+            gi = at[j]
+            gg = at[d + j]
+            gf = at[2 * d + j]
+            go = at[3 * d + j]
+            tcj = tc[t * d + j]
+            dc[j] = dc[j] + dh[j] * go * (1 - tcj * tcj)
+            dzt[j] = dc[j] * gg * gi * (1 - gi)
+            dzt[d + j] = dc[j] * gi * (1 - gg * gg)
+            dzt[2 * d + j] = dc[j] * c[t * d + j] * gf * (1 - gf)
+            dzt[3 * d + j] = dh[j] * tcj * go * (1 - go)
+            dc[j] = dc[j] * gf
+        memset(dh, 0, d * sizeof(floating))
+        gemv_t(G, d, Wh, d, dzt, dh)
+    memset(G_out, 0, T * e * sizeof(floating))
+    gemm(T, G, e, dz, Wx, e, G_out, e)
+
+
+cdef void explain_sequence(const floating *params, Py_ssize_t P,
+                           const floating *Why, const floating *by,
+                           Py_ssize_t n_dir, Py_ssize_t e, Py_ssize_t d,
+                           Py_ssize_t C, const floating *x, Py_ssize_t T,
+                           Py_ssize_t N, Py_ssize_t *target, floating eps,
+                           floating bias_factor, bint do_lrp, bint do_grad,
+                           floating *scores, floating *R, floating *rest,
+                           floating *Gr, floating *work) noexcept nogil:
+    """Forward pass and the requested backward passes of one sequence.
+
+    x (T, e); R and Gr point at the sequence's first row in the direction-0
+    plane of (n_dir, N, e) outputs; *target < 0 is replaced by the argmax.
+    """
+    cdef Py_ssize_t k, j, best, dr
+    cdef Py_ssize_t per_dir = direction_size(T, d)
+    cdef floating *z
+    cdef floating *gates
+    cdef floating *tc
+    cdef floating *c
+    cdef floating *h
+    cdef floating *scratch = work + n_dir * per_dir
+    cdef floating rest_total = 0
+    cdef bint reverse
+
+    for dr in range(n_dir):
+        z = work + dr * per_dir
+        forward_direction(params + dr * P, e, d, x, T, dr == 1, z, z + 4 * T * d,
+                          z + 8 * T * d, z + 9 * T * d, z + 9 * T * d + (T + 1) * d)
+    for k in range(C):
+        scores[k] = by[k]
+        for dr in range(n_dir):
+            h = work + dr * per_dir + 9 * T * d + (T + 1) * d
+            for j in range(d):
+                scores[k] = scores[k] + Why[(dr * C + k) * d + j] * h[T * d + j]
+    if target[0] < 0:
+        best = 0
+        for k in range(1, C):
+            if scores[k] > scores[best]:
+                best = k
+        target[0] = best
+    for dr in range(n_dir):
+        z = work + dr * per_dir
+        gates = z + 4 * T * d
+        tc = z + 8 * T * d
+        c = z + 9 * T * d
+        h = c + (T + 1) * d
+        reverse = dr == 1
+        if do_lrp:
+            rest_total = rest_total + lrp_direction(
+                params + dr * P, Why + (dr * C + target[0]) * d, by[target[0]],
+                scores[target[0]], e, d, n_dir, x, T, reverse, z, gates, c, h,
+                eps, bias_factor, scratch, R + dr * N * e)
+        if do_grad:
+            # overwrites z, which LRP no longer needs
+            gradient_direction(params + dr * P, Why + (dr * C + target[0]) * d,
+                               e, d, T, reverse, gates, tc, c, z, scratch,
+                               Gr + dr * N * e)
+    rest[0] = rest_total
+
+
+def explain(const floating[:, ::1] params, const floating[:, :, ::1] Why,
+            const floating[::1] by, const floating[:, ::1] x,
+            const Py_ssize_t[::1] offsets, Py_ssize_t[::1] targets,
+            double eps, double bias_factor, bint do_lrp, bint do_grad,
+            floating[:, ::1] scores, floating[:, :, ::1] relevance,
+            floating[::1] rest, floating[:, :, ::1] gradient,
+            floating[:, ::1] work, int n_threads):
+    """Explain B sequences stored end to end in x (N, e).
+
+    offsets (B+1,), targets (B,) (entries < 0 become the predicted class),
+    scores (B, C), relevance and gradient (n_dir, N, e) (ignored unless
+    do_lrp / do_grad), rest (B,), work (n_work, workspace_size(max T)) with
+    one row per thread; n_threads <= n_work. The caller validates shapes.
+    """
+    cdef Py_ssize_t n_dir = Why.shape[0], C = Why.shape[1], d = Why.shape[2]
+    cdef Py_ssize_t e = x.shape[1], N = x.shape[0], P = params.shape[1]
+    cdef Py_ssize_t B = targets.shape[0], k, row
+    cdef floating feps = eps, fbias = bias_factor
+    cdef floating *R0 = &relevance[0, 0, 0] if do_lrp else NULL
+    cdef floating *G0 = &gradient[0, 0, 0] if do_grad else NULL
+
+    if n_threads <= 1 or B <= 1:
+        with nogil:
+            for k in range(B):
+                row = offsets[k]
+                explain_sequence(&params[0, 0], P, &Why[0, 0, 0], &by[0], n_dir,
+                                 e, d, C, &x[row, 0], offsets[k + 1] - row, N,
+                                 &targets[k], feps, fbias, do_lrp, do_grad,
+                                 &scores[k, 0],
+                                 R0 + row * e if do_lrp else NULL, &rest[k],
+                                 G0 + row * e if do_grad else NULL,
+                                 &work[0, 0])
+        return
+    with nogil, parallel(num_threads=n_threads):
+        for k in prange(B, schedule="dynamic", chunksize=4):
+            row = offsets[k]
+            explain_sequence(&params[0, 0], P, &Why[0, 0, 0], &by[0], n_dir,
+                             e, d, C, &x[row, 0], offsets[k + 1] - row, N,
+                             &targets[k], feps, fbias, do_lrp, do_grad,
+                             &scores[k, 0],
+                             R0 + row * e if do_lrp else NULL, &rest[k],
+                             G0 + row * e if do_grad else NULL,
+                             &work[threadid(), 0])

@@ -1,0 +1,127 @@
+"""Input checks shared by every backend.
+
+The compiled kernels run without bounds checks, so these checks are all that
+stands between a bad shape and corrupted memory: every array that reaches a
+kernel has passed through here.
+"""
+import numbers
+
+import numpy as np
+
+METHODS = ("lrp", "sa", "gi")
+DTYPES = (np.float32, np.float64)
+
+
+def as_float_array(value, name, ndim):
+    """Return `value` as a finite floating-point ndarray of rank `ndim`.
+
+    Raises TypeError for non-floating dtypes (bool, integer, complex, object,
+    strings) and ValueError for a wrong rank or NaN/infinity.
+    """
+    if value is None:
+        raise ValueError(f"{name} is missing")
+    arr = np.asarray(value)
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{name} must hold floating-point numbers, got dtype {arr.dtype}")
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return arr
+
+
+def check_shape(arr, name, shape):
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+
+
+def check_dtype(dtype):
+    """Return np.float32 or np.float64 for a dtype-like, else raise TypeError."""
+    try:
+        dt = np.dtype(dtype).type
+    except TypeError:
+        dt = None
+    if dt not in DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
+    return dt
+
+
+def check_input(x, input_size, dtype, name="x"):
+    """Validate one input sequence; return it C-contiguous in `dtype`, shape (T, e)."""
+    arr = as_float_array(x, name, 2)
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty (T = 0): need at least one time step")
+    if arr.shape[1] != input_size:
+        raise ValueError(
+            f"{name} must have shape (T, {input_size}), got {arr.shape}")
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    if dtype == np.float32 and not np.isfinite(out).all():
+        raise ValueError(f"{name} overflows float32")
+    return out
+
+
+def check_target(target, n_classes, name="target"):
+    """Return target as an int in 0..C-1, or -1 for None (the predicted class)."""
+    if target is None:
+        return -1
+    if isinstance(target, (bool, np.bool_)) or not isinstance(target, numbers.Integral):
+        raise TypeError(f"{name} must be an integer class index or None, got {target!r}")
+    if not 0 <= target < n_classes:
+        raise ValueError(f"{name} {target} is not a class: expected 0..{n_classes - 1}")
+    return int(target)
+
+
+def check_methods(method):
+    """Return (tuple of methods, whether a single method was asked for)."""
+    single = isinstance(method, str)
+    methods = (method,) if single else tuple(method)
+    if not methods:
+        raise ValueError("method is empty: give one of 'lrp', 'sa', 'gi'")
+    for m in methods:
+        if m not in METHODS:
+            raise ValueError(f"unknown method {m!r}: expected one of {METHODS}")
+    if len(set(methods)) != len(methods):
+        raise ValueError(f"method lists a method twice: {methods}")
+    return methods, single
+
+
+def check_eps(eps):
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"eps must be a real number, got {eps!r}")
+    if not (np.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be positive and finite, got {eps!r}")
+    return float(eps)
+
+
+def check_bias_factor(bias_factor):
+    if isinstance(bias_factor, bool) or not isinstance(bias_factor, numbers.Real):
+        raise TypeError(f"bias_factor must be a real number, got {bias_factor!r}")
+    if not np.isfinite(bias_factor):
+        raise ValueError(f"bias_factor must be finite, got {bias_factor!r}")
+    return float(bias_factor)
+
+
+def check_n_threads(n_threads):
+    """Return a thread count >= 1; None means every core."""
+    if n_threads is None:
+        import os
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                   else (os.cpu_count() or 1))
+    if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
+        raise TypeError(f"n_threads must be a positive integer or None, got {n_threads!r}")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be at least 1, got {n_threads}")
+    return int(n_threads)
+
+
+def check_gate_order(gate_order):
+    """Return the gate order as a permutation of 'igfo' ('c' is accepted for 'g')."""
+    if not isinstance(gate_order, str):
+        raise TypeError(f"gate_order must be a string such as 'igfo', got {gate_order!r}")
+    order = gate_order.lower().replace("c", "g")
+    if len(order) != 4 or sorted(order) != sorted("igfo"):
+        raise ValueError(
+            f"unknown gate order {gate_order!r}: expected a permutation of 'igfo' "
+            "(i input, g or c cell candidate, f forget, o output), e.g. 'ifgo' or 'ifco'")
+    return order

@@ -1,0 +1,62 @@
+"""Reading the Stanford Sentiment Treebank (Socher et al., 2013).
+
+Each line of an SST file is a binary parse tree in PTB bracket form whose
+nodes all carry a sentiment label 0..4, e.g. ``(3 (2 It) (4 (2 's) ...))``.
+Tokens are separated by ASCII spaces only; a few tokens hold a
+non-breaking space (``8\\xa01\\/2``), which stays inside the token.
+"""
+import re
+from typing import List, NamedTuple, Tuple
+
+_TREE_TOKEN = re.compile(r"\(|\)|[^ ()\n]+")
+
+
+class SSTSentence(NamedTuple):
+    """One SST tree.
+
+    tokens: the leaves in order (lowercased unless asked otherwise)
+    label: the root label 0..4
+    phrases: (start, end, label) for every node, tokens[start:end] being
+        the phrase; the root is (0, len(tokens), label)
+    """
+
+    tokens: List[str]
+    label: int
+    phrases: List[Tuple[int, int, int]]
+
+
+def parse_tree(line, lowercase=True):
+    """Parse one PTB-bracketed SST line into an SSTSentence."""
+    items = _TREE_TOKEN.findall(line)
+    tokens, phrases, stack = [], [], []
+    k = 0
+    while k < len(items):
+        item = items[k]
+        if item == "(":
+            if k + 1 >= len(items) or not items[k + 1].isdigit():
+                raise ValueError(f"expected a label after '(' in tree: {line[:80]!r}")
+            stack.append((int(items[k + 1]), len(tokens)))
+            k += 2
+            if k < len(items) and items[k] not in "()":
+                tokens.append(items[k].lower() if lowercase else items[k])
+                k += 1
+        elif item == ")":
+            if not stack:
+                raise ValueError(f"unbalanced ')' in tree: {line[:80]!r}")
+            label, start = stack.pop()
+            phrases.append((start, len(tokens), label))
+            k += 1
+        else:
+            raise ValueError(f"unexpected token {item!r} in tree: {line[:80]!r}")
+    if stack or not phrases:
+        raise ValueError(f"incomplete tree: {line[:80]!r}")
+    root = phrases[-1]
+    if root[:2] != (0, len(tokens)):
+        raise ValueError(f"tree has more than one root: {line[:80]!r}")
+    return SSTSentence(tokens, root[2], phrases)
+
+
+def read_sst(path, lowercase=True):
+    """Read an SST file (train.txt, dev.txt, test.txt) into a list of SSTSentence."""
+    with open(path, encoding="utf-8") as f:
+        return [parse_tree(line, lowercase) for line in f if line.strip()]

@@ -1,0 +1,93 @@
+"""Reading model files: the reference implementation's pickles, safely.
+
+The reference implementation stores its weights as a pickled dict of NumPy
+arrays (`model`) and its vocabulary as a pickled list of str (`vocab`).
+Unpickling can run arbitrary code, so these files are read by an unpickler
+that resolves only the three NumPy names an array needs and refuses every
+other global before anything is called; the loaded object must then be
+made of dicts, lists, str and numeric NumPy arrays only.
+"""
+import io
+import os
+import pickle
+
+import numpy as np
+
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+
+
+class UnsafePickleError(ValueError):
+    """A pickle asked for something other than dicts, lists, str and arrays."""
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise UnsafePickleError(
+            f"refusing to load {module}.{name}: only dicts, lists, str and NumPy "
+            "arrays are accepted in model files")
+
+    def persistent_load(self, pid):
+        raise UnsafePickleError("refusing a persistent id in a model file")
+
+
+def _check_plain(obj, where):
+    """Raise unless obj is built from dict, list, str and numeric arrays."""
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in "fiu" or obj.dtype.hasobject:
+            raise UnsafePickleError(f"{where}: array of dtype {obj.dtype} is not accepted")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                raise UnsafePickleError(f"{where}: dict key {k!r} is not a str")
+            _check_plain(v, f"{where}[{k!r}]")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            _check_plain(v, f"{where}[{i}]")
+    elif not isinstance(obj, str):
+        raise UnsafePickleError(f"{where}: {type(obj).__name__} is not accepted")
+
+
+def safe_unpickle(path):
+    """Load a pickle that may hold only dicts, lists, str and numeric NumPy arrays."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        obj = _RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except UnsafePickleError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"{path} is not a readable model pickle: {exc}") from exc
+    _check_plain(obj, os.path.basename(path))
+    return obj
+
+
+def load_reference_model(directory, embeddings=None):
+    """Load a model saved in the reference implementation's format.
+
+    directory holds `model` (pickled dict: Wxh_Left, bxh_Left, Whh_Left,
+    bhh_Left, Why_Left and the same with _Right), `vocab` (pickled list of
+    words, index = embedding row) and optionally `embeddings.npy` (V, e).
+    `embeddings` (V, e) replaces or stands in for that file. Returns a
+    TextClassifier; its text methods need embeddings.
+    """
+    from .model import BiLSTM
+    from .text import TextClassifier
+
+    arrays = safe_unpickle(os.path.join(directory, "model"))
+    if not isinstance(arrays, dict):
+        raise ValueError(f"{directory}/model must hold a dict of arrays")
+    model = BiLSTM.from_dict(arrays)
+    vocab = safe_unpickle(os.path.join(directory, "vocab"))
+    if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab):
+        raise ValueError(f"{directory}/vocab must hold a list of str")
+    path = os.path.join(directory, "embeddings.npy")
+    if embeddings is None and os.path.exists(path):
+        embeddings = np.load(path, allow_pickle=False)
+    return TextClassifier(model, vocab, embeddings)

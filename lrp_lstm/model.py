@@ -1,0 +1,364 @@
+"""The array-level model: a single-layer LSTM classifier and its explanations."""
+import numpy as np
+
+from . import _validation as V
+from . import oracle
+
+_DIRECTION_KEYS = ("Wxh", "bxh", "Whh", "bhh")
+_SIDES = ("Left", "Right")
+
+
+class Explanation:
+    """One explanation of one input x (T, e).
+
+    Attributes
+    ----------
+    method : "lrp", "sa" or "gi"
+    target : int, the class whose score is explained
+    scores : (C,) the model's output scores
+    relevance : (T, e) LRP relevance (relevance_fwd + relevance_bwd), SA
+        relevance gradient**2, or GI relevance gradient * x
+    word_relevance : (T,) relevance.sum(1)
+    relevance_fwd, relevance_bwd : (T, e) LRP only: relevance reaching x
+        through the forward and the backward direction, both in sentence
+        order (relevance_bwd is None for a unidirectional model)
+    relevance_rest : float, LRP only: relevance left on the initial states
+    gradient : (T, e) SA and GI only: d scores[target] / d x
+    gradient_fwd, gradient_bwd : (T, e) SA and GI only: the gradient through
+        each direction (gradient_bwd is None for a unidirectional model)
+    eps, bias_factor : the LRP parameters used (LRP only)
+    """
+
+    __slots__ = ("method", "target", "scores", "relevance", "word_relevance",
+                 "relevance_fwd", "relevance_bwd", "relevance_rest", "gradient",
+                 "gradient_fwd", "gradient_bwd", "eps", "bias_factor")
+
+    def __init__(self, method, target, scores, relevance, **extra):
+        self.method = method
+        self.target = target
+        self.scores = scores
+        self.relevance = relevance
+        self.word_relevance = relevance.sum(axis=1)
+        for name in self.__slots__[5:]:
+            setattr(self, name, extra.get(name))
+
+    def __repr__(self):
+        return (f"Explanation(method={self.method!r}, target={self.target}, "
+                f"T={self.relevance.shape[0]}, word_relevance={np.array2string(self.word_relevance, precision=4)})")
+
+
+class BiLSTM:
+    """A single-layer LSTM text classifier, bidirectional or unidirectional.
+
+    s = Why_left h_fwd[T-1] + Why_right h_bwd[T-1] + bias, where h_fwd runs
+    over x (T, e) and h_bwd over x reversed.
+
+    Parameters
+    ----------
+    left : mapping with Wxh (4d, e), bxh (4d,), Whh (4d, d), bhh (4d,):
+        the forward direction
+    Why_left : (C, d)
+    right : mapping like `left` for the backward direction, or None for a
+        unidirectional model
+    Why_right : (C, d), required with `right`
+    bias : (C,) output bias, or None
+    gate_order : order of the gate blocks along the 4d axis of Wxh, bxh,
+        Whh, bhh: a permutation of "igfo" (i input, g cell candidate, f
+        forget, o output); "c" may stand for "g". PyTorch uses "ifgo",
+        Keras "ifco".
+    """
+
+    def __init__(self, left, Why_left, right=None, Why_right=None, bias=None,
+                 gate_order="igfo"):
+        order = V.check_gate_order(gate_order)
+        sides = [("left", left, Why_left)]
+        if right is not None or Why_right is not None:
+            if right is None or Why_right is None:
+                raise ValueError("a bidirectional model needs both right and Why_right")
+            sides.append(("right", right, Why_right))
+        self.directions = []
+        self.Why = []
+        for side, weights, Why in sides:
+            if not hasattr(weights, "__getitem__"):
+                raise TypeError(f"{side} must be a mapping of Wxh, bxh, Whh, bhh")
+            Why = V.as_float_array(Why, f"Why_{side}", 2)
+            arrays = {}
+            for key in _DIRECTION_KEYS:
+                if key not in weights:
+                    raise ValueError(f"{side} direction is missing the weight {key}")
+                arrays[key] = V.as_float_array(weights[key], f"{key} ({side})",
+                                               2 if key[0] == "W" else 1)
+            self.directions.append(self._check_direction(arrays, side, order))
+            self.Why.append(np.array(Why, dtype=np.float64, order="C"))
+        d = self.hidden_size
+        e = self.input_size
+        for side, w in zip(("left", "right"), self.directions):
+            V.check_shape(w["Wxh"], f"Wxh ({side})", (4 * d, e))
+            V.check_shape(w["Whh"], f"Whh ({side})", (4 * d, d))
+        C = self.Why[0].shape[0]
+        if C < 1:
+            raise ValueError("Why_left must have at least one class row")
+        for side, Why in zip(("left", "right"), self.Why):
+            V.check_shape(Why, f"Why_{side}", (C, d))
+        self.has_bias = bias is not None
+        self.bias = (np.zeros(C) if bias is None
+                     else np.array(V.as_float_array(bias, "bias", 1), dtype=np.float64, order="C"))
+        V.check_shape(self.bias, "bias", (C,))
+        for arr in [*self.Why, self.bias, *(a for w in self.directions for a in w.values())]:
+            arr.setflags(write=False)
+        self._packed = {}
+
+    @staticmethod
+    def _check_direction(arrays, side, order):
+        """Check one direction's shapes; return its weights in gate order i, g, f, o."""
+        G = arrays["Wxh"].shape[0]
+        if G == 0 or G % 4:
+            raise ValueError(f"Wxh ({side}) must have 4d rows, got shape {arrays['Wxh'].shape}")
+        d = G // 4
+        if arrays["Wxh"].shape[1] < 1:
+            raise ValueError(f"Wxh ({side}) must have e >= 1 columns, got {arrays['Wxh'].shape}")
+        V.check_shape(arrays["Whh"], f"Whh ({side})", (G, d))
+        V.check_shape(arrays["bxh"], f"bxh ({side})", (G,))
+        V.check_shape(arrays["bhh"], f"bhh ({side})", (G,))
+        rows = np.concatenate([np.arange(order.index(g) * d, (order.index(g) + 1) * d)
+                               for g in "igfo"])
+        return {k: np.ascontiguousarray(a[rows], dtype=np.float64) for k, a in arrays.items()}
+
+    # -- construction and export ------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, arrays, gate_order="igfo"):
+        """Build a model from the reference's key names.
+
+        arrays: mapping with Wxh_Left, bxh_Left, Whh_Left, bhh_Left, Why_Left,
+        for a bidirectional model the same five with _Right, and optionally
+        bhy (C,), an output bias.
+        """
+        known = {f"{k}_{s}" for k in (*_DIRECTION_KEYS, "Why") for s in _SIDES} | {"bhy"}
+        unknown = sorted(set(arrays) - known)
+        if unknown:
+            raise ValueError(f"unknown weight name(s) {unknown}: expected {sorted(known)}")
+        left = {k: arrays.get(f"{k}_Left") for k in _DIRECTION_KEYS}
+        right_keys = [k for k in arrays if k.endswith("_Right")]
+        right = ({k: arrays.get(f"{k}_Right") for k in _DIRECTION_KEYS}
+                 if right_keys else None)
+        for side, w in (("Left", left), ("Right", right)):
+            for k, v in (w or {}).items():
+                if v is None:
+                    raise ValueError(f"missing weight {k}_{side}")
+        if "Why_Left" not in arrays:
+            raise ValueError("missing weight Why_Left")
+        if right is not None and "Why_Right" not in arrays:
+            raise ValueError("missing weight Why_Right")
+        return cls(left, arrays["Why_Left"], right, arrays.get("Why_Right"),
+                   bias=arrays.get("bhy"), gate_order=gate_order)
+
+    def to_dict(self):
+        """The weights under the reference's key names, gates in order i, g, f, o."""
+        out = {}
+        for side, w, Why in zip(_SIDES, self.directions, self.Why):
+            for k in _DIRECTION_KEYS:
+                out[f"{k}_{side}"] = w[k].copy()
+            out[f"Why_{side}"] = Why.copy()
+        if self.has_bias:
+            out["bhy"] = self.bias.copy()
+        return out
+
+    def __getstate__(self):
+        return {"arrays": self.to_dict()}
+
+    def __setstate__(self, state):
+        self.__init__(**_init_args(state["arrays"]))
+
+    # -- shape ---------------------------------------------------------------
+
+    @property
+    def bidirectional(self):
+        return len(self.directions) == 2
+
+    @property
+    def input_size(self):
+        """e, the size of one input vector."""
+        return self.directions[0]["Wxh"].shape[1]
+
+    @property
+    def hidden_size(self):
+        """d, the hidden size of one direction."""
+        return self.directions[0]["Whh"].shape[1]
+
+    @property
+    def n_classes(self):
+        """C, the number of output scores."""
+        return self.Why[0].shape[0]
+
+    def __repr__(self):
+        kind = "bidirectional" if self.bidirectional else "unidirectional"
+        return (f"BiLSTM({kind}, e={self.input_size}, d={self.hidden_size}, "
+                f"C={self.n_classes}, bias={self.has_bias})")
+
+    # -- computation ---------------------------------------------------------
+
+    def _kernel_arrays(self, dtype):
+        """params (n_dir, P), Why (n_dir, C, d), bias (C,) in the kernels' layout."""
+        if dtype not in self._packed:
+            params = np.stack([np.concatenate([w["Wxh"].ravel(), w["Wxh"].T.ravel(),
+                                               w["Whh"].ravel(), w["Whh"].T.ravel(),
+                                               w["bxh"] + w["bhh"]])
+                               for w in self.directions]).astype(dtype)
+            self._packed[dtype] = (np.ascontiguousarray(params),
+                                   np.ascontiguousarray(np.stack(self.Why), dtype=dtype),
+                                   self.bias.astype(dtype))
+        return self._packed[dtype]
+
+    def forward(self, x, backend="cython", dtype=np.float64):
+        """The scores (C,) for one input x (T, e)."""
+        dtype = V.check_dtype(dtype)
+        xs = [V.check_input(x, self.input_size, dtype)]
+        out = self._compute(xs, np.full(1, -1, dtype=np.intp), 1.0, 0.0, False, False,
+                            1, dtype, backend)
+        return out["scores"][0]
+
+    def explain(self, x, method="lrp", target=None, eps=1e-3, bias_factor=0.0,
+                backend="cython", dtype=np.float64):
+        """Explain the score of `target` for one input x (T, e).
+
+        method : "lrp" (Layer-wise Relevance Propagation), "sa" (Sensitivity
+            Analysis, relevance gradient**2) or "gi" (Gradient x Input), or a
+            tuple of them, which shares one forward pass and returns a dict
+            {method: Explanation}
+        target : class index, or None for the predicted class
+        eps : LRP stabilizer (> 0), bias_factor : 1.0 redistributes the bias
+            and stabilizer shares so relevance is conserved, 0.0 drops them
+        backend : "cython" (compiled kernels) or "numpy" (the plain oracle)
+        dtype : np.float64 or np.float32, the precision of the computation
+        """
+        return self.explain_batch([x], method, None if target is None else [target],
+                                  eps, bias_factor, n_threads=1, dtype=dtype,
+                                  backend=backend, _name="x")[0]
+
+    def explain_batch(self, xs, method="lrp", targets=None, eps=1e-3, bias_factor=0.0,
+                      n_threads=None, dtype=np.float64, backend="cython", _name=None):
+        """Explain a list of inputs of any lengths, xs[k] of shape (T_k, e).
+
+        targets: None (each input's predicted class) or one class (or None)
+        per input. n_threads: threads across inputs, None for every core.
+        Returns a list with one Explanation per input (a dict {method:
+        Explanation} per input when `method` is a tuple). The results equal
+        one-by-one `explain` calls.
+        """
+        methods, single = V.check_methods(method)
+        dtype = V.check_dtype(dtype)
+        eps = V.check_eps(eps)
+        bias_factor = V.check_bias_factor(bias_factor)
+        n_threads = V.check_n_threads(n_threads)
+        if isinstance(xs, np.ndarray) and xs.ndim != 3:
+            raise ValueError(f"xs must be a list of (T, e) arrays, got an array of shape {xs.shape}")
+        xs = [V.check_input(x, self.input_size, dtype, _name or f"xs[{k}]")
+              for k, x in enumerate(xs)]
+        B = len(xs)
+        if targets is None:
+            targets = np.full(B, -1, dtype=np.intp)
+        else:
+            if len(targets) != B:
+                raise ValueError(f"targets has {len(targets)} entries for {B} inputs")
+            targets = np.array([V.check_target(t, self.n_classes,
+                                               "target" if _name else f"targets[{k}]")
+                                for k, t in enumerate(targets)], dtype=np.intp)
+        if B == 0:
+            return []
+        out = self._compute(xs, targets, eps, bias_factor, "lrp" in methods,
+                            "sa" in methods or "gi" in methods, n_threads, dtype, backend)
+        return _explanations(out, xs, methods, single, eps, bias_factor)
+
+    def _compute(self, xs, targets, eps, bias_factor, do_lrp, do_grad, n_threads, dtype,
+                 backend):
+        """Run a backend on validated inputs; return its stacked outputs."""
+        if backend == "cython":
+            return self._run_kernels(xs, targets, eps, bias_factor, do_lrp, do_grad,
+                                     n_threads, dtype)
+        if backend == "numpy":
+            return self._run_oracle(xs, targets, eps, bias_factor, do_lrp, do_grad)
+        raise ValueError(f"unknown backend {backend!r}: expected 'cython' or 'numpy'")
+
+    def _run_kernels(self, xs, targets, eps, bias_factor, do_lrp, do_grad, n_threads, dtype):
+        from . import _kernels
+
+        params, Why, bias = self._kernel_arrays(dtype)
+        lengths = np.fromiter((x.shape[0] for x in xs), dtype=np.intp, count=len(xs))
+        offsets = np.zeros(len(xs) + 1, dtype=np.intp)
+        np.cumsum(lengths, out=offsets[1:])
+        x = xs[0] if len(xs) == 1 else np.concatenate(xs)
+        n_dir, e, N = len(self.directions), self.input_size, x.shape[0]
+        n_threads = min(n_threads, len(xs))
+        scores = np.empty((len(xs), self.n_classes), dtype)
+        relevance = np.empty((n_dir, N, e) if do_lrp else (1, 1, 1), dtype)
+        gradient = np.empty((n_dir, N, e) if do_grad else (1, 1, 1), dtype)
+        rest = np.zeros(len(xs), dtype)
+        work = np.empty((n_threads, _kernels.workspace_size(int(lengths.max()), n_dir, e,
+                                                            self.hidden_size)), dtype)
+        _kernels.explain(params, Why, bias, x, offsets, targets, eps, bias_factor,
+                         do_lrp, do_grad, scores, relevance, rest, gradient, work, n_threads)
+        return {"scores": scores, "targets": targets, "offsets": offsets, "x": x,
+                "relevance": relevance if do_lrp else None, "rest": rest,
+                "gradient": gradient if do_grad else None}
+
+    def _run_oracle(self, xs, targets, eps, bias_factor, do_lrp, do_grad):
+        dtype = xs[0].dtype
+        dirs = [{k: a.astype(dtype) for k, a in w.items()} for w in self.directions]
+        Why = [w.astype(dtype) for w in self.Why]
+        bias = self.bias.astype(dtype)
+        results = [oracle.explain(dirs, Why, bias, x, int(t), dtype.type(eps),
+                                  dtype.type(bias_factor), do_lrp, do_grad)
+                   for x, t in zip(xs, targets)]
+        offsets = np.zeros(len(xs) + 1, dtype=np.intp)
+        np.cumsum([x.shape[0] for x in xs], out=offsets[1:])
+        return {"scores": np.stack([r["scores"] for r in results]),
+                "targets": np.array([r["target"] for r in results], dtype=np.intp),
+                "offsets": offsets, "x": np.concatenate(xs),
+                "relevance": (np.concatenate([r["relevance"] for r in results], axis=1)
+                              if do_lrp else None),
+                "rest": np.array([r.get("rest", 0) for r in results], dtype=dtype),
+                "gradient": (np.concatenate([r["gradient"] for r in results], axis=1)
+                             if do_grad else None)}
+
+
+def _init_args(arrays):
+    """BiLSTM constructor arguments from to_dict() output."""
+    sides = [{k: arrays[f"{k}_{s}"] for k in _DIRECTION_KEYS}
+             if f"Wxh_{s}" in arrays else None for s in _SIDES]
+    return {"left": sides[0], "Why_left": arrays["Why_Left"], "right": sides[1],
+            "Why_right": arrays.get("Why_Right"), "bias": arrays.get("bhy")}
+
+
+def _explanations(out, xs, methods, single, eps, bias_factor):
+    """Split the kernels' (or oracle's) stacked outputs into Explanations."""
+    offsets, x = out["offsets"], out["x"]
+    per_method = {}
+    if "lrp" in methods:
+        R = out["relevance"]
+        per_method["lrp"] = (R.sum(axis=0) if R.shape[0] == 2 else R[0], R)
+    if out["gradient"] is not None:
+        Gr = out["gradient"]
+        g = Gr.sum(axis=0) if Gr.shape[0] == 2 else Gr[0]
+        if "sa" in methods:
+            per_method["sa"] = (g * g, Gr, g)
+        if "gi" in methods:
+            per_method["gi"] = (g * x, Gr, g)
+    results = []
+    for k in range(len(xs)):
+        a, b = offsets[k], offsets[k + 1]
+        scores, target = out["scores"][k], int(out["targets"][k])
+        expl = {}
+        for m in methods:
+            rel = per_method[m][0][a:b]
+            parts = per_method[m][1][:, a:b]
+            bwd = parts[1] if parts.shape[0] == 2 else None
+            if m == "lrp":
+                expl[m] = Explanation(m, target, scores, rel, relevance_fwd=parts[0],
+                                      relevance_bwd=bwd, relevance_rest=out["rest"][k].item(),
+                                      eps=eps, bias_factor=bias_factor)
+            else:
+                expl[m] = Explanation(m, target, scores, rel, gradient=per_method[m][2][a:b],
+                                      gradient_fwd=parts[0], gradient_bwd=bwd)
+        results.append(expl[methods[0]] if single else expl)
+    return results

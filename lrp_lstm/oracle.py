@@ -1,0 +1,163 @@
+"""Plain NumPy implementation of the LSTM forward pass, LRP and gradient.
+
+This is the test oracle for the compiled kernels and the `backend="numpy"`
+fallback. It follows the equations of Arras et al. (2017) literally, one
+time step and one linear map at a time, with the LRP-epsilon rule in its
+dense (lower units x upper units) form, identity matrices included. It
+shares no code with the kernels.
+
+Weights are given per direction as a dict with Wxh (4d, e), bxh (4d,),
+Whh (4d, d), bhh (4d,), gates in the order i, g, f, o, plus the output
+weights Why (C, d) of each direction and the output bias (C,).
+"""
+import numpy as np
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def lrp_epsilon(a, W, b, z, R_out, n_lower, eps, bias_factor):
+    """LRP-epsilon through z = W.T a + b.
+
+    a (D,) lower activations, W (D, M), b (M,), z (M,) upper pre-activations,
+    R_out (M,) upper relevance, n_lower the number of lower units the bias
+    and stabilizer share is spread over. Returns R_in (D,):
+
+        R_in[j] = sum_k (W[j,k] a[j] + bias_factor (b[k] + eps sgn z[k]) / n_lower)
+                        * R_out[k] / (z[k] + eps sgn z[k]),   sgn(0) = +1.
+    """
+    sign = np.where(z >= 0, 1.0, -1.0).astype(z.dtype)
+    numerator = W * a[:, None] + bias_factor * (b + eps * sign)[None, :] / n_lower
+    return (numerator / (z + eps * sign)[None, :] * R_out[None, :]).sum(axis=1)
+
+
+def run_direction(weights, x):
+    """Forward pass of one direction over x (T, e) in processing order.
+
+    Returns a dict of per-step arrays: z (T, 4d) pre-activations, i, g, f, o
+    (T, d), and c, h (T+1, d) where row 0 is the zero initial state.
+    """
+    d = weights["Whh"].shape[1]
+    T = x.shape[0]
+    dtype = x.dtype
+    out = {k: np.zeros((T, d), dtype) for k in "igfo"}
+    out["z"] = np.zeros((T, 4 * d), dtype)
+    out["c"] = np.zeros((T + 1, d), dtype)
+    out["h"] = np.zeros((T + 1, d), dtype)
+    for t in range(T):
+        z = (weights["Wxh"] @ x[t] + weights["Whh"] @ out["h"][t]
+             + weights["bxh"] + weights["bhh"])
+        out["z"][t] = z
+        out["i"][t] = _sigmoid(z[:d])
+        out["g"][t] = np.tanh(z[d:2 * d])
+        out["f"][t] = _sigmoid(z[2 * d:3 * d])
+        out["o"][t] = _sigmoid(z[3 * d:])
+        out["c"][t + 1] = out["f"][t] * out["c"][t] + out["i"][t] * out["g"][t]
+        out["h"][t + 1] = out["o"][t] * np.tanh(out["c"][t + 1])
+    return out
+
+
+def forward(directions, Why, bias, x):
+    """Scores (C,) and the per-direction states for x (T, e).
+
+    directions: list of weight dicts (forward direction first); Why: list of
+    (C, d); bias (C,). The second direction reads x reversed.
+    """
+    states = [run_direction(w, x if k == 0 else x[::-1])
+              for k, w in enumerate(directions)]
+    scores = bias.copy()
+    for k, st in enumerate(states):
+        scores = scores + Why[k] @ st["h"][-1]
+    return scores, states
+
+
+def lrp_direction(weights, Why_row, bias_t, score, n_output_lower, state, x,
+                  eps, bias_factor):
+    """LRP of one direction, x (T, e) in processing order.
+
+    Returns (R_x (T, e) in processing order, relevance on the initial states).
+    """
+    d = weights["Whh"].shape[1]
+    e = weights["Wxh"].shape[1]
+    T = x.shape[0]
+    dtype = x.dtype
+    one = np.ones(1, dtype)
+    Rx = np.zeros((T, e), dtype)
+    # output layer, one upper unit: the target score
+    Rh = lrp_epsilon(state["h"][T], Why_row[:, None], bias_t * one, score * one,
+                     score * one, n_output_lower, eps, bias_factor)
+    Rc = np.zeros(d, dtype)
+    identity = np.eye(d, dtype=dtype)
+    zero_bias = np.zeros(d, dtype)
+    Wg_x = weights["Wxh"][d:2 * d].T          # (e, d)
+    Wg_h = weights["Whh"][d:2 * d].T          # (d, d)
+    bg = weights["bxh"][d:2 * d] + weights["bhh"][d:2 * d]
+    for t in reversed(range(T)):
+        Rc = Rc + Rh
+        c_t = state["c"][t + 1]
+        R_prev_c = lrp_epsilon(state["f"][t] * state["c"][t], identity, zero_bias,
+                               c_t, Rc, 2 * d, eps, bias_factor)
+        Rg = lrp_epsilon(state["i"][t] * state["g"][t], identity, zero_bias,
+                         c_t, Rc, 2 * d, eps, bias_factor)
+        zg = state["z"][t, d:2 * d]
+        Rx[t] = lrp_epsilon(x[t], Wg_x, bg, zg, Rg, d + e, eps, bias_factor)
+        Rh = lrp_epsilon(state["h"][t], Wg_h, bg, zg, Rg, d + e, eps, bias_factor)
+        Rc = R_prev_c
+    return Rx, Rh.sum() + Rc.sum()
+
+
+def gradient_direction(weights, Why_row, state):
+    """d score / d x (T, e) through one direction, in processing order."""
+    d = weights["Whh"].shape[1]
+    T = state["i"].shape[0]
+    dtype = state["c"].dtype
+    Gx = np.zeros((T, weights["Wxh"].shape[1]), dtype)
+    dh = Why_row.copy()
+    dc = np.zeros(d, dtype)
+    for t in reversed(range(T)):
+        i, g, f, o = (state[k][t] for k in "igfo")
+        tc = np.tanh(state["c"][t + 1])
+        dc = dc + dh * o * (1 - tc ** 2)
+        dz = np.concatenate([
+            dc * g * i * (1 - i),               # input gate
+            dc * i * (1 - g ** 2),              # cell candidate
+            dc * state["c"][t] * f * (1 - f),   # forget gate
+            dh * tc * o * (1 - o),              # output gate
+        ])
+        Gx[t] = weights["Wxh"].T @ dz
+        dh = weights["Whh"].T @ dz
+        dc = dc * f
+    return Gx
+
+
+def explain(directions, Why, bias, x, target, eps, bias_factor, do_lrp, do_grad):
+    """Everything the kernels compute for one sequence x (T, e).
+
+    target < 0 means the predicted class. Returns a dict with scores (C,),
+    target, and when asked relevance and gradient (n_dir, T, e) in sentence
+    order, and rest (the relevance on the initial states).
+    """
+    scores, states = forward(directions, Why, bias, x)
+    if target < 0:
+        target = int(np.argmax(scores))
+    n_dir = len(directions)
+    d = directions[0]["Whh"].shape[1]
+    out = {"scores": scores, "target": target}
+    if do_lrp:
+        R, rest = [], 0.0
+        for k, w in enumerate(directions):
+            xk = x if k == 0 else x[::-1]
+            Rk, rk = lrp_direction(w, Why[k][target], bias[target], scores[target],
+                                   n_dir * d, states[k], xk, eps, bias_factor)
+            R.append(Rk if k == 0 else Rk[::-1])
+            rest = rest + rk
+        out["relevance"] = np.stack(R)
+        out["rest"] = rest
+    if do_grad:
+        G = []
+        for k, w in enumerate(directions):
+            Gk = gradient_direction(w, Why[k][target], states[k])
+            G.append(Gk if k == 0 else Gk[::-1])
+        out["gradient"] = np.stack(G)
+    return out

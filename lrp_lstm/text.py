@@ -1,0 +1,292 @@
+"""Text in, explanations out: the tokenizer, the text classifier and heatmaps."""
+import html
+import json
+import os
+import re
+
+import numpy as np
+
+from . import _validation as V
+
+UNK = "<unk>"
+SST_CLASS_NAMES = ("very negative", "negative", "neutral", "positive", "very positive")
+
+# abbreviations that keep their final period inside a sentence (PTB style)
+_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "etc", "inc", "co",
+                  "bros", "no", "vol", "sept", "al", "ltd", "prof", "mt", "gen"}
+_CONTRACTIONS = ("'s", "'re", "'ve", "'ll", "'d", "'m")
+_UNICODE = {"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'", "\u2026": "...",
+            "\u2013": "--", "\u2014": "--"}
+_BRACKETS = {"(": "-lrb-", ")": "-rrb-", "[": "-lrb-", "]": "-rrb-", "{": "-lrb-", "}": "-rrb-"}
+
+
+def tokenize(text, lowercase=True):
+    """Split raw English text into SST/PTB-style tokens.
+
+    Punctuation is split off (commas and colons inside numbers stay),
+    clitics are separated (``isn't`` -> ``is n't``, ``can't`` -> ``ca n't``,
+    ``film's`` -> ``film 's``), double quotes become `````` and ``''``,
+    brackets ``-lrb-`` and ``-rrb-``, and ``/`` and ``*`` are escaped as in
+    the treebank. A final period, and periods after words that are not
+    abbreviations, are split off.
+
+    >>> tokenize("It isn't the film's best (sadly).")
+    ['it', 'is', "n't", 'the', 'film', "'s", 'best', '-lrb-', 'sadly', '-rrb-', '.']
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    for u, a in _UNICODE.items():
+        text = text.replace(u, a)
+    text = re.sub(r'(^|[\s(\[{])"', r"\1 `` ", text)
+    text = text.replace('"', " '' ")
+    text = re.sub(r"\.\.\.+", " ... ", text)
+    text = re.sub(r"--+", " -- ", text)
+    text = re.sub(r"[;@#$%&?!=+()\[\]{}]", r" \g<0> ", text)
+    text = re.sub(r",(?!\d)|(?<!\d),", " , ", text)
+    text = re.sub(r":(?!\d)|(?<!\d):", " : ", text)
+    words = text.split()
+    tokens = []
+    for k, word in enumerate(words):
+        tokens.extend(_split_word(word, is_last=k == len(words) - 1))
+    out = []
+    for tok in tokens:
+        tok = _BRACKETS.get(tok, tok).replace("/", "\\/").replace("*", "\\*")
+        out.append(tok.lower() if lowercase else tok)
+    return out
+
+
+def _split_word(word, is_last):
+    """Clitics, quotes and periods of one whitespace-delimited word."""
+    if word in ("``", "''", "`", "'"):
+        return [word]
+    before, after = [], []
+    if word.endswith(".") and word != "..." and len(word) > 1:
+        stem = word[:-1]
+        if is_last or ("." not in stem and len(stem) > 1
+                       and stem.lower() not in _ABBREVIATIONS):
+            if not (is_last and "." in stem):
+                word, after = stem, ["."]
+    if len(word) > 1 and word.startswith("'") and word[1:2].isalpha() and \
+            word.lower() not in ("'em", "'til", "'n'") and \
+            not any(word.lower() == c for c in _CONTRACTIONS):
+        before, word = ["`"], word[1:]
+    if len(word) > 1 and word.endswith("'") and word.lower() != "'n'":
+        word, after = word[:-1], ["'"] + after
+    low = word.lower()
+    if low.endswith("n't") and len(word) > 3:
+        return before + [word[:-3], word[-3:]] + after
+    for clitic in _CONTRACTIONS:
+        if low.endswith(clitic) and len(word) > len(clitic):
+            return before + [word[:-len(clitic)], word[-len(clitic):]] + after
+    return before + ([word] if word else []) + after
+
+
+class TextExplanation:
+    """The explanation of one text.
+
+    tokens : list of T tokens; word_relevance : (T,) one relevance per token
+    scores : (C,) output scores; probabilities : (C,) their softmax
+    predicted : the predicted class; target : the explained class
+    method : "lrp", "sa" or "gi"; class_names : C names
+    explanation : the array-level Explanation (relevance (T, e), ...)
+    """
+
+    def __init__(self, tokens, explanation, class_names):
+        self.tokens = list(tokens)
+        self.explanation = explanation
+        self.class_names = tuple(class_names)
+        self.word_relevance = explanation.word_relevance
+        self.scores = explanation.scores
+        z = np.exp(self.scores - self.scores.max())
+        self.probabilities = z / z.sum()
+        self.predicted = int(np.argmax(self.scores))
+        self.target = explanation.target
+        self.method = explanation.method
+
+    def __repr__(self):
+        words = " ".join(f"{t}({r:+.3f})" for t, r in zip(self.tokens, self.word_relevance))
+        return (f"TextExplanation(method={self.method!r}, target={self.target}, "
+                f"predicted={self.predicted}: {words})")
+
+    def to_dict(self):
+        """A JSON-ready dict: tokens, word_relevance, scores, probabilities,
+        predicted, target, method."""
+        return {"tokens": self.tokens,
+                "word_relevance": [float(r) for r in self.word_relevance],
+                "scores": [float(s) for s in self.scores],
+                "probabilities": [float(p) for p in self.probabilities],
+                "predicted": self.predicted, "target": self.target, "method": self.method}
+
+    def to_html(self):
+        """A self-contained HTML heatmap: each token on a background from blue
+        (negative relevance) through white (zero) to red (positive), scaled
+        by the largest absolute relevance."""
+        scale = float(np.max(np.abs(self.word_relevance))) or 1.0
+        spans = []
+        for tok, r in zip(self.tokens, self.word_relevance):
+            spans.append(
+                f'<span class="lrp-token" data-relevance="{float(r):.6g}" '
+                f'title="{html.escape(tok)}: {float(r):+.4g}" style="background-color:'
+                f'{_rgb(float(r) / scale)};padding:2px 3px;margin:1px;'
+                f'border-radius:3px;display:inline-block">{html.escape(tok)}</span>')
+        name = self.class_names[self.target] if self.target < len(self.class_names) else ""
+        legend = (f'<div style="margin-top:6px;font-size:80%;color:#444">'
+                  f'<span style="background:linear-gradient(to right,{_rgb(-1)},'
+                  f'{_rgb(0)},{_rgb(1)});display:inline-block;width:120px;height:10px">'
+                  f'</span> {-scale:.3g} &hellip; 0 &hellip; {scale:+.3g}</div>')
+        return (f'<div class="lrp-lstm-heatmap" style="font-family:sans-serif;'
+                f'line-height:1.8">'
+                f'<div style="font-size:85%;color:#444">{html.escape(self.method.upper())} '
+                f'relevance for class {self.target} ({html.escape(name)}); predicted '
+                f'{self.predicted} ({html.escape(self.class_names[self.predicted])})</div>'
+                f'<div>{" ".join(spans)}</div>{legend}</div>')
+
+    def _repr_html_(self):
+        return self.to_html()
+
+    def plot(self, ax=None):
+        """A matplotlib figure of the heatmap (matplotlib is imported here)."""
+        import matplotlib.pyplot as plt
+
+        scale = float(np.max(np.abs(self.word_relevance))) or 1.0
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(self.tokens) + 1.5), 1.6))
+        else:
+            fig = ax.figure
+        image = ax.imshow(self.word_relevance[None, :], cmap="bwr", vmin=-scale,
+                          vmax=scale, aspect="auto")
+        for k, tok in enumerate(self.tokens):
+            ax.text(k, 0, tok, ha="center", va="center", fontsize=9, rotation=0)
+        ax.set_xticks(range(len(self.tokens)))
+        ax.set_xticklabels([f"{r:+.2f}" for r in self.word_relevance], fontsize=7)
+        ax.set_yticks([])
+        ax.set_title(f"{self.method.upper()}, class {self.target} "
+                     f"({self.class_names[self.target]})", fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
+        fig.tight_layout()
+        return fig
+
+
+def _rgb(s):
+    """Color of a relevance scaled to [-1, 1]: blue, white at 0, red."""
+    s = min(1.0, max(-1.0, s))
+    if s >= 0:
+        v = round(255 * (1 - s))
+        return f"rgb(255,{v},{v})"
+    v = round(255 * (1 + s))
+    return f"rgb({v},{v},255)"
+
+
+class TextClassifier:
+    """An array-level model with its vocabulary, embeddings and tokenizer.
+
+    model : the BiLSTM; vocab : list of V tokens (index = embedding row);
+    embeddings : (V, e) or None; unknown_token : the token that unknown words
+    map to (must be in vocab); class_names : one name per class.
+    """
+
+    def __init__(self, model, vocab, embeddings=None, unknown_token=UNK,
+                 class_names=None, lowercase=True):
+        self.model = model
+        self.vocab = list(vocab)
+        self.index = {w: k for k, w in enumerate(self.vocab)}
+        if len(self.index) != len(self.vocab):
+            raise ValueError("vocab holds a token twice")
+        if embeddings is not None:
+            embeddings = V.as_float_array(embeddings, "embeddings", 2)
+            V.check_shape(embeddings, "embeddings", (len(self.vocab), model.input_size))
+        self.embeddings = embeddings
+        self.unknown_token = unknown_token
+        self.lowercase = lowercase
+        if class_names is None:
+            class_names = (SST_CLASS_NAMES if model.n_classes == 5
+                           else tuple(str(k) for k in range(model.n_classes)))
+        if len(class_names) != model.n_classes:
+            raise ValueError(f"{len(class_names)} class names for {model.n_classes} classes")
+        self.class_names = tuple(class_names)
+
+    def __repr__(self):
+        return f"TextClassifier({self.model!r}, vocab={len(self.vocab)} tokens)"
+
+    def tokenize(self, text):
+        """The tokens of `text` (see lrp_lstm.text.tokenize)."""
+        return tokenize(text, self.lowercase)
+
+    def token_ids(self, tokens):
+        """Embedding rows of tokens; unknown tokens map to the unknown token."""
+        unk = self.index.get(self.unknown_token)
+        ids = [self.index.get(t, unk) for t in tokens]
+        if unk is None and None in ids:
+            missing = [t for t, i in zip(tokens, ids) if i is None]
+            raise ValueError(f"tokens not in the vocabulary and no unknown token: {missing[:5]}")
+        return np.array(ids, dtype=np.intp)
+
+    def embed(self, text):
+        """(tokens, x (T, e)) for one text."""
+        if self.embeddings is None:
+            raise ValueError("this classifier has no embeddings: pass embeddings= when loading it")
+        tokens = self.tokenize(text)
+        if not tokens:
+            raise ValueError("text is empty: it has no tokens")
+        return tokens, self.embeddings[self.token_ids(tokens)]
+
+    def predict_proba(self, text):
+        """Class probabilities (C,) of one text (softmax of the scores)."""
+        scores = self.model.forward(self.embed(text)[1])
+        z = np.exp(scores - scores.max())
+        return z / z.sum()
+
+    def predict(self, text):
+        """The predicted class of one text."""
+        return int(np.argmax(self.model.forward(self.embed(text)[1])))
+
+    def explain(self, text, method="lrp", target=None, eps=1e-3, bias_factor=0.0,
+                dtype=np.float64):
+        """Explain one text; see BiLSTM.explain for the parameters.
+
+        Returns a TextExplanation (a dict of them for a tuple of methods).
+        """
+        return self.explain_batch([text], method, None if target is None else [target],
+                                  eps, bias_factor, n_threads=1, dtype=dtype)[0]
+
+    def explain_batch(self, texts, method="lrp", targets=None, eps=1e-3, bias_factor=0.0,
+                      n_threads=None, dtype=np.float64):
+        """Explain many texts in one kernel call; one TextExplanation per text."""
+        if isinstance(texts, str):
+            raise TypeError("texts must be a list of str; use explain() for one text")
+        embedded = [self.embed(t) for t in texts]
+        results = self.model.explain_batch([x for _, x in embedded], method, targets, eps,
+                                           bias_factor, n_threads=n_threads, dtype=dtype)
+        out = []
+        for (tokens, _), res in zip(embedded, results):
+            if isinstance(res, dict):
+                out.append({m: TextExplanation(tokens, r, self.class_names)
+                            for m, r in res.items()})
+            else:
+                out.append(TextExplanation(tokens, res, self.class_names))
+        return out
+
+
+def _model_dir():
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "sst_model")
+
+
+def load_sst():
+    """The embedded SST model: a TextClassifier for five sentiment classes.
+
+    Trained by model/train.py on the Stanford Sentiment Treebank; see the
+    model card (model/README.md) for its data and accuracy.
+    """
+    from .model import BiLSTM
+
+    folder = _model_dir()
+    with np.load(os.path.join(folder, "sst_bilstm.npz"), allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    with open(os.path.join(folder, "vocab.txt"), encoding="utf-8") as f:
+        vocab = f.read().split("\n")[:-1]
+    with open(os.path.join(folder, "tokenizer.json")) as f:
+        settings = json.load(f)
+    embeddings = arrays.pop("embeddings")
+    return TextClassifier(BiLSTM.from_dict(arrays), vocab, embeddings,
+                          unknown_token=settings["unknown_token"],
+                          lowercase=settings["lowercase"])

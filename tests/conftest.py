@@ -1,0 +1,52 @@
+"""Shared fixtures: the data in ../shared (tests that need it skip without it)
+and small random models."""
+import os
+
+import numpy as np
+import pytest
+
+import lrp_lstm
+
+SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
+
+
+def shared_path(*parts):
+    """Path inside ../shared/data, or skip the test when it is absent."""
+    path = os.path.join(SHARED, *parts)
+    if not os.path.exists(path):
+        pytest.skip(f"needs ../shared/data/{'/'.join(parts)} (the project's shared data), "
+                    "which is not present beside this checkout")
+    return path
+
+
+@pytest.fixture(scope="session")
+def seed_model():
+    """The reference implementation's released BiLSTM (e = d = 60, C = 5)."""
+    return lrp_lstm.load_reference_model(shared_path("seed-model")).model
+
+
+@pytest.fixture(scope="session")
+def golden():
+    with np.load(shared_path("golden", "reference_cases.npz"), allow_pickle=False) as f:
+        data = {k: f[k] for k in f.files}
+    return [{k[6:]: v for k, v in data.items() if k.startswith(f"c{i:04d}_")}
+            for i in range(int(data["n_cases"]))]
+
+
+def random_weights(rng, e, d, C, bidirectional=True, bias=False):
+    """Reference-style weight dict of a random model, weights ~ N(0, 1/fan_in)."""
+    arrays = {}
+    for side in ("Left", "Right") if bidirectional else ("Left",):
+        arrays[f"Wxh_{side}"] = rng.normal(0, 1 / np.sqrt(e), (4 * d, e))
+        arrays[f"bxh_{side}"] = rng.normal(0, 0.5, 4 * d)
+        arrays[f"Whh_{side}"] = rng.normal(0, 1 / np.sqrt(d), (4 * d, d))
+        arrays[f"bhh_{side}"] = rng.normal(0, 0.5, 4 * d)
+        arrays[f"Why_{side}"] = rng.normal(0, 1 / np.sqrt(d), (C, d))
+    if bias:
+        arrays["bhy"] = rng.normal(0, 0.5, C)
+    return arrays
+
+
+def random_model(seed=0, e=7, d=5, C=3, bidirectional=True, bias=False):
+    rng = np.random.default_rng(seed)
+    return lrp_lstm.BiLSTM.from_dict(random_weights(rng, e, d, C, bidirectional, bias))

@@ -1,0 +1,114 @@
+"""The model object: construction, conversion, loading, batching."""
+import pickle
+
+import numpy as np
+import pytest
+
+import lrp_lstm
+from conftest import random_model, random_weights, shared_path
+
+
+def test_to_dict_inverts_from_dict():
+    w = random_weights(np.random.default_rng(0), 5, 4, 3, bias=True)
+    back = lrp_lstm.BiLSTM.from_dict(w).to_dict()
+    assert set(back) == set(w)
+    for k in w:
+        np.testing.assert_array_equal(back[k], w[k])
+
+
+@pytest.mark.parametrize("order", ["ifgo", "ifco", "IFCO", "oifg"])
+def test_gate_order(order):
+    """Weights given in another gate order give the same model."""
+    rng = np.random.default_rng(1)
+    w = random_weights(rng, 5, 4, 3)
+    d = 4
+    canonical = "igfo"
+    permuted = {}
+    for k, a in w.items():
+        if k[:3] in ("Wxh", "bxh", "Whh", "bhh"):
+            blocks = {g: a[canonical.index(g) * d:(canonical.index(g) + 1) * d] for g in canonical}
+            permuted[k] = np.concatenate([blocks[g.lower().replace("c", "g")] for g in order])
+        else:
+            permuted[k] = a
+    a = lrp_lstm.BiLSTM.from_dict(w)
+    b = lrp_lstm.BiLSTM.from_dict(permuted, gate_order=order)
+    x = rng.normal(0, 1, (6, 5))
+    np.testing.assert_array_equal(a.explain(x).relevance, b.explain(x).relevance)
+    for k, v in b.to_dict().items():
+        np.testing.assert_array_equal(v, w[k])
+
+
+def test_unidirectional_model():
+    model = random_model(seed=2, bidirectional=False)
+    assert not model.bidirectional
+    assert set(model.to_dict()) == {"Wxh_Left", "bxh_Left", "Whh_Left", "bhh_Left", "Why_Left"}
+    x = np.random.default_rng(3).normal(0, 1, (4, 7))
+    res = model.explain(x, ("lrp", "gi"), bias_factor=1.0)
+    assert res["lrp"].relevance_bwd is None and res["gi"].gradient_bwd is None
+    total = res["lrp"].relevance.sum() + res["lrp"].relevance_rest
+    assert total == pytest.approx(res["lrp"].scores[res["lrp"].target], rel=1e-12)
+
+
+def test_target_none_explains_the_predicted_class():
+    model = random_model(seed=4, C=6)
+    x = np.random.default_rng(5).normal(0, 1, (9, 7))
+    for backend in ("cython", "numpy"):
+        expl = model.explain(x, backend=backend)
+        assert expl.target == int(np.argmax(expl.scores))
+        np.testing.assert_array_equal(expl.scores, model.forward(x, backend=backend))
+
+
+def test_output_bias_enters_scores():
+    w = random_weights(np.random.default_rng(6), 3, 2, 4, bias=True)
+    x = np.random.default_rng(7).normal(0, 1, (5, 3))
+    with_bias = lrp_lstm.BiLSTM.from_dict(w).forward(x)
+    bias = w.pop("bhy")
+    np.testing.assert_allclose(with_bias, lrp_lstm.BiLSTM.from_dict(w).forward(x) + bias,
+                               rtol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_batch_equals_one_by_one(dtype):
+    model = random_model(seed=8, e=9, d=6, C=4, bias=True)
+    rng = np.random.default_rng(9)
+    xs = [rng.normal(0, 1, (T, 9)) for T in (1, 7, 30, 2, 15, 3, 64, 5)]
+    targets = [None, 1, 2, None, 3, 0, None, 1]
+    methods = ("lrp", "sa", "gi")
+    for n_threads in (1, 2, 3):
+        batch = model.explain_batch(xs, methods, targets, bias_factor=1.0,
+                                    n_threads=n_threads, dtype=dtype)
+        for x, t, res in zip(xs, targets, batch):
+            one = model.explain(x, methods, target=t, bias_factor=1.0, dtype=dtype)
+            for m in methods:
+                assert res[m].target == one[m].target
+                np.testing.assert_array_equal(res[m].scores, one[m].scores)
+                np.testing.assert_array_equal(res[m].relevance, one[m].relevance)
+            assert res["lrp"].relevance_rest == one["lrp"].relevance_rest
+    single = model.explain_batch(xs, "sa", n_threads=2)
+    assert all(isinstance(r, lrp_lstm.Explanation) and r.method == "sa" for r in single)
+
+
+def test_pickle_round_trip():
+    model = random_model(seed=10, bias=True)
+    x = np.random.default_rng(11).normal(0, 1, (4, 7))
+    model.explain(x)   # fills the kernels' cache, which is not pickled
+    data = pickle.dumps(model)
+    assert len(data) < 2 * sum(a.nbytes for a in model.to_dict().values()) + 2000
+    copy = pickle.loads(data)
+    np.testing.assert_array_equal(copy.explain(x).relevance, model.explain(x).relevance)
+
+
+def test_load_reference_model(seed_model):
+    clf = lrp_lstm.load_reference_model(shared_path("seed-model"))
+    assert clf.model.bidirectional
+    assert (clf.model.input_size, clf.model.hidden_size, clf.model.n_classes) == (60, 60, 5)
+    assert len(clf.vocab) == 19538 and "film" in clf.vocab
+    assert clf.embeddings is None
+    with pytest.raises(ValueError, match="no embeddings"):
+        clf.explain("a fine film")
+    emb = np.random.default_rng(0).normal(0, 0.5, (19538, 60))
+    clf = lrp_lstm.load_reference_model(shared_path("seed-model"), embeddings=emb)
+    expl = clf.explain("a fine film .")
+    ids = clf.token_ids(["a", "fine", "film", "."])
+    np.testing.assert_array_equal(expl.word_relevance,
+                                  clf.model.explain(emb[ids]).word_relevance)

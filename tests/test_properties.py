@@ -1,0 +1,98 @@
+"""Properties of the explanations on random models, Cython against the oracle."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import lrp_lstm
+from conftest import random_model, random_weights
+
+dims = st.integers(1, 200)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(e=dims, d=dims, C=dims, T=dims, bidirectional=st.booleans(), bias=st.booleans(),
+       seed=st.integers(0, 2**32 - 1), bias_factor=st.sampled_from([0.0, 1.0]))
+def test_conservation_and_cython_equals_oracle(e, d, C, T, bidirectional, bias, seed,
+                                               bias_factor):
+    rng = np.random.default_rng(seed)
+    model = lrp_lstm.BiLSTM.from_dict(random_weights(rng, e, d, C, bidirectional, bias))
+    x = rng.normal(0, 1, (T, e))
+    target = int(rng.integers(C))
+    fast = model.explain(x, ("lrp", "sa", "gi"), target=target, bias_factor=bias_factor)
+    plain = model.explain(x, ("lrp", "sa", "gi"), target=target, bias_factor=bias_factor,
+                          backend="numpy")
+    lrp = fast["lrp"]
+    if bias_factor == 1.0:
+        total = lrp.relevance_fwd.sum() + lrp.relevance_rest
+        if bidirectional:
+            total += lrp.relevance_bwd.sum()
+        assert abs(total - lrp.scores[target]) <= 1e-10 * max(1.0, abs(lrp.scores[target]))
+    for m in ("lrp", "sa", "gi"):
+        a, b = fast[m], plain[m]
+        assert a.target == b.target == target
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-12, atol=1e-12)
+        scale = max(np.abs(b.relevance).max(), 1e-300)
+        assert np.abs(a.relevance - b.relevance).max() <= 1e-9 * scale
+    assert abs(fast["lrp"].relevance_rest - plain["lrp"].relevance_rest) <= \
+        1e-9 * max(1.0, abs(plain["lrp"].relevance_rest))
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_gradient_matches_finite_differences(bidirectional, backend):
+    model = random_model(seed=3, e=6, d=4, C=3, bidirectional=bidirectional, bias=True)
+    x = np.random.default_rng(4).normal(0, 1, (5, 6))
+    target = 2
+    grad = model.explain(x, "sa", target=target, backend=backend).gradient
+    h = 1e-6
+    fd = np.zeros_like(x)
+    for t in range(x.shape[0]):
+        for k in range(x.shape[1]):
+            xp, xm = x.copy(), x.copy()
+            xp[t, k] += h
+            xm[t, k] -= h
+            fd[t, k] = (model.forward(xp)[target] - model.forward(xm)[target]) / (2 * h)
+    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
+
+
+def test_method_definitions():
+    model = random_model(seed=5, e=4, d=3, C=2)
+    x = np.random.default_rng(6).normal(0, 1, (7, 4))
+    res = model.explain(x, ("lrp", "sa", "gi"), target=1)
+    g = res["sa"].gradient
+    np.testing.assert_array_equal(g, res["sa"].gradient_fwd + res["sa"].gradient_bwd)
+    np.testing.assert_array_equal(res["sa"].relevance, g ** 2)
+    np.testing.assert_array_equal(res["gi"].relevance, g * x)
+    np.testing.assert_array_equal(res["gi"].gradient, g)
+    lrp = res["lrp"]
+    np.testing.assert_array_equal(lrp.relevance, lrp.relevance_fwd + lrp.relevance_bwd)
+    for r in res.values():
+        np.testing.assert_array_equal(r.word_relevance, r.relevance.sum(1))
+    np.testing.assert_allclose(res["sa"].word_relevance, (g ** 2).sum(1))
+
+
+def test_tiny_lrp_by_hand():
+    """e = d = C = 1, T = 1, unidirectional: every step written out."""
+    w = {"Wxh_Left": np.array([[0.5], [1.5], [-0.3], [0.8]]),   # i, g, f, o
+         "bxh_Left": np.array([0.1, 0.2, 0.0, -0.1]),
+         "Whh_Left": np.array([[0.4], [0.7], [0.2], [-0.5]]),
+         "bhh_Left": np.array([0.0, 0.1, 0.3, 0.2]),
+         "Why_Left": np.array([[2.0]])}
+    model = lrp_lstm.BiLSTM.from_dict(w)
+    x, eps = 0.9, 1e-3
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    zi, zg, zo = 0.5 * x + 0.1, 1.5 * x + 0.3, 0.8 * x + 0.1
+    c = sig(zi) * np.tanh(zg)
+    h = sig(zo) * np.tanh(c)
+    s = 2.0 * h
+    R_h = 2.0 * h * s / (s + eps)                 # output layer, one unit
+    R_g = sig(zi) * np.tanh(zg) * R_h / (c + eps)  # c = f*0 + i*g
+    R_x = x * 1.5 * R_g / (zg + eps)               # g's pre-activation
+    expl = model.explain(np.array([[x]]), "lrp", target=0, eps=eps)
+    assert expl.scores[0] == pytest.approx(s, rel=1e-14)
+    assert expl.relevance[0, 0] == pytest.approx(R_x, rel=1e-13)
+    assert expl.relevance_bwd is None and expl.relevance_rest == 0.0
+    # with bias_factor = 1 the shares of bias and stabilizer come back
+    expl1 = model.explain(np.array([[x]]), "lrp", target=0, eps=eps, bias_factor=1.0)
+    assert expl1.relevance.sum() + expl1.relevance_rest == pytest.approx(s, rel=1e-13)

@@ -1,0 +1,162 @@
+"""Bad input gets a clear exception; unusual but valid input works."""
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+import lrp_lstm
+from lrp_lstm.io import UnsafePickleError, safe_unpickle
+from conftest import random_model, random_weights
+
+
+@pytest.fixture(scope="module")
+def model():
+    return random_model(seed=1, e=4, d=3, C=3)
+
+
+@pytest.fixture(scope="module")
+def x():
+    return np.random.default_rng(2).normal(0, 1, (6, 4))
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+@pytest.mark.parametrize("bad, error, message", [
+    (np.zeros((6, 5)), ValueError, r"shape \(T, 4\)"),
+    (np.zeros(4), ValueError, "2 dimension"),
+    (np.zeros((1, 6, 4)), ValueError, "2 dimension"),
+    (np.zeros((0, 4)), ValueError, "T = 0"),
+    (np.full((6, 4), np.nan), ValueError, "NaN"),
+    (np.full((6, 4), np.inf), ValueError, "NaN or infinity"),
+    (np.zeros((6, 4), dtype=int), TypeError, "floating"),
+    (np.zeros((6, 4), dtype=bool), TypeError, "floating"),
+    (np.zeros((6, 4), dtype=complex), TypeError, "floating"),
+    (np.empty((6, 4), dtype=object), TypeError, "floating"),
+    ("some text", TypeError, "floating"),
+    (None, ValueError, "missing"),
+])
+def test_bad_x(model, bad, error, message, backend):
+    with pytest.raises(error, match=message):
+        model.explain(bad, backend=backend)
+
+
+def test_float32_overflow(model):
+    with pytest.raises(ValueError, match="float32"):
+        model.explain(np.full((2, 4), 1e300), dtype=np.float32)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"target": 3}, ValueError, "not a class"),
+    ({"target": -1}, ValueError, "not a class"),
+    ({"target": 1.0}, TypeError, "integer"),
+    ({"target": True}, TypeError, "integer"),
+    ({"method": "shap"}, ValueError, "unknown method"),
+    ({"method": ()}, ValueError, "empty"),
+    ({"method": ("lrp", "lrp")}, ValueError, "twice"),
+    ({"eps": 0.0}, ValueError, "eps"),
+    ({"eps": float("nan")}, ValueError, "eps"),
+    ({"eps": "1e-3"}, TypeError, "eps"),
+    ({"bias_factor": float("inf")}, ValueError, "bias_factor"),
+    ({"backend": "torch"}, ValueError, "backend"),
+    ({"dtype": np.int32}, TypeError, "dtype"),
+    ({"dtype": "float16"}, TypeError, "dtype"),
+])
+def test_bad_arguments(model, x, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        model.explain(x, **kwargs)
+
+
+def test_bad_batch_arguments(model, x):
+    with pytest.raises(ValueError, match="targets has 1 entries for 2 inputs"):
+        model.explain_batch([x, x], targets=[0])
+    with pytest.raises(ValueError, match=r"xs\[1\] is empty"):
+        model.explain_batch([x, x[:0]])
+    with pytest.raises(ValueError, match="n_threads"):
+        model.explain_batch([x], n_threads=0)
+    with pytest.raises(ValueError, match=r"targets\[1\] 7 is not a class"):
+        model.explain_batch([x, x], targets=[0, 7])
+    assert model.explain_batch([]) == []
+
+
+def weights():
+    return random_weights(np.random.default_rng(0), 4, 3, 2)
+
+
+@pytest.mark.parametrize("change, error, message", [
+    (lambda w: w.pop("Whh_Left"), ValueError, "missing weight Whh_Left"),
+    (lambda w: w.pop("Why_Right"), ValueError, "missing weight Why_Right"),
+    (lambda w: w.pop("bxh_Right"), ValueError, "missing weight bxh_Right"),
+    (lambda w: w.update(Wxh_left=w["Wxh_Left"]), ValueError, "unknown weight name"),
+    (lambda w: w.update(Whh_Left=w["Whh_Left"][:, :2]), ValueError, "Whh"),
+    (lambda w: w.update(Wxh_Left=w["Wxh_Left"][:10]), ValueError, "4d rows"),
+    (lambda w: w.update(Wxh_Right=w["Wxh_Right"][:, :3]), ValueError, "Wxh"),
+    (lambda w: w.update(bxh_Left=w["bxh_Left"][:5]), ValueError, "bxh"),
+    (lambda w: w.update(Why_Right=w["Why_Right"][:1]), ValueError, "Why_right"),
+    (lambda w: w.update(bhy=np.zeros(3)), ValueError, "bias"),
+    (lambda w: w.update(Wxh_Left=w["Wxh_Left"].astype(int)), TypeError, "floating"),
+    (lambda w: w.update(Whh_Left=w["Whh_Left"].astype(object)), TypeError, "floating"),
+    (lambda w: w["Whh_Left"].__setitem__((0, 0), np.nan), ValueError, "NaN"),
+    (lambda w: w["Why_Left"].__setitem__((0, 0), np.inf), ValueError, "NaN"),
+])
+def test_bad_weights(change, error, message):
+    w = weights()
+    change(w)
+    with pytest.raises(error, match=message):
+        lrp_lstm.BiLSTM.from_dict(w)
+
+
+@pytest.mark.parametrize("order", ["igf", "igfx", "iigo", "", 4])
+def test_bad_gate_order(order):
+    with pytest.raises((ValueError, TypeError), match="gate"):
+        lrp_lstm.BiLSTM.from_dict(weights(), gate_order=order)
+
+
+def test_read_only_and_non_contiguous_inputs(model, x):
+    expected = model.explain(x, ("lrp", "sa"), target=1)
+    wide = np.zeros((12, 8))
+    wide[::2, ::2] = x
+    view = wide[::2, ::2]
+    assert not view.flags.c_contiguous
+    frozen = x.copy()
+    frozen.setflags(write=False)
+    fortran = np.asfortranarray(x)
+    for variant in (view, frozen, fortran, x.tolist()):
+        got = model.explain(variant, ("lrp", "sa"), target=1)
+        for m in ("lrp", "sa"):
+            np.testing.assert_array_equal(got[m].relevance, expected[m].relevance)
+    w = weights()
+    for k in w:
+        w[k] = np.asfortranarray(w[k])
+        w[k].setflags(write=False)
+    lrp_lstm.BiLSTM.from_dict(w).explain(x)
+
+
+def test_malicious_pickle_is_refused_without_running(tmp_path):
+    marker = tmp_path / "ran"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "model"
+    with open(path, "wb") as f:
+        pickle.dump({"Wxh_Left": Exploit()}, f)
+    with pytest.raises(UnsafePickleError, match="system"):
+        safe_unpickle(path)
+    assert not marker.exists()
+    (tmp_path / "vocab").write_bytes(pickle.dumps(["a"]))
+    with pytest.raises(UnsafePickleError):
+        lrp_lstm.load_reference_model(tmp_path)
+    assert not marker.exists()
+
+
+def test_pickle_of_other_types_is_refused(tmp_path):
+    path = tmp_path / "p"
+    for obj in ({"a": 1.5}, {"a": np.array([object()])}, {1: np.zeros(2)}, (1, 2), {"s": {1, 2}}):
+        with open(path, "wb") as f:
+            pickle.dump(obj, f)
+        with pytest.raises(UnsafePickleError):
+            safe_unpickle(path)
+    path.write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match="not a readable model pickle"):
+        safe_unpickle(path)
