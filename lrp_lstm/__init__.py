@@ -1,11 +1,15 @@
 """Explain LSTM text classifiers: LRP, Sensitivity Analysis and Gradient x Input.
 
 >>> import lrp_lstm
->>> model = lrp_lstm.BiLSTM.from_dict(weights)          # doctest: +SKIP
->>> model.explain(x, method="lrp", target=4).word_relevance  # doctest: +SKIP
+>>> clf = lrp_lstm.load_sst()
+>>> expl = clf.explain("neither funny nor suspenseful nor particularly well-drawn .")
+>>> len(expl.tokens), expl.word_relevance.shape
+(8, (8,))
 """
 from .io import load_reference_model
 from .model import BiLSTM, Explanation
+from .text import TextClassifier, TextExplanation, load_sst, tokenize
 
 __version__ = "0.1.0"
-__all__ = ["BiLSTM", "Explanation", "load_reference_model"]
+__all__ = ["BiLSTM", "Explanation", "TextClassifier", "TextExplanation",
+           "load_reference_model", "load_sst", "tokenize"]

@@ -212,11 +212,26 @@ class BiLSTM:
 
     def forward(self, x, backend="cython", dtype=np.float64):
         """The scores (C,) for one input x (T, e)."""
+        return self.forward_batch([x], n_threads=1, backend=backend, dtype=dtype,
+                                  _name="x")[0]
+
+    def forward_batch(self, xs, n_threads=None, backend="cython", dtype=np.float64,
+                      _name=None):
+        """The scores (B, C) of a list of inputs, xs[k] of shape (T_k, e)."""
         dtype = V.check_dtype(dtype)
-        xs = [V.check_input(x, self.input_size, dtype)]
-        out = self._compute(xs, np.full(1, -1, dtype=np.intp), 1.0, 0.0, False, False,
-                            1, dtype, backend)
-        return out["scores"][0]
+        n_threads = V.check_n_threads(n_threads)
+        xs = self._check_inputs(xs, dtype, _name)
+        if not xs:
+            return np.zeros((0, self.n_classes), dtype)
+        out = self._compute(xs, np.full(len(xs), -1, dtype=np.intp), 1.0, 0.0, False,
+                            False, n_threads, dtype, backend)
+        return out["scores"]
+
+    def _check_inputs(self, xs, dtype, name):
+        if isinstance(xs, np.ndarray) and xs.ndim != 3:
+            raise ValueError(f"xs must be a list of (T, e) arrays, got an array of shape {xs.shape}")
+        return [V.check_input(x, self.input_size, dtype, name or f"xs[{k}]")
+                for k, x in enumerate(xs)]
 
     def explain(self, x, method="lrp", target=None, eps=1e-3, bias_factor=0.0,
                 backend="cython", dtype=np.float64):
@@ -251,10 +266,7 @@ class BiLSTM:
         eps = V.check_eps(eps)
         bias_factor = V.check_bias_factor(bias_factor)
         n_threads = V.check_n_threads(n_threads)
-        if isinstance(xs, np.ndarray) and xs.ndim != 3:
-            raise ValueError(f"xs must be a list of (T, e) arrays, got an array of shape {xs.shape}")
-        xs = [V.check_input(x, self.input_size, dtype, _name or f"xs[{k}]")
-              for k, x in enumerate(xs)]
+        xs = self._check_inputs(xs, dtype, _name)
         B = len(xs)
         if targets is None:
             targets = np.full(B, -1, dtype=np.intp)

@@ -97,8 +97,7 @@ class TextExplanation:
         self.class_names = tuple(class_names)
         self.word_relevance = explanation.word_relevance
         self.scores = explanation.scores
-        z = np.exp(self.scores - self.scores.max())
-        self.probabilities = z / z.sum()
+        self.probabilities = softmax(self.scores)
         self.predicted = int(np.argmax(self.scores))
         self.target = explanation.target
         self.method = explanation.method
@@ -127,7 +126,8 @@ class TextExplanation:
             spans.append(
                 f'<span class="lrp-token" data-relevance="{float(r):.6g}" '
                 f'title="{html.escape(tok)}: {float(r):+.4g}" style="background-color:'
-                f'{_rgb(float(r) / scale)};padding:2px 3px;margin:1px;'
+                f'{_rgb(float(r) / scale)};color:{"#fff" if abs(r) > 0.6 * scale else "#000"};'
+                f'padding:2px 3px;margin:1px;'
                 f'border-radius:3px;display:inline-block">{html.escape(tok)}</span>')
         name = self.class_names[self.target] if self.target < len(self.class_names) else ""
         legend = (f'<div style="margin-top:6px;font-size:80%;color:#444">'
@@ -165,6 +165,12 @@ class TextExplanation:
         fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
         fig.tight_layout()
         return fig
+
+
+def softmax(scores):
+    """Probabilities (C,) from scores (C,)."""
+    z = np.exp(scores - scores.max())
+    return z / z.sum()
 
 
 def _rgb(s):
@@ -232,13 +238,18 @@ class TextClassifier:
 
     def predict_proba(self, text):
         """Class probabilities (C,) of one text (softmax of the scores)."""
-        scores = self.model.forward(self.embed(text)[1])
-        z = np.exp(scores - scores.max())
-        return z / z.sum()
+        return softmax(self.model.forward(self.embed(text)[1]))
 
     def predict(self, text):
         """The predicted class of one text."""
         return int(np.argmax(self.model.forward(self.embed(text)[1])))
+
+    def predict_batch(self, texts, n_threads=None):
+        """Predicted classes (B,) of many texts."""
+        if isinstance(texts, str):
+            raise TypeError("texts must be a list of str; use predict() for one text")
+        scores = self.model.forward_batch([self.embed(t)[1] for t in texts], n_threads)
+        return scores.argmax(axis=1)
 
     def explain(self, text, method="lrp", target=None, eps=1e-3, bias_factor=0.0,
                 dtype=np.float64):

@@ -1,0 +1,262 @@
+"""Speed and memory of lrp_lstm, printed as tables and saved as JSON.
+
+    pip install .                      # a Release build; never an editable one
+    python benchmarks/run.py --json benchmarks/results.json [--quick]
+
+Sections (all on this machine, figures in seconds unless stated):
+  latency   one 20-token explanation, Cython vs the NumPy oracle, median
+  corpus    the 2210 SST test sentences through the embedded model and the
+            seed-model weights with random embeddings: LRP, SA, GI and all
+            three, float64/float32, 1 and 2 threads, with peak memory
+  scaling   time per token for T = 10 .. 10,000 and d = 60 .. 512, and one
+            explanation of T = 100,000 tokens with its peak memory
+  torch     the same gradients through torch.nn.LSTM autograd (if installed)
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+import lrp_lstm
+from lrp_lstm.datasets import read_sst
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED = os.path.join(HERE, "..", "..", "shared", "data")
+METHODS = {"lrp": "lrp", "sa": "sa", "gi": "gi", "all": ("lrp", "sa", "gi")}
+
+
+def median_time(fn, repeat, inner=1):
+    """Median over `repeat` timings of `inner` calls, per call."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - t0) / inner)
+    return statistics.median(times)
+
+
+def peak_memory(fn):
+    """Peak bytes allocated (as seen by tracemalloc, NumPy included) during fn()."""
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def seed_model():
+    path = os.path.join(SHARED, "seed-model")
+    if not os.path.exists(path):
+        return None
+    return lrp_lstm.load_reference_model(path).model
+
+
+def random_model(e, d, C=5, seed=0):
+    rng = np.random.default_rng(seed)
+    w = {}
+    for side in ("Left", "Right"):
+        w[f"Wxh_{side}"] = rng.normal(0, 1 / np.sqrt(e), (4 * d, e))
+        w[f"bxh_{side}"] = rng.normal(0, 0.1, 4 * d)
+        w[f"Whh_{side}"] = rng.normal(0, 1 / np.sqrt(d), (4 * d, d))
+        w[f"bhh_{side}"] = rng.normal(0, 0.1, 4 * d)
+        w[f"Why_{side}"] = rng.normal(0, 1 / np.sqrt(d), (C, d))
+    return lrp_lstm.BiLSTM.from_dict(w)
+
+
+def bench_latency(model, quick):
+    x = np.random.default_rng(0).normal(0, 0.5, (20, model.input_size))
+    rows = []
+    for dtype in (np.float64, np.float32):
+        for name in ("forward", "lrp", "sa", "gi", "all"):
+            row = {"dtype": dtype.__name__, "method": name}
+            for backend, repeat, inner in (("cython", 30, 200), ("numpy", 5, 3)):
+                if quick:
+                    repeat, inner = max(3, repeat // 5), max(1, inner // 5)
+                if name == "forward":
+                    fn = lambda: model.forward(x, backend=backend, dtype=dtype)  # noqa: E731
+                else:
+                    fn = lambda: model.explain(x, METHODS[name], backend=backend,  # noqa: E731
+                                               dtype=dtype)
+                row[f"{backend}_us"] = 1e6 * median_time(fn, repeat, inner)
+            row["speedup"] = row["numpy_us"] / row["cython_us"]
+            rows.append(row)
+    return rows
+
+
+def sst_inputs(embeddings, index, sentences):
+    return [embeddings[[index.get(w, 0) for w in s.tokens]] for s in sentences]
+
+
+def bench_corpus(models, quick):
+    rows = []
+    for model_name, model, xs in models:
+        n_tokens = sum(len(x) for x in xs)
+        for dtype in (np.float64, np.float32):
+            for name in ("forward", "lrp", "sa", "gi", "all"):
+                for n_threads in (1, 2):
+                    if name == "forward":
+                        fn = lambda: model.forward_batch(xs, n_threads=n_threads,  # noqa: E731
+                                                         dtype=dtype)
+                    else:
+                        fn = lambda: model.explain_batch(xs, METHODS[name],  # noqa: E731
+                                                         n_threads=n_threads, dtype=dtype)
+                    seconds = median_time(fn, 2 if quick else 5)
+                    rows.append({"model": model_name, "dtype": dtype.__name__,
+                                 "method": name, "threads": n_threads,
+                                 "seconds": seconds, "sentences_per_s": len(xs) / seconds,
+                                 "tokens": n_tokens,
+                                 "peak_MiB": peak_memory(fn) / 2**20})
+    return rows
+
+
+def bench_scaling(quick):
+    rows = []
+    model = random_model(60, 60)
+    rng = np.random.default_rng(1)
+    lengths = (10, 20, 100, 1000, 10000) if not quick else (10, 20, 100, 1000)
+    for T in lengths:
+        x = rng.normal(0, 0.5, (T, 60))
+        inner = max(1, 2000 // T)
+        for method in ("lrp", "sa"):
+            t = median_time(lambda: model.explain(x, method), 5, inner)
+            rows.append({"axis": "T", "T": T, "d": 60, "method": method,
+                         "us_per_token": 1e6 * t / T})
+    x = rng.normal(0, 0.5, (100, 60))
+    for d in (60, 128, 256, 512):
+        m = random_model(60, d)
+        for method in ("lrp", "sa"):
+            t = median_time(lambda: m.explain(x, method), 3 if quick else 5)
+            rows.append({"axis": "d", "T": 100, "d": d, "method": method,
+                         "us_per_token": 1e6 * t / 100})
+    T = 100_000
+    x = rng.normal(0, 0.5, (T, 60))
+    t0 = time.perf_counter()
+    peak = peak_memory(lambda: model.explain(x, ("lrp", "sa", "gi")))
+    rows.append({"axis": "long", "T": T, "d": 60, "method": "all",
+                 "us_per_token": 1e6 * (time.perf_counter() - t0) / T,
+                 "peak_MiB": peak / 2**20,
+                 "bytes_per_token": peak / T})
+    return rows
+
+
+def bench_torch(model, xs, quick):
+    """Input gradients through torch.nn.LSTM autograd (what Captum's Saliency does)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(2)
+    rows = []
+    for dtype, tdtype in ((np.float64, torch.float64), (np.float32, torch.float32)):
+        lstm = torch.nn.LSTM(model.input_size, model.hidden_size, batch_first=True,
+                             bidirectional=True).to(tdtype)
+        head = torch.nn.Linear(2 * model.hidden_size, model.n_classes, bias=False).to(tdtype)
+        w = model.to_dict()
+        d = model.hidden_size
+        perm = np.r_[0:d, 2 * d:3 * d, d:2 * d, 3 * d:4 * d]   # i, g, f, o -> PyTorch's i, f, g, o
+        with torch.no_grad():
+            for side, sfx in (("Left", ""), ("Right", "_reverse")):
+                for ours, theirs in (("Wxh", "weight_ih"), ("bxh", "bias_ih"),
+                                     ("Whh", "weight_hh"), ("bhh", "bias_hh")):
+                    getattr(lstm, f"{theirs}_l0{sfx}").copy_(
+                        torch.from_numpy(w[f"{ours}_{side}"][perm]))
+            head.weight.copy_(torch.from_numpy(np.hstack([w["Why_Left"], w["Why_Right"]])))
+
+        def gradients(batch):
+            inputs = [torch.tensor(x, dtype=tdtype, requires_grad=True) for x in batch]
+            padded = torch.nn.utils.rnn.pad_sequence(inputs, batch_first=True)
+            lengths = torch.tensor([len(x) for x in batch])
+            packed = torch.nn.utils.rnn.pack_padded_sequence(padded, lengths, batch_first=True,
+                                                             enforce_sorted=False)
+            _, (h_n, _) = lstm(packed)
+            scores = head(torch.cat([h_n[0], h_n[1]], dim=1))
+            target = scores.argmax(1)
+            scores.gather(1, target[:, None]).sum().backward()
+            return [x.grad for x in inputs]
+
+        ours = model.explain(xs[0].astype(dtype), "sa", dtype=dtype).gradient
+        theirs = gradients([xs[0].astype(dtype)])[0].numpy()
+        agree = float(np.abs(ours - theirs).max())
+        x20 = np.random.default_rng(0).normal(0, 0.5, (20, model.input_size)).astype(dtype)
+        single = median_time(lambda: gradients([x20]), 10 if quick else 30, 5)
+        corpus = median_time(lambda: gradients([x.astype(dtype) for x in xs]),
+                             2 if quick else 3)
+        mine = median_time(lambda: model.explain_batch(xs, "sa", n_threads=2, dtype=dtype),
+                           2 if quick else 5)
+        rows.append({"dtype": dtype.__name__, "torch_single_us": 1e6 * single,
+                     "torch_corpus_s": corpus, "lrp_lstm_corpus_s": mine,
+                     "max_abs_gradient_difference": agree})
+    return rows
+
+
+def table(rows, columns):
+    widths = [max(len(c), *(len(fmt(r.get(c))) for r in rows)) for c in columns]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(fmt(r.get(c)).ljust(w) for c, w in zip(columns, widths)) for r in rows]
+    return "\n".join(lines)
+
+
+def fmt(v):
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.0f}"
+    return "" if v is None else str(v)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--json", default=os.path.join(HERE, "results.json"))
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    ap.add_argument("--only", nargs="*", default=["latency", "corpus", "scaling", "torch"])
+    args = ap.parse_args()
+
+    seed = seed_model()
+    clf = lrp_lstm.load_sst()
+    test_path = os.path.join(SHARED, "sst", "test.txt")
+    if not os.path.exists(test_path):
+        sys.exit("benchmarks need ../shared/data (the SST test set)")
+    test = read_sst(test_path)
+    xs_embedded = [clf.embeddings[clf.token_ids(s.tokens)] for s in test]
+    models = [("embedded", clf.model, xs_embedded)]
+    if seed is not None:
+        emb = np.random.default_rng(0).normal(0, 0.5, (len(clf.vocab), 60))
+        models.append(("seed", seed, [emb[clf.token_ids(s.tokens)] for s in test]))
+
+    out = {"machine": {"python": sys.version.split()[0], "numpy": np.__version__,
+                       "platform": platform.platform(), "cpus": os.cpu_count(),
+                       "processor": platform.processor()},
+           "sentences": len(test), "tokens": sum(len(x) for x in xs_embedded)}
+    if "latency" in args.only:
+        out["latency"] = bench_latency(seed or clf.model, args.quick)
+        print("\nOne 20-token explanation, forward pass included (microseconds, median)")
+        print(table(out["latency"], ["dtype", "method", "cython_us", "numpy_us", "speedup"]))
+    if "corpus" in args.only:
+        out["corpus"] = bench_corpus(models, args.quick)
+        print(f"\nThe {len(test)} SST test sentences ({out['tokens']} tokens)")
+        print(table(out["corpus"], ["model", "dtype", "method", "threads", "seconds",
+                                    "sentences_per_s", "peak_MiB"]))
+    if "scaling" in args.only:
+        out["scaling"] = bench_scaling(args.quick)
+        print("\nScaling (one sequence, one thread)")
+        print(table(out["scaling"], ["axis", "T", "d", "method", "us_per_token", "peak_MiB"]))
+    if "torch" in args.only:
+        out["torch"] = bench_torch(seed or clf.model, models[-1][2], args.quick)
+        if out["torch"]:
+            print("\nGradients: torch.nn.LSTM autograd (2 threads) vs lrp_lstm SA (2 threads)")
+            print(table(out["torch"], ["dtype", "torch_single_us", "torch_corpus_s",
+                                       "lrp_lstm_corpus_s", "max_abs_gradient_difference"]))
+    with open(args.json, "w") as f:
+        json.dump(out, f, indent=1)
+    print(f"\nwritten to {args.json}")
+
+
+if __name__ == "__main__":
+    main()

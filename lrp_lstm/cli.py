@@ -1,0 +1,97 @@
+"""The `lrp-lstm` command (also `python -m lrp_lstm`), on the embedded SST model.
+
+    lrp-lstm explain "TEXT" [--method lrp|sa|gi] [--target K] [--eps E]
+                            [--bias-factor B] [--json] [--html FILE] [--png FILE]
+    lrp-lstm explain -          one text per line on standard input, one JSON line each
+    lrp-lstm predict "TEXT"
+"""
+import argparse
+import json
+import sys
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="lrp-lstm",
+        description="Explain the predictions of the embedded SST sentiment LSTM.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ex = sub.add_parser("explain", help="relevance of each token of a text")
+    ex.add_argument("text", help='the text, or "-" to read one text per line from stdin')
+    ex.add_argument("--method", choices=("lrp", "sa", "gi"), default="lrp",
+                    help="lrp (default), sa (sensitivity) or gi (gradient x input)")
+    ex.add_argument("--target", type=int, default=None,
+                    help="class to explain (default: the predicted class)")
+    ex.add_argument("--eps", type=float, default=1e-3, help="LRP stabilizer (default 1e-3)")
+    ex.add_argument("--bias-factor", type=float, default=0.0,
+                    help="1.0 redistributes bias relevance (default 0.0)")
+    ex.add_argument("--json", action="store_true", help="print one JSON object")
+    ex.add_argument("--html", metavar="FILE", help="write an HTML heatmap")
+    ex.add_argument("--png", metavar="FILE", help="write a PNG heatmap (needs matplotlib)")
+
+    pr = sub.add_parser("predict", help="predicted class and class probabilities")
+    pr.add_argument("text")
+    pr.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def _explain(clf, args, out):
+    kwargs = {"method": args.method, "target": args.target, "eps": args.eps,
+              "bias_factor": args.bias_factor}
+    if args.text == "-":
+        if args.html or args.png:
+            raise ValueError("--html and --png take a single text, not '-'")
+        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        if not texts:
+            raise ValueError("no text on standard input")
+        for expl in clf.explain_batch(texts, targets=None if args.target is None
+                                      else [args.target] * len(texts),
+                                      **{k: v for k, v in kwargs.items() if k != "target"}):
+            out.write(json.dumps(expl.to_dict()) + "\n")
+        return
+    expl = clf.explain(args.text, **kwargs)
+    if args.html:
+        with open(args.html, "w", encoding="utf-8") as f:
+            f.write("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+                    "<title>lrp-lstm heatmap</title></head><body>\n"
+                    + expl.to_html() + "\n</body></html>\n")
+    if args.png:
+        expl.plot().savefig(args.png, dpi=150)
+    if args.json:
+        out.write(json.dumps(expl.to_dict()) + "\n")
+        return
+    names = clf.class_names
+    out.write(f"predicted: {expl.predicted} ({names[expl.predicted]})  "
+              f"explained: {expl.target} ({names[expl.target]})  method: {expl.method}\n")
+    width = max(len(t) for t in expl.tokens)
+    for tok, r in zip(expl.tokens, expl.word_relevance):
+        out.write(f"{tok:<{width}}  {r:+.6f}\n")
+
+
+def _predict(clf, args, out):
+    probs = clf.predict_proba(args.text)
+    k = int(probs.argmax())
+    if args.json:
+        out.write(json.dumps({"predicted": k, "class_name": clf.class_names[k],
+                              "probabilities": [float(p) for p in probs]}) + "\n")
+        return
+    out.write(f"{k} ({clf.class_names[k]})\n")
+    for j, (name, p) in enumerate(zip(clf.class_names, probs)):
+        out.write(f"  {j} {name:<14} {p:.4f}\n")
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    from .text import load_sst
+
+    try:
+        clf = load_sst()
+        {"explain": _explain, "predict": _predict}[args.command](clf, args, sys.stdout)
+    except (ValueError, TypeError, OSError) as exc:
+        print(f"lrp-lstm: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

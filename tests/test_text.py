@@ -1,0 +1,250 @@
+"""The tokenizer, the embedded SST model, the text API and its heatmaps."""
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lrp_lstm
+from lrp_lstm.text import tokenize
+from conftest import shared_path
+
+SENTENCE = "neither funny nor suspenseful nor particularly well-drawn ."
+REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+
+@pytest.fixture(scope="module")
+def clf():
+    return lrp_lstm.load_sst()
+
+
+@pytest.mark.parametrize("text, tokens", [
+    ("It isn't the film's best.", ["it", "is", "n't", "the", "film", "'s", "best", "."]),
+    ("I can't, won't and didn't.", ["i", "ca", "n't", ",", "wo", "n't", "and", "did", "n't", "."]),
+    ("They're here; we've seen (it)!", ["they", "'re", "here", ";", "we", "'ve", "seen",
+                                        "-lrb-", "it", "-rrb-", "!"]),
+    ('He said "wow" -- twice...', ["he", "said", "``", "wow", "''", "--", "twice", "..."]),
+    ("Mr. Smith paid $1,000 in the U.S.", ["mr.", "smith", "paid", "$", "1,000", "in", "the",
+                                           "u.s."]),
+    ("co-writer/director's ***", ["co-writer\\/director", "'s", "\\*\\*\\*"]),
+    ("the actors' 'best' work", ["the", "actors", "'", "`", "best", "'", "work"]),
+    (SENTENCE, SENTENCE.split()),
+    ("Neither Funny.", ["neither", "funny", "."]),
+    ("   ", []),
+])
+def test_tokenize(text, tokens):
+    assert tokenize(text) == tokens
+
+
+def test_tokenize_rejects_non_text():
+    with pytest.raises(TypeError, match="str"):
+        tokenize(b"bytes")
+
+
+def test_tokenizer_covers_sst():
+    """Detokenized SST sentences come back as the treebank's own tokens."""
+    from lrp_lstm.datasets import read_sst
+    sentences = read_sst(shared_path("sst", "dev.txt"))
+    same = sum(tokenize(" ".join(s.tokens)) == s.tokens for s in sentences)
+    assert same / len(sentences) > 0.97
+
+
+def test_embedded_model(clf):
+    assert clf.model.bidirectional and not clf.model.has_bias
+    assert (clf.model.input_size, clf.model.hidden_size, clf.model.n_classes) == (60, 60, 5)
+    assert clf.embeddings.shape == (len(clf.vocab), 60)
+    assert clf.unknown_token in clf.vocab
+    size = sum(os.path.getsize(os.path.join(REPO, "model", f))
+               for f in ("sst_bilstm.npz", "vocab.txt", "tokenizer.json"))
+    assert size <= 10 * 2**20
+
+
+def test_explain_equals_array_level(clf):
+    for method in ("lrp", "sa", "gi"):
+        expl = clf.explain(SENTENCE, method=method, bias_factor=1.0)
+        ids = clf.token_ids(clf.tokenize(SENTENCE))
+        ref = clf.model.explain(clf.embeddings[ids], method=method, bias_factor=1.0)
+        assert expl.tokens == SENTENCE.split()
+        np.testing.assert_array_equal(expl.word_relevance, ref.word_relevance)
+        np.testing.assert_array_equal(expl.scores, ref.scores)
+        assert expl.target == ref.target == expl.predicted == clf.predict(SENTENCE)
+        assert expl.probabilities.sum() == pytest.approx(1.0)
+        np.testing.assert_allclose(expl.probabilities, clf.predict_proba(SENTENCE))
+
+
+def test_unknown_words_and_targets(clf):
+    expl = clf.explain("a zzzqqqx film", target=4)
+    assert expl.target == 4 and len(expl.word_relevance) == 3
+    assert clf.token_ids(["zzzqqqx"])[0] == clf.vocab.index(clf.unknown_token)
+    with pytest.raises(ValueError, match="empty"):
+        clf.explain("  ")
+    with pytest.raises(ValueError, match="not a class"):
+        clf.explain("fine", target=5)
+    with pytest.raises(TypeError, match="list of str"):
+        clf.explain_batch("one text")
+
+
+def test_explain_batch_equals_explain(clf):
+    texts = ["a gorgeous , witty , seductive movie .", SENTENCE, "boring", "it 's not bad ."]
+    batch = clf.explain_batch(texts, method=("lrp", "gi"), n_threads=2)
+    for text, res in zip(texts, batch):
+        for m in ("lrp", "gi"):
+            np.testing.assert_array_equal(res[m].word_relevance,
+                                          clf.explain(text, method=m).word_relevance)
+    np.testing.assert_array_equal(clf.predict_batch(texts),
+                                  [clf.predict(t) for t in texts])
+
+
+def test_accuracy_on_sst_test(clf):
+    """The model card's figures: five-class >= 45 %, binary >= 82 % on SST test."""
+    from lrp_lstm.datasets import read_sst
+    test = read_sst(shared_path("sst", "test.txt"))
+    assert len(test) == 2210
+    xs = [clf.embeddings[clf.token_ids(s.tokens)] for s in test]
+    scores = clf.model.forward_batch(xs)
+    labels = np.array([s.label for s in test])
+    five = np.mean(scores.argmax(1) == labels)
+    p = np.exp(scores - scores.max(1, keepdims=True))
+    keep = labels != 2
+    binary = np.mean(((p[:, 3] + p[:, 4]) > (p[:, 0] + p[:, 1]))[keep] == (labels[keep] >= 3))
+    assert five >= 0.45 and binary >= 0.82
+    with open(os.path.join(REPO, "model", "README.md")) as f:
+        card = f.read()
+    row = re.search(r"\| test \| 2210 \| ([\d.]+) % \| ([\d.]+) % \|", card)
+    assert row, "the model card has no test-set row"
+    assert float(row.group(1)) == pytest.approx(100 * five, abs=0.05)
+    assert float(row.group(2)) == pytest.approx(100 * binary, abs=0.05)
+
+
+def run_cli(*args, stdin=None, module=False):
+    exe = [sys.executable, "-m", "lrp_lstm"] if module else [shutil.which("lrp-lstm")]
+    return subprocess.run(exe + list(args), input=stdin, capture_output=True, text=True,
+                          cwd="/", timeout=120)
+
+
+def test_cli_explain_matches_python(clf):
+    expl = clf.explain(SENTENCE)
+    plain = run_cli("explain", SENTENCE)
+    assert plain.returncode == 0, plain.stderr
+    lines = plain.stdout.strip().split("\n")
+    assert f"predicted: {expl.predicted}" in lines[0]
+    assert len(lines) == 9
+    for line, tok, r in zip(lines[1:], expl.tokens, expl.word_relevance):
+        name, value = line.split()
+        assert name == tok and float(value) == pytest.approx(r, abs=5e-7)
+    js = run_cli("explain", SENTENCE, "--json", "--method", "gi", "--target", "3",
+                 module=True)
+    assert js.returncode == 0, js.stderr
+    data = json.loads(js.stdout)
+    ref = clf.explain(SENTENCE, method="gi", target=3)
+    assert data["tokens"] == ref.tokens and data["target"] == 3 and data["method"] == "gi"
+    assert data["word_relevance"] == [float(r) for r in ref.word_relevance]
+    assert data["predicted"] == ref.predicted
+
+
+def test_cli_stdin_and_predict(clf):
+    texts = ["a great movie", "", "an awful , boring mess ."]
+    res = run_cli("explain", "-", "--method", "sa", stdin="\n".join(texts) + "\n")
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in res.stdout.strip().split("\n")]
+    assert [r["tokens"] for r in rows] == [clf.tokenize(t) for t in texts if t]
+    assert rows[1]["word_relevance"] == [
+        float(r) for r in clf.explain(texts[2], method="sa").word_relevance]
+    pred = run_cli("predict", "an awful , boring mess .", "--json")
+    assert json.loads(pred.stdout)["predicted"] == clf.predict("an awful , boring mess .")
+    assert run_cli("predict", "a great movie").stdout.startswith(str(clf.predict("a great movie")))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["explain", "   "], "empty"),
+    (["explain", "good", "--target", "9"], "not a class"),
+    (["explain", "good", "--eps", "0"], "eps"),
+    (["explain", "good", "--method", "shap"], "invalid choice"),
+])
+def test_cli_errors(args, message):
+    res = run_cli(*args)
+    assert res.returncode != 0 and res.stdout == ""
+    assert message in res.stderr
+
+
+def test_cli_writes_html_and_png(tmp_path):
+    page, image = tmp_path / "h.html", tmp_path / "h.png"
+    res = run_cli("explain", SENTENCE, "--html", str(page), "--png", str(image))
+    assert res.returncode == 0, res.stderr
+    assert page.read_text().count('class="lrp-token"') == 8
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_html_is_escaped(clf):
+    page = clf.explain('<script>alert("x")</script> & fun').to_html()
+    assert "<script>" not in page and html.escape("<script>") in page
+
+
+def test_import_is_light_and_plot_works(clf):
+    code = ("import sys, time; t = time.perf_counter(); import lrp_lstm; "
+            "t = time.perf_counter() - t; "
+            "assert 'matplotlib' not in sys.modules and 'lrp_lstm._kernels' not in sys.modules; "
+            "print(t)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert res.returncode == 0, res.stderr
+    assert float(res.stdout) < 0.5
+    import matplotlib
+    matplotlib.use("Agg")
+    fig = clf.explain(SENTENCE).plot()
+    assert len(fig.axes[0].texts) == 8
+
+
+CHECK_SCRIPT = """
+<script>
+window.addEventListener('load', function () {
+  var out = [];
+  document.querySelectorAll('.lrp-token').forEach(function (el) {
+    var box = el.getBoundingClientRect(), style = getComputedStyle(el);
+    out.push({text: el.innerText, left: box.left, top: box.top, width: box.width,
+              height: box.height, visible: style.visibility === 'visible' &&
+              style.display !== 'none' && box.width > 0 && box.height > 0,
+              color: style.backgroundColor,
+              relevance: parseFloat(el.dataset.relevance)});
+  });
+  var pre = document.createElement('pre');
+  pre.id = 'result';
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>
+"""
+
+
+def test_heatmap_renders_in_headless_chromium(clf, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("needs Chromium (Debian package 'chromium'), which .ci/run installs")
+    text = "a gorgeous , witty movie but the plot is dull & <tedious> ."
+    expl = clf.explain(text)
+    assert (expl.word_relevance > 0).any() and (expl.word_relevance < 0).any()
+    page = tmp_path / "page.html"
+    page.write_text("<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>"
+                    + expl.to_html() + CHECK_SCRIPT + "</body></html>")
+    res = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                          "--virtual-time-budget=2000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    found = re.search(r'<pre id="result">(.*?)</pre>', res.stdout, re.S)
+    assert found, res.stderr[-2000:]
+    rendered = json.loads(html.unescape(found.group(1)))
+    assert [r["text"] for r in rendered] == expl.tokens
+    order = [(round(r["top"]), r["left"]) for r in rendered]
+    assert order == sorted(order), "tokens are not laid out in reading order"
+    for r, rel in zip(rendered, expl.word_relevance):
+        assert r["visible"], r
+        red, green, blue = map(int, re.findall(r"\d+", r["color"])[:3])
+        if rel > 0:
+            assert red == 255 and blue < 255 and green == blue, r
+        elif rel < 0:
+            assert blue == 255 and red < 255 and green == red, r
+    strongest = int(np.argmax(np.abs(expl.word_relevance)))
+    assert re.findall(r"\d+", rendered[strongest]["color"])[1] == "0"
