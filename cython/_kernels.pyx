@@ -273,14 +273,18 @@ cdef void explain_sequence(const floating *params, Py_ssize_t P,
                            Py_ssize_t N, Py_ssize_t *target, floating eps,
                            floating bias_factor, bint do_lrp, bint do_grad,
                            floating *scores, floating *R, floating *rest,
-                           floating *Gr, floating *work) noexcept nogil:
+                           floating *Gr, floating *words,
+                           floating *work) noexcept nogil:
     """Forward pass and the requested backward passes of one sequence.
 
     x (T, e); R and Gr point at the sequence's first row in the direction-0
-    plane of (n_dir, N, e) outputs; *target < 0 is replaced by the argmax.
+    plane of (n_dir, N, e) outputs, words at its first entry in row 0 of
+    the (3, N) word-level output (rows: LRP, SA, GI); *target < 0 is
+    replaced by the argmax.
     """
-    cdef Py_ssize_t k, j, best, dr
+    cdef Py_ssize_t k, j, best, dr, t
     cdef Py_ssize_t per_dir = direction_size(T, d)
+    cdef floating acc, acc2, g
     cdef floating *z
     cdef floating *gates
     cdef floating *tc
@@ -324,6 +328,38 @@ cdef void explain_sequence(const floating *params, Py_ssize_t P,
                                e, d, T, reverse, gates, tc, c, z, scratch,
                                Gr + dr * N * e)
     rest[0] = rest_total
+    # word level: LRP sum_k R[t, k], SA sum_k g[t, k]^2, GI sum_k g[t, k] x[t, k]
+    for t in range(T):
+        if do_lrp:
+            acc = 0
+            for k in range(e):
+                acc = acc + R[t * e + k]
+                if n_dir == 2:
+                    acc = acc + R[(N + t) * e + k]
+            words[t] = acc
+        if do_grad:
+            acc = 0
+            acc2 = 0
+            for k in range(e):
+                g = Gr[t * e + k]
+                if n_dir == 2:
+                    g = g + Gr[(N + t) * e + k]
+                acc = acc + g * g
+                acc2 = acc2 + g * x[t * e + k]
+            words[N + t] = acc
+            words[2 * N + t] = acc2
+
+
+cdef Py_ssize_t first_nonfinite(const floating[:, ::1] x) noexcept nogil:
+    """Index of the first row of x holding NaN or infinity, or -1."""
+    cdef Py_ssize_t i, k
+    cdef floating v
+    for i in range(x.shape[0]):
+        for k in range(x.shape[1]):
+            v = x[i, k]
+            if not (v - v == 0):    # false for NaN and for +-inf
+                return i
+    return -1
 
 
 def explain(const floating[:, ::1] params, const floating[:, :, ::1] Why,
@@ -332,21 +368,29 @@ def explain(const floating[:, ::1] params, const floating[:, :, ::1] Why,
             double eps, double bias_factor, bint do_lrp, bint do_grad,
             floating[:, ::1] scores, floating[:, :, ::1] relevance,
             floating[::1] rest, floating[:, :, ::1] gradient,
-            floating[:, ::1] work, int n_threads):
+            floating[:, ::1] words, floating[:, ::1] work, int n_threads):
     """Explain B sequences stored end to end in x (N, e).
 
     offsets (B+1,), targets (B,) (entries < 0 become the predicted class),
     scores (B, C), relevance and gradient (n_dir, N, e) (ignored unless
-    do_lrp / do_grad), rest (B,), work (n_work, workspace_size(max T)) with
-    one row per thread; n_threads <= n_work. The caller validates shapes.
+    do_lrp / do_grad), rest (B,), words (3, N) word-level relevance of LRP,
+    SA and GI, work (n_work, workspace_size(max T)) with one row per
+    thread; n_threads <= n_work. The caller validates shapes.
+
+    Returns -1, or without computing anything the index of the first row
+    of x that holds NaN or infinity.
     """
     cdef Py_ssize_t n_dir = Why.shape[0], C = Why.shape[1], d = Why.shape[2]
     cdef Py_ssize_t e = x.shape[1], N = x.shape[0], P = params.shape[1]
-    cdef Py_ssize_t B = targets.shape[0], k, row
+    cdef Py_ssize_t B = targets.shape[0], k, row, bad
     cdef floating feps = eps, fbias = bias_factor
     cdef floating *R0 = &relevance[0, 0, 0] if do_lrp else NULL
     cdef floating *G0 = &gradient[0, 0, 0] if do_grad else NULL
 
+    with nogil:
+        bad = first_nonfinite(x)
+    if bad >= 0:
+        return bad
     if n_threads <= 1 or B <= 1:
         with nogil:
             for k in range(B):
@@ -357,8 +401,8 @@ def explain(const floating[:, ::1] params, const floating[:, :, ::1] Why,
                                  &scores[k, 0],
                                  R0 + row * e if do_lrp else NULL, &rest[k],
                                  G0 + row * e if do_grad else NULL,
-                                 &work[0, 0])
-        return
+                                 &words[0, row], &work[0, 0])
+        return -1
     with nogil, parallel(num_threads=n_threads):
         for k in prange(B, schedule="dynamic", chunksize=4):
             row = offsets[k]
@@ -368,4 +412,5 @@ def explain(const floating[:, ::1] params, const floating[:, :, ::1] Why,
                              &scores[k, 0],
                              R0 + row * e if do_lrp else NULL, &rest[k],
                              G0 + row * e if do_grad else NULL,
-                             &work[threadid(), 0])
+                             &words[0, row], &work[threadid(), 0])
+    return -1

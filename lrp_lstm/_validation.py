@@ -12,11 +12,12 @@ METHODS = ("lrp", "sa", "gi")
 DTYPES = (np.float32, np.float64)
 
 
-def as_float_array(value, name, ndim):
-    """Return `value` as a finite floating-point ndarray of rank `ndim`.
+def as_float_array(value, name, ndim, check_finite=True):
+    """Return `value` as a floating-point ndarray of rank `ndim`.
 
     Raises TypeError for non-floating dtypes (bool, integer, complex, object,
-    strings) and ValueError for a wrong rank or NaN/infinity.
+    strings) and ValueError for a wrong rank or (with check_finite) for
+    NaN/infinity.
     """
     if value is None:
         raise ValueError(f"{name} is missing")
@@ -25,7 +26,7 @@ def as_float_array(value, name, ndim):
         raise TypeError(f"{name} must hold floating-point numbers, got dtype {arr.dtype}")
     if arr.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
-    if not np.isfinite(arr).all():
+    if check_finite and not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinity")
     return arr
 
@@ -47,18 +48,19 @@ def check_dtype(dtype):
 
 
 def check_input(x, input_size, dtype, name="x"):
-    """Validate one input sequence; return it C-contiguous in `dtype`, shape (T, e)."""
-    arr = as_float_array(x, name, 2)
+    """Validate one input sequence; return it C-contiguous in `dtype`, shape (T, e).
+
+    NaN and infinity are left for the backends to detect (the kernels scan
+    the input before computing anything).
+    """
+    arr = as_float_array(x, name, 2, check_finite=False)
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty (T = 0): need at least one time step")
     if arr.shape[1] != input_size:
         raise ValueError(
             f"{name} must have shape (T, {input_size}), got {arr.shape}")
     with np.errstate(over="ignore"):
-        out = np.ascontiguousarray(arr, dtype=dtype)
-    if dtype == np.float32 and not np.isfinite(out).all():
-        raise ValueError(f"{name} overflows float32")
-    return out
+        return np.ascontiguousarray(arr, dtype=dtype)
 
 
 def check_target(target, n_classes, name="target"):
@@ -87,6 +89,8 @@ def check_methods(method):
 
 
 def check_eps(eps):
+    if type(eps) is float and eps > 0 and eps != float("inf"):
+        return eps
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
         raise TypeError(f"eps must be a real number, got {eps!r}")
     if not (np.isfinite(eps) and eps > 0):
@@ -95,6 +99,8 @@ def check_eps(eps):
 
 
 def check_bias_factor(bias_factor):
+    if type(bias_factor) is float and bias_factor - bias_factor == 0.0:   # finite
+        return bias_factor
     if isinstance(bias_factor, bool) or not isinstance(bias_factor, numbers.Real):
         raise TypeError(f"bias_factor must be a real number, got {bias_factor!r}")
     if not np.isfinite(bias_factor):

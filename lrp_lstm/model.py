@@ -2,7 +2,7 @@
 import numpy as np
 
 from . import _validation as V
-from . import oracle
+from . import _kernels, oracle
 
 _DIRECTION_KEYS = ("Wxh", "bxh", "Whh", "bhh")
 _SIDES = ("Left", "Right")
@@ -16,9 +16,9 @@ class Explanation:
     method : "lrp", "sa" or "gi"
     target : int, the class whose score is explained
     scores : (C,) the model's output scores
+    word_relevance : (T,) relevance.sum(1)
     relevance : (T, e) LRP relevance (relevance_fwd + relevance_bwd), SA
         relevance gradient**2, or GI relevance gradient * x
-    word_relevance : (T,) relevance.sum(1)
     relevance_fwd, relevance_bwd : (T, e) LRP only: relevance reaching x
         through the forward and the backward direction, both in sentence
         order (relevance_bwd is None for a unidirectional model)
@@ -27,24 +27,59 @@ class Explanation:
     gradient_fwd, gradient_bwd : (T, e) SA and GI only: the gradient through
         each direction (gradient_bwd is None for a unidirectional model)
     eps, bias_factor : the LRP parameters used (LRP only)
+
+    `relevance` and `gradient` are summed from the per-direction parts when
+    first read.
     """
 
-    __slots__ = ("method", "target", "scores", "relevance", "word_relevance",
-                 "relevance_fwd", "relevance_bwd", "relevance_rest", "gradient",
-                 "gradient_fwd", "gradient_bwd", "eps", "bias_factor")
+    __slots__ = ("method", "target", "scores", "word_relevance", "relevance_fwd",
+                 "relevance_bwd", "relevance_rest", "gradient_fwd", "gradient_bwd",
+                 "eps", "bias_factor", "_x", "_relevance", "_gradient")
 
-    def __init__(self, method, target, scores, relevance, **extra):
+    def __init__(self, method, target, scores, word_relevance, parts, x,
+                 relevance_rest=None, eps=None, bias_factor=None):
         self.method = method
         self.target = target
         self.scores = scores
-        self.relevance = relevance
-        self.word_relevance = relevance.sum(axis=1)
-        for name in self.__slots__[5:]:
-            setattr(self, name, extra.get(name))
+        self.word_relevance = word_relevance
+        fwd, bwd = parts[0], (parts[1] if len(parts) == 2 else None)
+        if method == "lrp":
+            self.relevance_fwd, self.relevance_bwd = fwd, bwd
+            self.gradient_fwd = self.gradient_bwd = None
+        else:
+            self.gradient_fwd, self.gradient_bwd = fwd, bwd
+            self.relevance_fwd = self.relevance_bwd = None
+        self.relevance_rest = relevance_rest
+        self.eps = eps
+        self.bias_factor = bias_factor
+        self._x = x
+        self._relevance = self._gradient = None
+
+    @property
+    def gradient(self):
+        """(T, e) d scores[target] / d x (SA and GI only)."""
+        if self._gradient is None and self.gradient_fwd is not None:
+            self._gradient = (self.gradient_fwd if self.gradient_bwd is None
+                              else self.gradient_fwd + self.gradient_bwd)
+        return self._gradient
+
+    @property
+    def relevance(self):
+        """(T, e) input-level relevance."""
+        if self._relevance is None:
+            if self.method == "lrp":
+                self._relevance = (self.relevance_fwd if self.relevance_bwd is None
+                                   else self.relevance_fwd + self.relevance_bwd)
+            elif self.method == "sa":
+                self._relevance = self.gradient ** 2
+            else:
+                self._relevance = self.gradient * self._x
+        return self._relevance
 
     def __repr__(self):
         return (f"Explanation(method={self.method!r}, target={self.target}, "
-                f"T={self.relevance.shape[0]}, word_relevance={np.array2string(self.word_relevance, precision=4)})")
+                f"T={len(self.word_relevance)}, word_relevance="
+                f"{np.array2string(self.word_relevance, precision=4)})")
 
 
 class BiLSTM:
@@ -224,7 +259,7 @@ class BiLSTM:
         if not xs:
             return np.zeros((0, self.n_classes), dtype)
         out = self._compute(xs, np.full(len(xs), -1, dtype=np.intp), 1.0, 0.0, False,
-                            False, n_threads, dtype, backend)
+                            False, n_threads, dtype, backend, _name)
         return out["scores"]
 
     def _check_inputs(self, xs, dtype, name):
@@ -247,7 +282,7 @@ class BiLSTM:
         backend : "cython" (compiled kernels) or "numpy" (the plain oracle)
         dtype : np.float64 or np.float32, the precision of the computation
         """
-        return self.explain_batch([x], method, None if target is None else [target],
+        return self.explain_batch((x,), method, None if target is None else (target,),
                                   eps, bias_factor, n_threads=1, dtype=dtype,
                                   backend=backend, _name="x")[0]
 
@@ -265,7 +300,7 @@ class BiLSTM:
         dtype = V.check_dtype(dtype)
         eps = V.check_eps(eps)
         bias_factor = V.check_bias_factor(bias_factor)
-        n_threads = V.check_n_threads(n_threads)
+        n_threads = 1 if n_threads == 1 else V.check_n_threads(n_threads)
         xs = self._check_inputs(xs, dtype, _name)
         B = len(xs)
         if targets is None:
@@ -279,42 +314,60 @@ class BiLSTM:
         if B == 0:
             return []
         out = self._compute(xs, targets, eps, bias_factor, "lrp" in methods,
-                            "sa" in methods or "gi" in methods, n_threads, dtype, backend)
-        return _explanations(out, xs, methods, single, eps, bias_factor)
+                            "sa" in methods or "gi" in methods, n_threads, dtype, backend,
+                            _name)
+        return _explanations(out, methods, single, eps, bias_factor)
 
     def _compute(self, xs, targets, eps, bias_factor, do_lrp, do_grad, n_threads, dtype,
-                 backend):
-        """Run a backend on validated inputs; return its stacked outputs."""
+                 backend, name):
+        """Run a backend on validated inputs; return its stacked outputs:
+        scores (B, C), targets (B,), offsets (B+1,), x (N, e), relevance and
+        gradient (n_dir, N, e) or None, rest (B,), words (3, N)."""
         if backend == "cython":
             return self._run_kernels(xs, targets, eps, bias_factor, do_lrp, do_grad,
-                                     n_threads, dtype)
+                                     n_threads, dtype, name)
         if backend == "numpy":
-            return self._run_oracle(xs, targets, eps, bias_factor, do_lrp, do_grad)
+            return self._run_oracle(xs, targets, eps, bias_factor, do_lrp, do_grad, name)
         raise ValueError(f"unknown backend {backend!r}: expected 'cython' or 'numpy'")
 
-    def _run_kernels(self, xs, targets, eps, bias_factor, do_lrp, do_grad, n_threads, dtype):
-        from . import _kernels
-
+    def _run_kernels(self, xs, targets, eps, bias_factor, do_lrp, do_grad, n_threads, dtype,
+                     name):
         params, Why, bias = self._kernel_arrays(dtype)
-        lengths = np.fromiter((x.shape[0] for x in xs), dtype=np.intp, count=len(xs))
-        offsets = np.zeros(len(xs) + 1, dtype=np.intp)
-        np.cumsum(lengths, out=offsets[1:])
-        x = xs[0] if len(xs) == 1 else np.concatenate(xs)
+        B = len(xs)
+        if B == 1:
+            x = xs[0]
+            offsets = np.array((0, x.shape[0]), dtype=np.intp)
+            max_T = x.shape[0]
+        else:
+            lengths = [x.shape[0] for x in xs]
+            offsets = np.zeros(B + 1, dtype=np.intp)
+            np.cumsum(lengths, out=offsets[1:])
+            x = np.concatenate(xs)
+            max_T = max(lengths)
         n_dir, e, N = len(self.directions), self.input_size, x.shape[0]
-        n_threads = min(n_threads, len(xs))
-        scores = np.empty((len(xs), self.n_classes), dtype)
+        n_threads = min(n_threads, B)
+        scores = np.empty((B, self.n_classes), dtype)
         relevance = np.empty((n_dir, N, e) if do_lrp else (1, 1, 1), dtype)
         gradient = np.empty((n_dir, N, e) if do_grad else (1, 1, 1), dtype)
-        rest = np.zeros(len(xs), dtype)
-        work = np.empty((n_threads, _kernels.workspace_size(int(lengths.max()), n_dir, e,
+        rest = np.zeros(B, dtype)
+        words = np.empty((3, N), dtype)
+        work = np.empty((n_threads, _kernels.workspace_size(max_T, n_dir, e,
                                                             self.hidden_size)), dtype)
-        _kernels.explain(params, Why, bias, x, offsets, targets, eps, bias_factor,
-                         do_lrp, do_grad, scores, relevance, rest, gradient, work, n_threads)
+        bad = _kernels.explain(params, Why, bias, x, offsets, targets, eps, bias_factor,
+                               do_lrp, do_grad, scores, relevance, rest, gradient, words,
+                               work, n_threads)
+        if bad >= 0:
+            k = int(np.searchsorted(offsets, bad, side="right")) - 1
+            raise ValueError(f"{name or f'xs[{k}]'} contains NaN or infinity"
+                             + (" (after conversion to float32)" if dtype == np.float32 else ""))
         return {"scores": scores, "targets": targets, "offsets": offsets, "x": x,
                 "relevance": relevance if do_lrp else None, "rest": rest,
-                "gradient": gradient if do_grad else None}
+                "gradient": gradient if do_grad else None, "words": words}
 
-    def _run_oracle(self, xs, targets, eps, bias_factor, do_lrp, do_grad):
+    def _run_oracle(self, xs, targets, eps, bias_factor, do_lrp, do_grad, name):
+        for k, x in enumerate(xs):
+            if not np.isfinite(x).all():
+                raise ValueError(f"{name or f'xs[{k}]'} contains NaN or infinity")
         dtype = xs[0].dtype
         dirs = [{k: a.astype(dtype) for k, a in w.items()} for w in self.directions]
         Why = [w.astype(dtype) for w in self.Why]
@@ -324,14 +377,23 @@ class BiLSTM:
                    for x, t in zip(xs, targets)]
         offsets = np.zeros(len(xs) + 1, dtype=np.intp)
         np.cumsum([x.shape[0] for x in xs], out=offsets[1:])
-        return {"scores": np.stack([r["scores"] for r in results]),
-                "targets": np.array([r["target"] for r in results], dtype=np.intp),
-                "offsets": offsets, "x": np.concatenate(xs),
-                "relevance": (np.concatenate([r["relevance"] for r in results], axis=1)
-                              if do_lrp else None),
-                "rest": np.array([r.get("rest", 0) for r in results], dtype=dtype),
-                "gradient": (np.concatenate([r["gradient"] for r in results], axis=1)
-                             if do_grad else None)}
+        x = np.concatenate(xs)
+        out = {"scores": np.stack([r["scores"] for r in results]),
+               "targets": np.array([r["target"] for r in results], dtype=np.intp),
+               "offsets": offsets, "x": x,
+               "relevance": (np.concatenate([r["relevance"] for r in results], axis=1)
+                             if do_lrp else None),
+               "rest": np.array([r.get("rest", 0) for r in results], dtype=dtype),
+               "gradient": (np.concatenate([r["gradient"] for r in results], axis=1)
+                            if do_grad else None),
+               "words": np.zeros((3, x.shape[0]), dtype)}
+        if do_lrp:
+            out["words"][0] = out["relevance"].sum(axis=(0, 2))
+        if do_grad:
+            g = out["gradient"].sum(axis=0)
+            out["words"][1] = (g * g).sum(axis=1)
+            out["words"][2] = (g * x).sum(axis=1)
+        return out
 
 
 def _init_args(arrays):
@@ -342,35 +404,26 @@ def _init_args(arrays):
             "Why_right": arrays.get("Why_Right"), "bias": arrays.get("bhy")}
 
 
-def _explanations(out, xs, methods, single, eps, bias_factor):
-    """Split the kernels' (or oracle's) stacked outputs into Explanations."""
-    offsets, x = out["offsets"], out["x"]
-    per_method = {}
-    if "lrp" in methods:
-        R = out["relevance"]
-        per_method["lrp"] = (R.sum(axis=0) if R.shape[0] == 2 else R[0], R)
-    if out["gradient"] is not None:
-        Gr = out["gradient"]
-        g = Gr.sum(axis=0) if Gr.shape[0] == 2 else Gr[0]
-        if "sa" in methods:
-            per_method["sa"] = (g * g, Gr, g)
-        if "gi" in methods:
-            per_method["gi"] = (g * x, Gr, g)
+_WORD_ROW = {"lrp": 0, "sa": 1, "gi": 2}
+
+
+def _explanations(out, methods, single, eps, bias_factor):
+    """Split a backend's stacked outputs into Explanations."""
+    offsets, x, words = out["offsets"], out["x"], out["words"]
+    scores, targets, rest = out["scores"], out["targets"], out["rest"]
     results = []
-    for k in range(len(xs)):
+    for k in range(len(offsets) - 1):
         a, b = offsets[k], offsets[k + 1]
-        scores, target = out["scores"][k], int(out["targets"][k])
+        target = int(targets[k])
         expl = {}
         for m in methods:
-            rel = per_method[m][0][a:b]
-            parts = per_method[m][1][:, a:b]
-            bwd = parts[1] if parts.shape[0] == 2 else None
             if m == "lrp":
-                expl[m] = Explanation(m, target, scores, rel, relevance_fwd=parts[0],
-                                      relevance_bwd=bwd, relevance_rest=out["rest"][k].item(),
-                                      eps=eps, bias_factor=bias_factor)
+                expl[m] = Explanation(m, target, scores[k], words[0, a:b],
+                                      out["relevance"][:, a:b], x[a:b],
+                                      relevance_rest=rest[k].item(), eps=eps,
+                                      bias_factor=bias_factor)
             else:
-                expl[m] = Explanation(m, target, scores, rel, gradient=per_method[m][2][a:b],
-                                      gradient_fwd=parts[0], gradient_bwd=bwd)
+                expl[m] = Explanation(m, target, scores[k], words[_WORD_ROW[m], a:b],
+                                      out["gradient"][:, a:b], x[a:b])
         results.append(expl[methods[0]] if single else expl)
     return results

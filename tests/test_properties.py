@@ -68,7 +68,8 @@ def test_method_definitions():
     lrp = res["lrp"]
     np.testing.assert_array_equal(lrp.relevance, lrp.relevance_fwd + lrp.relevance_bwd)
     for r in res.values():
-        np.testing.assert_array_equal(r.word_relevance, r.relevance.sum(1))
+        np.testing.assert_allclose(r.word_relevance, r.relevance.sum(1), rtol=1e-12,
+                                   atol=1e-14)
     np.testing.assert_allclose(res["sa"].word_relevance, (g ** 2).sum(1))
 
 
