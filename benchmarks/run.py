@@ -172,16 +172,18 @@ def bench_torch(model, xs, quick):
             head.weight.copy_(torch.from_numpy(np.hstack([w["Why_Left"], w["Why_Right"]])))
 
         def gradients(batch):
-            inputs = [torch.tensor(x, dtype=tdtype, requires_grad=True) for x in batch]
-            padded = torch.nn.utils.rnn.pad_sequence(inputs, batch_first=True)
-            lengths = torch.tensor([len(x) for x in batch])
-            packed = torch.nn.utils.rnn.pack_padded_sequence(padded, lengths, batch_first=True,
-                                                             enforce_sorted=False)
+            lengths = [len(x) for x in batch]
+            padded = np.zeros((len(batch), max(lengths), model.input_size), dtype)
+            for k, x in enumerate(batch):
+                padded[k, :len(x)] = x
+            inputs = torch.from_numpy(padded).requires_grad_()
+            packed = torch.nn.utils.rnn.pack_padded_sequence(
+                inputs, torch.tensor(lengths), batch_first=True, enforce_sorted=False)
             _, (h_n, _) = lstm(packed)
             scores = head(torch.cat([h_n[0], h_n[1]], dim=1))
             target = scores.argmax(1)
             scores.gather(1, target[:, None]).sum().backward()
-            return [x.grad for x in inputs]
+            return [inputs.grad[k, :n] for k, n in enumerate(lengths)]
 
         ours = model.explain(xs[0].astype(dtype), "sa", dtype=dtype).gradient
         theirs = gradients([xs[0].astype(dtype)])[0].numpy()
