@@ -4,6 +4,8 @@
                             [--bias-factor B] [--json] [--html FILE] [--png FILE]
     lrp-lstm explain -          one text per line on standard input, one JSON line each
     lrp-lstm predict "TEXT"
+    lrp-lstm evaluate --data SST_FILE [--min-length 10] [--steps 5] [--json FILE]
+                      [--png FILE] [--pointing N]
 """
 import argparse
 import json
@@ -32,6 +34,20 @@ def _parser():
     pr = sub.add_parser("predict", help="predicted class and class probabilities")
     pr.add_argument("text")
     pr.add_argument("--json", action="store_true", help="print one JSON object")
+
+    ev = sub.add_parser("evaluate", help="word-deletion experiment on SST trees")
+    ev.add_argument("--data", required=True, help="an SST file of PTB trees, e.g. test.txt")
+    ev.add_argument("--min-length", type=int, default=10,
+                    help="keep sentences of at least this many tokens (default 10)")
+    ev.add_argument("--steps", type=int, default=5, help="words to delete (default 5)")
+    ev.add_argument("--methods", nargs="+", default=["lrp", "sa", "gi", "random"],
+                    choices=["lrp", "sa", "gi", "random"])
+    ev.add_argument("--random-runs", type=int, default=10,
+                    help="seeded runs averaged for random deletion (default 10)")
+    ev.add_argument("--json", metavar="FILE", help="write the accuracies as JSON")
+    ev.add_argument("--png", metavar="FILE", help="plot the deletion curves")
+    ev.add_argument("--pointing", type=int, metavar="N", default=0,
+                    help="also play the pointing game on N constructed sentences")
     return parser
 
 
@@ -80,13 +96,54 @@ def _predict(clf, args, out):
         out.write(f"  {j} {name:<14} {p:.4f}\n")
 
 
+def _evaluate(clf, args, out):
+    from . import evaluate
+    from .datasets import read_sst
+
+    if args.min_length < 1 or args.steps < 0:
+        raise ValueError("--min-length must be >= 1 and --steps >= 0")
+    trees = read_sst(args.data)
+    sentences = [s for s in trees if len(s.tokens) >= args.min_length]
+    if not sentences:
+        raise ValueError(f"no sentence of {args.data} has {args.min_length} tokens or more")
+    xs = [clf.embeddings[clf.token_ids(s.tokens)] for s in sentences]
+    labels = [s.label for s in sentences]
+    table = evaluate.word_deletion(clf.model, xs, labels, methods=args.methods,
+                                   steps=args.steps, n_random=args.random_runs)
+    out.write(f"Word deletion, {len(sentences)} sentences of >= {args.min_length} tokens "
+              f"from {args.data}: accuracy (%) after 0..{args.steps} deletions\n")
+    out.write(evaluate.format_table(table) + "\n")
+    if args.pointing:
+        leaves = {}
+        for s in trees:
+            for a, b, label in s.phrases:
+                if b - a == 1:
+                    leaves.setdefault(label, set()).add(s.tokens[a])
+        fillers = sorted(leaves.get(2, ()))
+        deciders = sorted(leaves.get(0, set()) | leaves.get(4, set()))
+        _, pxs, pos = evaluate.constructed_sentences(clf, fillers, deciders, args.pointing)
+        table["pointing"] = {m: evaluate.pointing_game(clf.model, pxs, pos, m)
+                             for m in args.methods}
+        table["pointing"]["n"] = len(pxs)
+        out.write(f"Pointing game, {len(pxs)} constructed sentences: "
+                  + ", ".join(f"{m} {100 * v:.1f} %" for m, v in table["pointing"].items()
+                              if m != "n") + "\n")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(table, f, indent=1)
+    if args.png:
+        evaluate.plot_deletion({m: r for m, r in table.items() if m != "pointing"}
+                               ).savefig(args.png, dpi=150)
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     from .text import load_sst
 
     try:
         clf = load_sst()
-        {"explain": _explain, "predict": _predict}[args.command](clf, args, sys.stdout)
+        {"explain": _explain, "predict": _predict,
+         "evaluate": _evaluate}[args.command](clf, args, sys.stdout)
     except (ValueError, TypeError, OSError) as exc:
         print(f"lrp-lstm: error: {exc}", file=sys.stderr)
         return 1

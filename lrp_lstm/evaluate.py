@@ -1,0 +1,176 @@
+"""How faithful are the explanations? Word deletion and a pointing game.
+
+Word deletion (Arras et al., 2017, section 4): explain each sentence for its
+true class, delete its words one at a time in the order the method ranks
+them, and follow the classifier's accuracy. Deleting a word sets its input
+vector to zero; the time step stays. Two settings:
+
+- "correct": sentences the model classifies correctly, most relevant words
+  deleted first; a faithful method makes the accuracy fall fast.
+- "incorrect": misclassified sentences, least relevant (most negative)
+  words deleted first; a faithful method makes the accuracy rise fast.
+
+The "random" method deletes words in a random order, averaged over seeded
+runs. All forward passes and explanations go through the batched kernels.
+"""
+import numpy as np
+
+from . import _validation as V
+
+SETTINGS = ("correct", "incorrect")
+DELETION_METHODS = ("lrp", "sa", "gi", "random")
+
+
+def deletion_order(word_relevance, setting):
+    """Positions in deletion order: decreasing relevance for "correct",
+    increasing for "incorrect" (ties keep sentence order)."""
+    r = np.asarray(word_relevance)
+    return np.argsort(-r if setting == "correct" else r, kind="stable")
+
+
+def deletion_curve(model, xs, labels, method, steps=5, setting="correct", n_random=10,
+                   seed=0, eps=1e-3, bias_factor=0.0, n_threads=None):
+    """Accuracy after deleting 0, 1, ..., steps words of each sentence.
+
+    model: a BiLSTM; xs: list of (T_k, e) inputs; labels: (B,) true classes;
+    method: "lrp", "sa", "gi" or "random". Only the sentences of `setting`
+    (classified correctly or not by the model on the full input) take part.
+    Returns (accuracies (steps+1,), number of sentences in the setting).
+    """
+    if setting not in SETTINGS:
+        raise ValueError(f"unknown setting {setting!r}: expected one of {SETTINGS}")
+    if method not in DELETION_METHODS:
+        raise ValueError(f"unknown method {method!r}: expected one of {DELETION_METHODS}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    labels = np.asarray(labels)
+    if labels.shape != (len(xs),):
+        raise ValueError(f"labels must have shape ({len(xs)},), got {labels.shape}")
+    for k, t in enumerate(labels):
+        V.check_target(int(t) if np.issubdtype(labels.dtype, np.integer) else t,
+                       model.n_classes, f"labels[{k}]")
+    xs = [np.array(x, dtype=np.float64) for x in xs]
+    predicted = model.forward_batch(xs, n_threads=n_threads).argmax(axis=1)
+    keep = (predicted == labels) if setting == "correct" else (predicted != labels)
+    xs = [x for x, k in zip(xs, keep) if k]
+    labels = labels[keep]
+    if not xs:
+        return np.full(steps + 1, np.nan), 0
+    if method == "random":
+        runs = []
+        for run in range(n_random):
+            rng = np.random.default_rng([seed, run])
+            orders = [rng.permutation(len(x)) for x in xs]
+            runs.append(_accuracies(model, xs, labels, orders, steps, n_threads))
+        return np.mean(runs, axis=0), len(xs)
+    explanations = model.explain_batch(xs, method, targets=[int(t) for t in labels], eps=eps,
+                                       bias_factor=bias_factor, n_threads=n_threads)
+    orders = [deletion_order(e.word_relevance, setting) for e in explanations]
+    return _accuracies(model, xs, labels, orders, steps, n_threads), len(xs)
+
+
+def _accuracies(model, xs, labels, orders, steps, n_threads):
+    out = np.zeros(steps + 1)
+    deleted = [x.copy() for x in xs]
+    for k in range(steps + 1):
+        if k > 0:
+            for x, order in zip(deleted, orders):
+                if k - 1 < len(order):
+                    x[order[k - 1]] = 0.0
+        scores = model.forward_batch(deleted, n_threads=n_threads)
+        out[k] = np.mean(scores.argmax(axis=1) == labels)
+    return out
+
+
+def word_deletion(model, xs, labels, methods=DELETION_METHODS, steps=5, n_random=10,
+                  seed=0, eps=1e-3, bias_factor=0.0, n_threads=None):
+    """Both settings for several methods.
+
+    Returns {method: {"correct": [acc after 0..steps deletions], "incorrect":
+    [...], "n_correct": N, "n_incorrect": M}} with accuracies as fractions.
+    """
+    table = {}
+    for method in methods:
+        row = {}
+        for setting in SETTINGS:
+            acc, n = deletion_curve(model, xs, labels, method, steps, setting, n_random, seed,
+                                    eps, bias_factor, n_threads)
+            row[setting] = [float(a) for a in acc]
+            row[f"n_{setting}"] = int(n)
+        table[method] = row
+    return table
+
+
+def format_table(table):
+    """The accuracies as a text table, one row per method and setting (in %)."""
+    steps = len(next(iter(table.values()))["correct"])
+    head = f"{'method':<8}{'setting':<11}{'n':>6}" + "".join(f"{k:>8}" for k in range(steps))
+    lines = [head]
+    for method, row in table.items():
+        for setting in SETTINGS:
+            lines.append(f"{method:<8}{setting:<11}{row['n_' + setting]:>6}"
+                         + "".join(f"{100 * a:>8.1f}" for a in row[setting]))
+    return "\n".join(lines)
+
+
+def plot_deletion(table):
+    """A matplotlib figure with the two settings' curves side by side."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for ax, setting in zip(axes, SETTINGS):
+        for method, row in table.items():
+            acc = 100 * np.asarray(row[setting])
+            ax.plot(range(len(acc)), acc, marker="o", label=method.upper())
+        ax.set_xlabel("words deleted")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(f"initially {setting} ({'most' if setting == 'correct' else 'least'}"
+                     " relevant first)", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.tight_layout()
+    return fig
+
+
+def pointing_game(model, xs, deciding, method, target=None, eps=1e-3, bias_factor=0.0,
+                  n_threads=None):
+    """Fraction of inputs whose highest word relevance falls on a deciding word.
+
+    xs: list of (T_k, e) inputs; deciding: for each input a collection of
+    the positions that decide its class; method: "lrp", "sa", "gi" or
+    "random" (the expected hit rate of a uniform guess). target: None (the
+    predicted class) or one class per input.
+    """
+    if len(deciding) != len(xs):
+        raise ValueError(f"deciding has {len(deciding)} entries for {len(xs)} inputs")
+    if method == "random":
+        return float(np.mean([len(set(p)) / len(x) for x, p in zip(xs, deciding)]))
+    explanations = model.explain_batch(xs, method, targets=target, eps=eps,
+                                       bias_factor=bias_factor, n_threads=n_threads)
+    hits = [int(np.argmax(e.word_relevance)) in set(p) for e, p in zip(explanations, deciding)]
+    return float(np.mean(hits))
+
+
+def constructed_sentences(clf, fillers, deciders, n=500, length=(6, 15), seed=0):
+    """Sentences of neutral filler words with one deciding word inserted.
+
+    clf: a TextClassifier; fillers, deciders: lists of tokens. Keeps the
+    sentences whose predicted class is the one the deciding word alone
+    gets, so that the deciding word decides. Returns (token lists, inputs
+    (T, e), deciding positions).
+    """
+    rng = np.random.default_rng(seed)
+    alone = {w: int(clf.model.forward(clf.embeddings[clf.token_ids([w])]).argmax())
+             for w in deciders}
+    tokens, xs, positions = [], [], []
+    for _ in range(n):
+        words = list(rng.choice(fillers, size=int(rng.integers(*length))))
+        pos = int(rng.integers(len(words) + 1))
+        word = deciders[int(rng.integers(len(deciders)))]
+        words.insert(pos, word)
+        x = clf.embeddings[clf.token_ids(words)]
+        if int(clf.model.forward(x).argmax()) == alone[word]:
+            tokens.append(words)
+            xs.append(x)
+            positions.append([pos])
+    return tokens, xs, positions
