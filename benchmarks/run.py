@@ -11,6 +11,7 @@ Sections (all on this machine, figures in seconds unless stated):
   scaling   time per token for T = 10 .. 10,000 and d = 60 .. 512, and one
             explanation of T = 100,000 tokens with its peak memory
   torch     the same gradients through torch.nn.LSTM autograd (if installed)
+  dask      LRP from text through a local 2-worker Dask cluster vs in-process
 """
 import argparse
 import json
@@ -200,6 +201,44 @@ def bench_torch(model, xs, quick):
     return rows
 
 
+def bench_dask(clf, texts, quick):
+    """Sentences per second through a local 2-process Dask cluster and in-process."""
+    try:
+        import dask.bag as db
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        return None
+    from lrp_lstm.dask import explain_bag
+
+    repeat = 3 if quick else 7
+    rows = []
+    in_process = median_time(lambda: clf.explain_batch(texts, n_threads=2), repeat)
+    rows.append({"where": "in-process explain_batch, 2 threads", "seconds": in_process,
+                 "sentences_per_s": len(texts) / in_process})
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        shared = client.scatter(clf, broadcast=True)   # once per worker
+        bag = db.from_sequence(texts, npartitions=8).persist()
+        # Dask reuses results held under the same keys: a fresh eps (equal
+        # to 1e-3 within 1e-12) gives every run keys of its own
+        runs = iter(range(1, 1000))
+
+        def fresh():
+            return explain_bag(shared, bag, eps=1e-3 * (1 + 1e-12 * next(runs)))
+
+        gathered = median_time(lambda: fresh().compute(), repeat)
+        # each partition's list straight to the client, without the bag's
+        # final concatenation on one worker
+        by_partition = median_time(
+            lambda: client.gather(client.compute(fresh().to_delayed())), repeat)
+    for where, seconds in (("dask, 2 workers x 1 thread, bag.compute()", gathered),
+                           ("dask, 2 workers x 1 thread, partitions gathered", by_partition)):
+        rows.append({"where": where, "seconds": seconds,
+                     "sentences_per_s": len(texts) / seconds,
+                     "fraction_of_in_process": in_process / seconds})
+    return rows
+
+
 def table(rows, columns):
     widths = [max(len(c), *(len(fmt(r.get(c))) for r in rows)) for c in columns]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
@@ -217,7 +256,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", default=os.path.join(HERE, "results.json"))
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
-    ap.add_argument("--only", nargs="*", default=["latency", "corpus", "scaling", "torch"])
+    ap.add_argument("--only", nargs="*",
+                    default=["latency", "corpus", "scaling", "torch", "dask"])
     args = ap.parse_args()
 
     seed = seed_model()
@@ -255,6 +295,12 @@ def main():
             print("\nGradients: torch.nn.LSTM autograd (2 threads) vs lrp_lstm SA (2 threads)")
             print(table(out["torch"], ["dtype", "torch_single_us", "torch_corpus_s",
                                        "lrp_lstm_corpus_s", "max_abs_gradient_difference"]))
+    if "dask" in args.only:
+        out["dask"] = bench_dask(clf, [" ".join(s.tokens) for s in test], args.quick)
+        if out["dask"]:
+            print("\nLRP of the SST test sentences from text, through Dask and in-process")
+            print(table(out["dask"], ["where", "seconds", "sentences_per_s",
+                                      "fraction_of_in_process"]))
     with open(args.json, "w") as f:
         json.dump(out, f, indent=1)
     print(f"\nwritten to {args.json}")

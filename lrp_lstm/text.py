@@ -214,6 +214,15 @@ class TextClassifier:
     def __repr__(self):
         return f"TextClassifier({self.model!r}, vocab={len(self.vocab)} tokens)"
 
+    def __getstate__(self):
+        # the weights, vocabulary and settings; the token index is rebuilt
+        return {"model": self.model, "vocab": self.vocab, "embeddings": self.embeddings,
+                "unknown_token": self.unknown_token, "class_names": self.class_names,
+                "lowercase": self.lowercase}
+
+    def __setstate__(self, state):
+        self.__init__(**state)
+
     def tokenize(self, text):
         """The tokens of `text` (see lrp_lstm.text.tokenize)."""
         return tokenize(text, self.lowercase)
