@@ -10,7 +10,8 @@ sequence x_0 .. x_{T-1} (the backward direction reads it reversed):
     c_t = f * c_{t-1} + i * g,  h_t = o * tanh(c_t),  h_{-1} = c_{-1} = 0
     s = sum over directions of Why h_{T-1}  +  by          (C,)
 
-LRP (epsilon rule, "signal-take-all" for the products). For a linear map
+LRP (epsilon rule; by default "signal-take-all" for the products, other
+gate rules below). For a linear map
 z_k = sum_j w_jk a_j + b_k with N lower units, relevance R_k is sent down as
 
     R_j = sum_k (w_jk a_j + bias_factor (b_k + eps sgn(z_k)) / N)
@@ -149,29 +150,61 @@ cdef void forward_direction(const floating *p, Py_ssize_t e, Py_ssize_t d,
             h[(t + 1) * d + j] = at[3 * d + j] * tc[t * d + j]
 
 
+# rules for the products gate * signal (Arras et al., BlackboxNLP 2019), by
+# the share of the product's relevance that goes to the gate a (signal b);
+# the numbering is lrp_lstm._validation.GATE_RULES'
+cdef enum:
+    RULE_SIGNAL = 0     # 0: the signal takes all (the reference's rule)
+    RULE_HALF = 1       # 1/2
+    RULE_PROP = 2       # a / (a + b), the denominator stabilized by eps
+    RULE_ABS = 3        # |a| / (|a| + |b|), 1/2 when both are 0
+
+
+cdef inline floating gate_share(int rule, floating a, floating b,
+                                floating eps) noexcept nogil:
+    """Fraction of the relevance of a * b (a the gate) that goes to a."""
+    cdef floating s
+    if rule == RULE_HALF:
+        return 0.5
+    if rule == RULE_PROP:
+        s = a + b
+        return a / (s + eps * sgn(s))
+    if rule == RULE_ABS:
+        s = (a if a >= 0 else -a) + (b if b >= 0 else -b)
+        return (a if a >= 0 else -a) / s if s > 0 else 0.5
+    return 0
+
+
 cdef floating lrp_direction(const floating *p, const floating *why, floating by,
                             floating score, Py_ssize_t e, Py_ssize_t d,
                             Py_ssize_t n_dir, const floating *x, Py_ssize_t T,
                             bint reverse, const floating *z,
-                            const floating *gates, const floating *c,
-                            const floating *h, floating eps,
-                            floating bias_factor, floating *scratch,
+                            const floating *gates, const floating *tc,
+                            const floating *c, const floating *h, floating eps,
+                            floating bias_factor, int rule, floating *scratch,
                             floating *R) noexcept nogil:
     """LRP of score (= s[target]) through one direction into R (T, e).
 
-    why (d,) is the target's row of this direction's output weights. Returns
-    the relevance left on this direction's initial states.
+    why (d,) is the target's row of this direction's output weights. Each
+    product gate * signal (o * tanh(c_t), i * g, f * c_{t-1}) passes the
+    fraction gate_share(rule) of its relevance to the gate, the rest to the
+    signal; a gate's relevance goes through its pre-activation to x_t and
+    h_{t-1} like g's. Returns the relevance left on this direction's
+    initial states.
     """
     cdef const floating *Wx = p
     cdef const floating *Wh = p + 8 * d * e
     cdef const floating *b = Wh + 8 * d * d
     cdef floating *Rh = scratch
     cdef floating *Rc = scratch + d
-    cdef floating *q = scratch + 2 * d
-    cdef floating *v = scratch + 3 * d
-    cdef floating *u = scratch + 4 * d
+    cdef floating *q = scratch + 2 * d          # (4d,) per gate: R / (z + eps sgn z)
+    cdef floating *v = scratch + 6 * d
+    cdef floating *Ro = scratch + 7 * d
+    cdef floating *u = scratch + 8 * d
     cdef Py_ssize_t t, j, k, pos, G = 4 * d
-    cdef floating r, share, den, zz, rest = 0
+    cdef Py_ssize_t first = d if rule == RULE_SIGNAL else 0
+    cdef Py_ssize_t last = 2 * d if rule == RULE_SIGNAL else G
+    cdef floating r, share, den, zz, Rig, Rfc, Rgate, rest = 0
     cdef const floating *at
     cdef const floating *zt
     cdef const floating *xt
@@ -188,28 +221,38 @@ cdef floating lrp_direction(const floating *p, const floating *why, floating by,
         pos = T - 1 - t if reverse else t
         at = gates + t * G
         zt = z + pos * G
-        # h_t -> c_t, then c_t -> (f * c_{t-1}, i * g)
+        # h_t = o * tanh(c_t) -> (o, c_t); then c_t -> (f * c_{t-1}, i * g)
         share = 0
         for j in range(d):
-            Rc[j] = Rc[j] + Rh[j]
+            Ro[j] = gate_share(rule, at[3 * d + j], tc[t * d + j], eps) * Rh[j]
+            Rc[j] = Rc[j] + (Rh[j] - Ro[j])
             zz = c[(t + 1) * d + j]
             q[j] = Rc[j] / (zz + eps * sgn(zz))
             share = share + eps * sgn(zz) * q[j]
         share = bias_factor * share / (2 * d)
         for j in range(d):
-            Rh[j] = at[j] * at[d + j] * q[j] + share      # relevance of g
-            Rc[j] = at[2 * d + j] * c[t * d + j] * q[j] + share
-        # g's pre-activation -> (x_t, h_{t-1})
-        share = 0
+            Rig = at[j] * at[d + j] * q[j] + share
+            Rfc = at[2 * d + j] * c[t * d + j] * q[j] + share
+            Rgate = gate_share(rule, at[j], at[d + j], eps) * Rig
+            Rh[j] = Rig - Rgate                         # relevance of g
+            Rc[j] = Rfc - gate_share(rule, at[2 * d + j], c[t * d + j], eps) * Rfc
+            # relevance of i, f, o, parked where q will hold them
+            q[j] = Rgate
+            q[2 * d + j] = Rfc - Rc[j]
+            q[3 * d + j] = Ro[j]
+        # the gates' pre-activations -> (x_t, h_{t-1})
         for j in range(d):
-            zz = zt[d + j]
-            q[j] = Rh[j] / (zz + eps * sgn(zz))
-            share = share + (b[d + j] + eps * sgn(zz)) * q[j]
+            q[d + j] = Rh[j]
+        share = 0
+        for j in range(first, last):
+            zz = zt[j]
+            q[j] = q[j] / (zz + eps * sgn(zz))
+            share = share + (b[j] + eps * sgn(zz)) * q[j]
         share = bias_factor * share / (d + e)
         memset(u, 0, e * sizeof(floating))
-        gemv_t(d, e, Wx + d * e, e, q, u)
+        gemv_t(last - first, e, Wx + first * e, e, q + first, u)
         memset(v, 0, d * sizeof(floating))
-        gemv_t(d, d, Wh + d * d, d, q, v)
+        gemv_t(last - first, d, Wh + first * d, d, q + first, v)
         xt = x + pos * e
         Rt = R + pos * e
         for k in range(e):
@@ -271,7 +314,7 @@ cdef void explain_sequence(const floating *params, Py_ssize_t P,
                            Py_ssize_t n_dir, Py_ssize_t e, Py_ssize_t d,
                            Py_ssize_t C, const floating *x, Py_ssize_t T,
                            Py_ssize_t N, Py_ssize_t *target, floating eps,
-                           floating bias_factor, bint do_lrp, bint do_grad,
+                           floating bias_factor, int rule, bint do_lrp, bint do_grad,
                            floating *scores, floating *R, floating *rest,
                            floating *Gr, floating *words,
                            floating *work) noexcept nogil:
@@ -320,8 +363,8 @@ cdef void explain_sequence(const floating *params, Py_ssize_t P,
         if do_lrp:
             rest_total = rest_total + lrp_direction(
                 params + dr * P, Why + (dr * C + target[0]) * d, by[target[0]],
-                scores[target[0]], e, d, n_dir, x, T, reverse, z, gates, c, h,
-                eps, bias_factor, scratch, R + dr * N * e)
+                scores[target[0]], e, d, n_dir, x, T, reverse, z, gates, tc, c, h,
+                eps, bias_factor, rule, scratch, R + dr * N * e)
         if do_grad:
             # overwrites z, which LRP no longer needs
             gradient_direction(params + dr * P, Why + (dr * C + target[0]) * d,
@@ -365,13 +408,14 @@ cdef Py_ssize_t first_nonfinite(const floating[:, ::1] x) noexcept nogil:
 def explain(const floating[:, ::1] params, const floating[:, :, ::1] Why,
             const floating[::1] by, const floating[:, ::1] x,
             const Py_ssize_t[::1] offsets, Py_ssize_t[::1] targets,
-            double eps, double bias_factor, bint do_lrp, bint do_grad,
+            double eps, double bias_factor, int rule, bint do_lrp, bint do_grad,
             floating[:, ::1] scores, floating[:, :, ::1] relevance,
             floating[::1] rest, floating[:, :, ::1] gradient,
             floating[:, ::1] words, floating[:, ::1] work, int n_threads):
     """Explain B sequences stored end to end in x (N, e).
 
     offsets (B+1,), targets (B,) (entries < 0 become the predicted class),
+    rule: the LRP rule for gate * signal products (RULE_SIGNAL ...),
     scores (B, C), relevance and gradient (n_dir, N, e) (ignored unless
     do_lrp / do_grad), rest (B,), words (3, N) word-level relevance of LRP,
     SA and GI, work (n_work, workspace_size(max T)) with one row per
@@ -397,7 +441,7 @@ def explain(const floating[:, ::1] params, const floating[:, :, ::1] Why,
                 row = offsets[k]
                 explain_sequence(&params[0, 0], P, &Why[0, 0, 0], &by[0], n_dir,
                                  e, d, C, &x[row, 0], offsets[k + 1] - row, N,
-                                 &targets[k], feps, fbias, do_lrp, do_grad,
+                                 &targets[k], feps, fbias, rule, do_lrp, do_grad,
                                  &scores[k, 0],
                                  R0 + row * e if do_lrp else NULL, &rest[k],
                                  G0 + row * e if do_grad else NULL,
@@ -408,7 +452,7 @@ def explain(const floating[:, ::1] params, const floating[:, :, ::1] Why,
             row = offsets[k]
             explain_sequence(&params[0, 0], P, &Why[0, 0, 0], &by[0], n_dir,
                              e, d, C, &x[row, 0], offsets[k + 1] - row, N,
-                             &targets[k], feps, fbias, do_lrp, do_grad,
+                             &targets[k], feps, fbias, rule, do_lrp, do_grad,
                              &scores[k, 0],
                              R0 + row * e if do_lrp else NULL, &rest[k],
                              G0 + row * e if do_grad else NULL,

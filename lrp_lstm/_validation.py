@@ -9,6 +9,8 @@ import numbers
 import numpy as np
 
 METHODS = ("lrp", "sa", "gi")
+# LRP rules for the products gate * signal, numbered as in the kernels
+GATE_RULES = ("signal", "half", "prop", "abs")
 DTYPES = (np.float32, np.float64)
 
 
@@ -131,3 +133,10 @@ def check_gate_order(gate_order):
             f"unknown gate order {gate_order!r}: expected a permutation of 'igfo' "
             "(i input, g or c cell candidate, f forget, o output), e.g. 'ifgo' or 'ifco'")
     return order
+
+
+def check_gate_rule(gate_rule):
+    """Return the kernels' number of an LRP gate rule."""
+    if gate_rule not in GATE_RULES:
+        raise ValueError(f"unknown gate_rule {gate_rule!r}: expected one of {GATE_RULES}")
+    return GATE_RULES.index(gate_rule)

@@ -27,6 +27,8 @@ def _parser():
     ex.add_argument("--eps", type=float, default=1e-3, help="LRP stabilizer (default 1e-3)")
     ex.add_argument("--bias-factor", type=float, default=0.0,
                     help="1.0 redistributes bias relevance (default 0.0)")
+    ex.add_argument("--gate-rule", choices=("signal", "half", "prop", "abs"),
+                    default="signal", help="LRP rule for gate * signal products")
     ex.add_argument("--json", action="store_true", help="print one JSON object")
     ex.add_argument("--html", metavar="FILE", help="write an HTML heatmap")
     ex.add_argument("--png", metavar="FILE", help="write a PNG heatmap (needs matplotlib)")
@@ -41,7 +43,8 @@ def _parser():
                     help="keep sentences of at least this many tokens (default 10)")
     ev.add_argument("--steps", type=int, default=5, help="words to delete (default 5)")
     ev.add_argument("--methods", nargs="+", default=["lrp", "sa", "gi", "random"],
-                    choices=["lrp", "sa", "gi", "random"])
+                    choices=["lrp", "lrp-half", "lrp-prop", "lrp-abs", "sa", "gi", "random"],
+                    help="lrp-RULE is LRP with another gate rule (default: lrp sa gi random)")
     ev.add_argument("--random-runs", type=int, default=10,
                     help="seeded runs averaged for random deletion (default 10)")
     ev.add_argument("--json", metavar="FILE", help="write the accuracies as JSON")
@@ -53,7 +56,7 @@ def _parser():
 
 def _explain(clf, args, out):
     kwargs = {"method": args.method, "target": args.target, "eps": args.eps,
-              "bias_factor": args.bias_factor}
+              "bias_factor": args.bias_factor, "gate_rule": args.gate_rule}
     if args.text == "-":
         if args.html or args.png:
             raise ValueError("--html and --png take a single text, not '-'")

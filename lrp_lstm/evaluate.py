@@ -19,6 +19,8 @@ from . import _validation as V
 
 SETTINGS = ("correct", "incorrect")
 DELETION_METHODS = ("lrp", "sa", "gi", "random")
+# LRP with the other gate rules: "lrp-half", "lrp-prop", "lrp-abs"
+GATE_RULE_METHODS = ("lrp-half", "lrp-prop", "lrp-abs")
 
 
 def deletion_order(word_relevance, setting):
@@ -33,14 +35,16 @@ def deletion_curve(model, xs, labels, method, steps=5, setting="correct", n_rand
     """Accuracy after deleting 0, 1, ..., steps words of each sentence.
 
     model: a BiLSTM; xs: list of (T_k, e) inputs; labels: (B,) true classes;
-    method: "lrp", "sa", "gi" or "random". Only the sentences of `setting`
+    method: "lrp", "sa", "gi", "random", or "lrp-RULE" for LRP with another
+    gate rule (half, prop, abs). Only the sentences of `setting`
     (classified correctly or not by the model on the full input) take part.
     Returns (accuracies (steps+1,), number of sentences in the setting).
     """
     if setting not in SETTINGS:
         raise ValueError(f"unknown setting {setting!r}: expected one of {SETTINGS}")
-    if method not in DELETION_METHODS:
-        raise ValueError(f"unknown method {method!r}: expected one of {DELETION_METHODS}")
+    if method not in DELETION_METHODS + GATE_RULE_METHODS:
+        raise ValueError(f"unknown method {method!r}: expected one of "
+                         f"{DELETION_METHODS + GATE_RULE_METHODS}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
     labels = np.asarray(labels)
@@ -63,8 +67,10 @@ def deletion_curve(model, xs, labels, method, steps=5, setting="correct", n_rand
             orders = [rng.permutation(len(x)) for x in xs]
             runs.append(_accuracies(model, xs, labels, orders, steps, n_threads))
         return np.mean(runs, axis=0), len(xs)
-    explanations = model.explain_batch(xs, method, targets=[int(t) for t in labels], eps=eps,
-                                       bias_factor=bias_factor, n_threads=n_threads)
+    base, _, rule = method.partition("-")
+    explanations = model.explain_batch(xs, base, targets=[int(t) for t in labels], eps=eps,
+                                       bias_factor=bias_factor, gate_rule=rule or "signal",
+                                       n_threads=n_threads)
     orders = [deletion_order(e.word_relevance, setting) for e in explanations]
     return _accuracies(model, xs, labels, orders, steps, n_threads), len(xs)
 
@@ -104,11 +110,11 @@ def word_deletion(model, xs, labels, methods=DELETION_METHODS, steps=5, n_random
 def format_table(table):
     """The accuracies as a text table, one row per method and setting (in %)."""
     steps = len(next(iter(table.values()))["correct"])
-    head = f"{'method':<8}{'setting':<11}{'n':>6}" + "".join(f"{k:>8}" for k in range(steps))
+    head = f"{'method':<10}{'setting':<11}{'n':>6}" + "".join(f"{k:>8}" for k in range(steps))
     lines = [head]
     for method, row in table.items():
         for setting in SETTINGS:
-            lines.append(f"{method:<8}{setting:<11}{row['n_' + setting]:>6}"
+            lines.append(f"{method:<10}{setting:<11}{row['n_' + setting]:>6}"
                          + "".join(f"{100 * a:>8.1f}" for a in row[setting]))
     return "\n".join(lines)
 

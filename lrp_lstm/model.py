@@ -26,7 +26,7 @@ class Explanation:
     gradient : (T, e) SA and GI only: d scores[target] / d x
     gradient_fwd, gradient_bwd : (T, e) SA and GI only: the gradient through
         each direction (gradient_bwd is None for a unidirectional model)
-    eps, bias_factor : the LRP parameters used (LRP only)
+    eps, bias_factor, gate_rule : the LRP parameters used (LRP only)
 
     `relevance` and `gradient` are summed from the per-direction parts when
     first read.
@@ -34,10 +34,10 @@ class Explanation:
 
     __slots__ = ("method", "target", "scores", "word_relevance", "relevance_fwd",
                  "relevance_bwd", "relevance_rest", "gradient_fwd", "gradient_bwd",
-                 "eps", "bias_factor", "_x", "_relevance", "_gradient")
+                 "eps", "bias_factor", "gate_rule", "_x", "_relevance", "_gradient")
 
     def __init__(self, method, target, scores, word_relevance, parts, x,
-                 relevance_rest=None, eps=None, bias_factor=None):
+                 relevance_rest=None, lrp=None):
         self.method = method
         self.target = target
         self.scores = scores
@@ -50,8 +50,7 @@ class Explanation:
             self.gradient_fwd, self.gradient_bwd = fwd, bwd
             self.relevance_fwd = self.relevance_bwd = None
         self.relevance_rest = relevance_rest
-        self.eps = eps
-        self.bias_factor = bias_factor
+        self.eps, self.bias_factor, self.gate_rule = lrp or (None, None, None)
         self._x = x
         self._relevance = self._gradient = None
 
@@ -258,7 +257,7 @@ class BiLSTM:
         xs = self._check_inputs(xs, dtype, _name)
         if not xs:
             return np.zeros((0, self.n_classes), dtype)
-        out = self._compute(xs, np.full(len(xs), -1, dtype=np.intp), 1.0, 0.0, False,
+        out = self._compute(xs, np.full(len(xs), -1, dtype=np.intp), (1.0, 0.0, 0), False,
                             False, n_threads, dtype, backend, _name)
         return out["scores"]
 
@@ -269,7 +268,7 @@ class BiLSTM:
                 for k, x in enumerate(xs)]
 
     def explain(self, x, method="lrp", target=None, eps=1e-3, bias_factor=0.0,
-                backend="cython", dtype=np.float64):
+                gate_rule="signal", backend="cython", dtype=np.float64):
         """Explain the score of `target` for one input x (T, e).
 
         method : "lrp" (Layer-wise Relevance Propagation), "sa" (Sensitivity
@@ -279,15 +278,22 @@ class BiLSTM:
         target : class index, or None for the predicted class
         eps : LRP stabilizer (> 0), bias_factor : 1.0 redistributes the bias
             and stabilizer shares so relevance is conserved, 0.0 drops them
+        gate_rule : how LRP splits the relevance of a product gate * signal
+            (i * g, f * c_{t-1}, o * tanh(c_t)); with a = gate, b = signal:
+            "signal" (all to the signal; the reference's rule), "half"
+            (half each), "prop" (a/(a+b) to the gate, the denominator
+            stabilized by eps) or "abs" (|a|/(|a|+|b|) to the gate). A
+            gate's relevance goes on through its pre-activation to x and h.
         backend : "cython" (compiled kernels) or "numpy" (the plain oracle)
         dtype : np.float64 or np.float32, the precision of the computation
         """
         return self.explain_batch((x,), method, None if target is None else (target,),
-                                  eps, bias_factor, n_threads=1, dtype=dtype,
+                                  eps, bias_factor, gate_rule, n_threads=1, dtype=dtype,
                                   backend=backend, _name="x")[0]
 
     def explain_batch(self, xs, method="lrp", targets=None, eps=1e-3, bias_factor=0.0,
-                      n_threads=None, dtype=np.float64, backend="cython", _name=None):
+                      gate_rule="signal", n_threads=None, dtype=np.float64,
+                      backend="cython", _name=None):
         """Explain a list of inputs of any lengths, xs[k] of shape (T_k, e).
 
         targets: None (each input's predicted class) or one class (or None)
@@ -299,7 +305,8 @@ class BiLSTM:
         methods, single = V.check_methods(method)
         dtype = V.check_dtype(dtype)
         eps = V.check_eps(eps)
-        bias_factor = V.check_bias_factor(bias_factor)
+        lrp = (eps, V.check_bias_factor(bias_factor), gate_rule)
+        rule = V.check_gate_rule(gate_rule)
         n_threads = 1 if n_threads == 1 else V.check_n_threads(n_threads)
         xs = self._check_inputs(xs, dtype, _name)
         B = len(xs)
@@ -313,25 +320,32 @@ class BiLSTM:
                                 for k, t in enumerate(targets)], dtype=np.intp)
         if B == 0:
             return []
-        out = self._compute(xs, targets, eps, bias_factor, "lrp" in methods,
+        out = self._compute(xs, targets, lrp[:2] + (rule,), "lrp" in methods,
                             "sa" in methods or "gi" in methods, n_threads, dtype, backend,
                             _name)
-        return _explanations(out, methods, single, eps, bias_factor)
+        if "lrp" in methods and not (np.isfinite(out["rest"]).all()
+                                     and np.isfinite(out["words"][0]).all()):
+            raise FloatingPointError(
+                f"LRP relevance overflowed ({np.dtype(dtype).name}) with gate_rule="
+                f"{gate_rule!r}" + (": the 'prop' rule multiplies relevance by "
+                                    "a / (a + b), which is large where gate + signal is "
+                                    "near 0; try 'abs' or 'half'" if gate_rule == "prop"
+                                    else ""))
+        return _explanations(out, methods, single, lrp)
 
-    def _compute(self, xs, targets, eps, bias_factor, do_lrp, do_grad, n_threads, dtype,
-                 backend, name):
+    def _compute(self, xs, targets, lrp, do_lrp, do_grad, n_threads, dtype, backend, name):
         """Run a backend on validated inputs; return its stacked outputs:
         scores (B, C), targets (B,), offsets (B+1,), x (N, e), relevance and
-        gradient (n_dir, N, e) or None, rest (B,), words (3, N)."""
+        gradient (n_dir, N, e) or None, rest (B,), words (3, N). lrp is
+        (eps, bias_factor, gate rule number)."""
         if backend == "cython":
-            return self._run_kernels(xs, targets, eps, bias_factor, do_lrp, do_grad,
-                                     n_threads, dtype, name)
+            return self._run_kernels(xs, targets, lrp, do_lrp, do_grad, n_threads, dtype,
+                                     name)
         if backend == "numpy":
-            return self._run_oracle(xs, targets, eps, bias_factor, do_lrp, do_grad, name)
+            return self._run_oracle(xs, targets, lrp, do_lrp, do_grad, name)
         raise ValueError(f"unknown backend {backend!r}: expected 'cython' or 'numpy'")
 
-    def _run_kernels(self, xs, targets, eps, bias_factor, do_lrp, do_grad, n_threads, dtype,
-                     name):
+    def _run_kernels(self, xs, targets, lrp, do_lrp, do_grad, n_threads, dtype, name):
         params, Why, bias = self._kernel_arrays(dtype)
         B = len(xs)
         if B == 1:
@@ -353,7 +367,7 @@ class BiLSTM:
         words = np.empty((3, N), dtype)
         work = np.empty((n_threads, _kernels.workspace_size(max_T, n_dir, e,
                                                             self.hidden_size)), dtype)
-        bad = _kernels.explain(params, Why, bias, x, offsets, targets, eps, bias_factor,
+        bad = _kernels.explain(params, Why, bias, x, offsets, targets, *lrp,
                                do_lrp, do_grad, scores, relevance, rest, gradient, words,
                                work, n_threads)
         if bad >= 0:
@@ -364,7 +378,7 @@ class BiLSTM:
                 "relevance": relevance if do_lrp else None, "rest": rest,
                 "gradient": gradient if do_grad else None, "words": words}
 
-    def _run_oracle(self, xs, targets, eps, bias_factor, do_lrp, do_grad, name):
+    def _run_oracle(self, xs, targets, lrp, do_lrp, do_grad, name):
         for k, x in enumerate(xs):
             if not np.isfinite(x).all():
                 raise ValueError(f"{name or f'xs[{k}]'} contains NaN or infinity")
@@ -372,8 +386,10 @@ class BiLSTM:
         dirs = [{k: a.astype(dtype) for k, a in w.items()} for w in self.directions]
         Why = [w.astype(dtype) for w in self.Why]
         bias = self.bias.astype(dtype)
+        eps, bias_factor, rule = lrp
         results = [oracle.explain(dirs, Why, bias, x, int(t), dtype.type(eps),
-                                  dtype.type(bias_factor), do_lrp, do_grad)
+                                  dtype.type(bias_factor), V.GATE_RULES[rule], do_lrp,
+                                  do_grad)
                    for x, t in zip(xs, targets)]
         offsets = np.zeros(len(xs) + 1, dtype=np.intp)
         np.cumsum([x.shape[0] for x in xs], out=offsets[1:])
@@ -407,7 +423,7 @@ def _init_args(arrays):
 _WORD_ROW = {"lrp": 0, "sa": 1, "gi": 2}
 
 
-def _explanations(out, methods, single, eps, bias_factor):
+def _explanations(out, methods, single, lrp):
     """Split a backend's stacked outputs into Explanations."""
     offsets, x, words = out["offsets"], out["x"], out["words"]
     scores, targets, rest = out["scores"], out["targets"], out["rest"]
@@ -420,8 +436,7 @@ def _explanations(out, methods, single, eps, bias_factor):
             if m == "lrp":
                 expl[m] = Explanation(m, target, scores[k], words[0, a:b],
                                       out["relevance"][:, a:b], x[a:b],
-                                      relevance_rest=rest[k].item(), eps=eps,
-                                      bias_factor=bias_factor)
+                                      relevance_rest=rest[k].item(), lrp=lrp)
             else:
                 expl[m] = Explanation(m, target, scores[k], words[_WORD_ROW[m], a:b],
                                       out["gradient"][:, a:b], x[a:b])

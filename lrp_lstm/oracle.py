@@ -72,10 +72,29 @@ def forward(directions, Why, bias, x):
     return scores, states
 
 
+def gate_fraction(rule, a, b, eps):
+    """Share of the relevance of the product a * b (a the gate, b the signal)
+    that goes to the gate, element-wise (Arras et al., BlackboxNLP 2019)."""
+    if rule == "signal":
+        return np.zeros_like(a)
+    if rule == "half":
+        return np.full_like(a, 0.5)
+    if rule == "prop":
+        s = a + b
+        return a / (s + eps * np.where(s >= 0, 1.0, -1.0))
+    if rule == "abs":
+        s = np.abs(a) + np.abs(b)
+        return np.where(s > 0, np.abs(a) / np.where(s > 0, s, 1.0), 0.5).astype(a.dtype)
+    raise ValueError(f"unknown gate rule {rule!r}")
+
+
 def lrp_direction(weights, Why_row, bias_t, score, n_output_lower, state, x,
-                  eps, bias_factor):
+                  eps, bias_factor, gate_rule="signal"):
     """LRP of one direction, x (T, e) in processing order.
 
+    Each product gate * signal (o * tanh(c_t), i * g, f * c_{t-1}) gives the
+    gate_fraction of its relevance to the gate, the rest to the signal; each
+    gate's relevance then goes through its pre-activation to x_t and h_{t-1}.
     Returns (R_x (T, e) in processing order, relevance on the initial states).
     """
     d = weights["Whh"].shape[1]
@@ -90,20 +109,27 @@ def lrp_direction(weights, Why_row, bias_t, score, n_output_lower, state, x,
     Rc = np.zeros(d, dtype)
     identity = np.eye(d, dtype=dtype)
     zero_bias = np.zeros(d, dtype)
-    Wg_x = weights["Wxh"][d:2 * d].T          # (e, d)
-    Wg_h = weights["Whh"][d:2 * d].T          # (d, d)
-    bg = weights["bxh"][d:2 * d] + weights["bhh"][d:2 * d]
+    blocks = {q: slice(k * d, (k + 1) * d) for k, q in enumerate("igfo")}
     for t in reversed(range(T)):
-        Rc = Rc + Rh
-        c_t = state["c"][t + 1]
-        R_prev_c = lrp_epsilon(state["f"][t] * state["c"][t], identity, zero_bias,
-                               c_t, Rc, 2 * d, eps, bias_factor)
-        Rg = lrp_epsilon(state["i"][t] * state["g"][t], identity, zero_bias,
-                         c_t, Rc, 2 * d, eps, bias_factor)
-        zg = state["z"][t, d:2 * d]
-        Rx[t] = lrp_epsilon(x[t], Wg_x, bg, zg, Rg, d + e, eps, bias_factor)
-        Rh = lrp_epsilon(state["h"][t], Wg_h, bg, zg, Rg, d + e, eps, bias_factor)
-        Rc = R_prev_c
+        i, g, f, o = (state[q][t] for q in "igfo")
+        c_t, c_prev = state["c"][t + 1], state["c"][t]
+        R_gate = {"o": gate_fraction(gate_rule, o, np.tanh(c_t), eps) * Rh}
+        Rc = Rc + (Rh - R_gate["o"])
+        R_fc = lrp_epsilon(f * c_prev, identity, zero_bias, c_t, Rc, 2 * d, eps, bias_factor)
+        R_ig = lrp_epsilon(i * g, identity, zero_bias, c_t, Rc, 2 * d, eps, bias_factor)
+        R_gate["i"] = gate_fraction(gate_rule, i, g, eps) * R_ig
+        R_gate["g"] = R_ig - R_gate["i"]
+        R_gate["f"] = gate_fraction(gate_rule, f, c_prev, eps) * R_fc
+        Rc = R_fc - R_gate["f"]
+        Rh = np.zeros(d, dtype)
+        for q in ("g",) if gate_rule == "signal" else "igfo":
+            rows = blocks[q]
+            b = weights["bxh"][rows] + weights["bhh"][rows]
+            z = state["z"][t, rows]
+            Rx[t] += lrp_epsilon(x[t], weights["Wxh"][rows].T, b, z, R_gate[q], d + e,
+                                 eps, bias_factor)
+            Rh += lrp_epsilon(state["h"][t], weights["Whh"][rows].T, b, z, R_gate[q], d + e,
+                              eps, bias_factor)
     return Rx, Rh.sum() + Rc.sum()
 
 
@@ -131,7 +157,7 @@ def gradient_direction(weights, Why_row, state):
     return Gx
 
 
-def explain(directions, Why, bias, x, target, eps, bias_factor, do_lrp, do_grad):
+def explain(directions, Why, bias, x, target, eps, bias_factor, gate_rule, do_lrp, do_grad):
     """Everything the kernels compute for one sequence x (T, e).
 
     target < 0 means the predicted class. Returns a dict with scores (C,),
@@ -149,7 +175,7 @@ def explain(directions, Why, bias, x, target, eps, bias_factor, do_lrp, do_grad)
         for k, w in enumerate(directions):
             xk = x if k == 0 else x[::-1]
             Rk, rk = lrp_direction(w, Why[k][target], bias[target], scores[target],
-                                   n_dir * d, states[k], xk, eps, bias_factor)
+                                   n_dir * d, states[k], xk, eps, bias_factor, gate_rule)
             R.append(Rk if k == 0 else Rk[::-1])
             rest = rest + rk
         out["relevance"] = np.stack(R)

@@ -10,24 +10,40 @@ from conftest import random_model, random_weights
 dims = st.integers(1, 200)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(e=dims, d=dims, C=dims, T=dims, bidirectional=st.booleans(), bias=st.booleans(),
-       seed=st.integers(0, 2**32 - 1), bias_factor=st.sampled_from([0.0, 1.0]))
+       seed=st.integers(0, 2**32 - 1), bias_factor=st.sampled_from([0.0, 1.0]),
+       gate_rule=st.sampled_from(["signal", "half", "prop", "abs"]))
 def test_conservation_and_cython_equals_oracle(e, d, C, T, bidirectional, bias, seed,
-                                               bias_factor):
+                                               bias_factor, gate_rule):
     rng = np.random.default_rng(seed)
     model = lrp_lstm.BiLSTM.from_dict(random_weights(rng, e, d, C, bidirectional, bias))
     x = rng.normal(0, 1, (T, e))
     target = int(rng.integers(C))
-    fast = model.explain(x, ("lrp", "sa", "gi"), target=target, bias_factor=bias_factor)
-    plain = model.explain(x, ("lrp", "sa", "gi"), target=target, bias_factor=bias_factor,
-                          backend="numpy")
+    kw = {"target": target, "bias_factor": bias_factor, "gate_rule": gate_rule}
+    try:
+        fast = model.explain(x, ("lrp", "sa", "gi"), **kw)
+    except FloatingPointError:
+        # only the prop rule can blow relevance up; the oracle must agree
+        assert gate_rule == "prop"
+        with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="prop"):
+            model.explain(x, ("lrp", "sa", "gi"), backend="numpy", **kw)
+        return
+    plain = model.explain(x, ("lrp", "sa", "gi"), backend="numpy", **kw)
+    assert fast["lrp"].gate_rule == gate_rule
     lrp = fast["lrp"]
     if bias_factor == 1.0:
         total = lrp.relevance_fwd.sum() + lrp.relevance_rest
         if bidirectional:
             total += lrp.relevance_bwd.sum()
-        assert abs(total - lrp.scores[target]) <= 1e-10 * max(1.0, abs(lrp.scores[target]))
+        # relative to the relevance mass: rules that feed the gates can
+        # amplify relevance (through gate pre-activations near 0, and for prop
+        # through a / (a + b)) and then cancel it
+        mass = max(1.0, abs(lrp.scores[target]), np.abs(lrp.relevance).sum()
+                   + abs(lrp.relevance_rest))
+        assert abs(total - lrp.scores[target]) <= 1e-10 * mass
+        if gate_rule == "signal":
+            assert abs(total - lrp.scores[target]) <= 1e-10 * max(1.0, abs(lrp.scores[target]))
     for m in ("lrp", "sa", "gi"):
         a, b = fast[m], plain[m]
         assert a.target == b.target == target
@@ -97,3 +113,31 @@ def test_tiny_lrp_by_hand():
     # with bias_factor = 1 the shares of bias and stabilizer come back
     expl1 = model.explain(np.array([[x]]), "lrp", target=0, eps=eps, bias_factor=1.0)
     assert expl1.relevance.sum() + expl1.relevance_rest == pytest.approx(s, rel=1e-13)
+
+
+def test_tiny_half_rule_by_hand():
+    """T = 1, e = d = 1: the half rule gives each gate half of its product."""
+    w = {"Wxh_Left": np.array([[0.5], [1.5], [-0.3], [0.8]]),   # i, g, f, o
+         "bxh_Left": np.array([0.1, 0.2, 0.0, -0.1]),
+         "Whh_Left": np.array([[0.4], [0.7], [0.2], [-0.5]]),
+         "bhh_Left": np.array([0.0, 0.1, 0.3, 0.2]),
+         "Why_Left": np.array([[2.0]])}
+    model = lrp_lstm.BiLSTM.from_dict(w)
+    x, eps = 0.9, 1e-3
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    z = {"i": 0.5 * x + 0.1, "g": 1.5 * x + 0.3, "f": -0.3 * x + 0.3, "o": 0.8 * x + 0.1}
+    c = sig(z["i"]) * np.tanh(z["g"])
+    h = sig(z["o"]) * np.tanh(c)
+    s = 2.0 * h
+    R_h = 2.0 * h * s / (s + eps)
+    R_c = R_o = R_h / 2                                   # o * tanh(c)
+    R_ig = c * R_c / (c + eps)                            # c = f * 0 + i * g
+    R = {"i": R_ig / 2, "g": R_ig / 2, "f": 0.0, "o": R_o}
+    Wx = {"i": 0.5, "g": 1.5, "f": -0.3, "o": 0.8}
+    R_x = sum(x * Wx[q] * R[q] / (z[q] + eps * np.sign(z[q])) for q in "igfo")
+    for backend in ("cython", "numpy"):
+        expl = model.explain(np.array([[x]]), "lrp", target=0, eps=eps, gate_rule="half",
+                             backend=backend)
+        assert expl.relevance[0, 0] == pytest.approx(R_x, rel=1e-12)
+    with pytest.raises(ValueError, match="gate_rule"):
+        model.explain(np.array([[x]]), gate_rule="gate-take-all")
