@@ -94,22 +94,6 @@ def accuracies(scores, labels):
     return five, binary
 
 
-def export(net, vocab):
-    """The trained weights as a lrp_lstm BiLSTM (float64) and the embedding matrix."""
-    sd = {k: v.detach().double().numpy() for k, v in net.state_dict().items()}
-    d = net.lstm.hidden_size
-    arrays = {}
-    for side, sfx in (("Left", ""), ("Right", "_reverse")):
-        arrays[f"Wxh_{side}"] = sd[f"lstm.weight_ih_l0{sfx}"]
-        arrays[f"bxh_{side}"] = sd[f"lstm.bias_ih_l0{sfx}"]
-        arrays[f"Whh_{side}"] = sd[f"lstm.weight_hh_l0{sfx}"]
-        arrays[f"bhh_{side}"] = sd[f"lstm.bias_hh_l0{sfx}"]
-    arrays["Why_Left"] = sd["head.weight"][:, :d]
-    arrays["Why_Right"] = sd["head.weight"][:, d:]
-    model = lrp_lstm.BiLSTM.from_dict(arrays, gate_order="ifgo")   # PyTorch's order
-    return model, sd["embedding.weight"]
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sst", default="../shared/data/sst", help="folder with train/dev/test.txt")
@@ -183,7 +167,7 @@ def main():
     test_acc = accuracies(test_scores, [l for _, l in test_set])
 
     # the package's forward pass against PyTorch's, float64, on the dev set
-    model, embeddings = export(net, vocab)
+    model, embeddings = lrp_lstm.from_torch(net.lstm, net.head, net.embedding)
     net.double()
     torch_dev = predict_scores(net, dev_set)
     ours = np.stack([model.forward(embeddings[ids]) for ids, _ in dev_set])
