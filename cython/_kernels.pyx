@@ -435,18 +435,7 @@ def explain(const floating[:, ::1] params, const floating[:, :, ::1] Why,
         bad = first_nonfinite(x)
     if bad >= 0:
         return bad
-    if n_threads <= 1 or B <= 1:
-        with nogil:
-            for k in range(B):
-                row = offsets[k]
-                explain_sequence(&params[0, 0], P, &Why[0, 0, 0], &by[0], n_dir,
-                                 e, d, C, &x[row, 0], offsets[k + 1] - row, N,
-                                 &targets[k], feps, fbias, rule, do_lrp, do_grad,
-                                 &scores[k, 0],
-                                 R0 + row * e if do_lrp else NULL, &rest[k],
-                                 G0 + row * e if do_grad else NULL,
-                                 &words[0, row], &work[0, 0])
-        return -1
+    # one thread runs the same loop; OpenMP then starts no extra thread
     with nogil, parallel(num_threads=n_threads):
         for k in prange(B, schedule="dynamic", chunksize=4):
             row = offsets[k]

@@ -157,29 +157,27 @@ static int lrp_use_avx2(void)
 #endif
 }
 
-void lrp_gemm_d(ptrdiff_t n_t, ptrdiff_t n_rows, ptrdiff_t n_cols, const double *X,
-                const double *A, ptrdiff_t lda, double *Y, ptrdiff_t ldy)
-{
 #if LRP_HAVE_AVX2_PATH
-    if (lrp_use_avx2()) {
-        lrp_gemm_avx2_d(n_t, n_rows, n_cols, X, A, lda, Y, ldy);
-        return;
+#define LRP_GEMM_AVX2(SUFFIX)                                                   \
+    if (lrp_use_avx2()) {                                                       \
+        lrp_gemm_avx2_##SUFFIX(n_t, n_rows, n_cols, X, A, lda, Y, ldy);         \
+        return;                                                                 \
     }
+#else
+#define LRP_GEMM_AVX2(SUFFIX)
 #endif
-    lrp_gemm_base_d(n_t, n_rows, n_cols, X, A, lda, Y, ldy);
-}
 
-void lrp_gemm_s(ptrdiff_t n_t, ptrdiff_t n_rows, ptrdiff_t n_cols, const float *X,
-                const float *A, ptrdiff_t lda, float *Y, ptrdiff_t ldy)
-{
-#if LRP_HAVE_AVX2_PATH
-    if (lrp_use_avx2()) {
-        lrp_gemm_avx2_s(n_t, n_rows, n_cols, X, A, lda, Y, ldy);
-        return;
+#define LRP_DEFINE_GEMM_DISPATCH(T, SUFFIX)                                     \
+    void lrp_gemm_##SUFFIX(ptrdiff_t n_t, ptrdiff_t n_rows, ptrdiff_t n_cols,   \
+                           const T *X, const T *A, ptrdiff_t lda, T *Y,         \
+                           ptrdiff_t ldy)                                       \
+    {                                                                           \
+        LRP_GEMM_AVX2(SUFFIX)                                                   \
+        lrp_gemm_base_##SUFFIX(n_t, n_rows, n_cols, X, A, lda, Y, ldy);         \
     }
-#endif
-    lrp_gemm_base_s(n_t, n_rows, n_cols, X, A, lda, Y, ldy);
-}
+
+LRP_DEFINE_GEMM_DISPATCH(double, d)
+LRP_DEFINE_GEMM_DISPATCH(float, s)
 
 /* exp(x) for finite x, clamped to [-708, 709] so that 2^n stays a normal
  * number; written without branches or calls so that loops over it

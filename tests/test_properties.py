@@ -89,14 +89,17 @@ def test_method_definitions():
     np.testing.assert_allclose(res["sa"].word_relevance, (g ** 2).sum(1))
 
 
+# e = d = C = 1, unidirectional; gates i, g, f, o
+TINY = {"Wxh_Left": np.array([[0.5], [1.5], [-0.3], [0.8]]),
+        "bxh_Left": np.array([0.1, 0.2, 0.0, -0.1]),
+        "Whh_Left": np.array([[0.4], [0.7], [0.2], [-0.5]]),
+        "bhh_Left": np.array([0.0, 0.1, 0.3, 0.2]),
+        "Why_Left": np.array([[2.0]])}
+
+
 def test_tiny_lrp_by_hand():
     """e = d = C = 1, T = 1, unidirectional: every step written out."""
-    w = {"Wxh_Left": np.array([[0.5], [1.5], [-0.3], [0.8]]),   # i, g, f, o
-         "bxh_Left": np.array([0.1, 0.2, 0.0, -0.1]),
-         "Whh_Left": np.array([[0.4], [0.7], [0.2], [-0.5]]),
-         "bhh_Left": np.array([0.0, 0.1, 0.3, 0.2]),
-         "Why_Left": np.array([[2.0]])}
-    model = lrp_lstm.BiLSTM.from_dict(w)
+    model = lrp_lstm.BiLSTM.from_dict(TINY)
     x, eps = 0.9, 1e-3
     sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
     zi, zg, zo = 0.5 * x + 0.1, 1.5 * x + 0.3, 0.8 * x + 0.1
@@ -117,12 +120,7 @@ def test_tiny_lrp_by_hand():
 
 def test_tiny_half_rule_by_hand():
     """T = 1, e = d = 1: the half rule gives each gate half of its product."""
-    w = {"Wxh_Left": np.array([[0.5], [1.5], [-0.3], [0.8]]),   # i, g, f, o
-         "bxh_Left": np.array([0.1, 0.2, 0.0, -0.1]),
-         "Whh_Left": np.array([[0.4], [0.7], [0.2], [-0.5]]),
-         "bhh_Left": np.array([0.0, 0.1, 0.3, 0.2]),
-         "Why_Left": np.array([[2.0]])}
-    model = lrp_lstm.BiLSTM.from_dict(w)
+    model = lrp_lstm.BiLSTM.from_dict(TINY)
     x, eps = 0.9, 1e-3
     sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
     z = {"i": 0.5 * x + 0.1, "g": 1.5 * x + 0.3, "f": -0.3 * x + 0.3, "o": 0.8 * x + 0.1}
