@@ -67,12 +67,17 @@ def deletion_curve(model, xs, labels, method, steps=5, setting="correct", n_rand
             orders = [rng.permutation(len(x)) for x in xs]
             runs.append(_accuracies(model, xs, labels, orders, steps, n_threads))
         return np.mean(runs, axis=0), len(xs)
-    base, _, rule = method.partition("-")
-    explanations = model.explain_batch(xs, base, targets=[int(t) for t in labels], eps=eps,
-                                       bias_factor=bias_factor, gate_rule=rule or "signal",
-                                       n_threads=n_threads)
+    explanations = _explain(model, xs, method, [int(t) for t in labels], eps, bias_factor,
+                            n_threads)
     orders = [deletion_order(e.word_relevance, setting) for e in explanations]
     return _accuracies(model, xs, labels, orders, steps, n_threads), len(xs)
+
+
+def _explain(model, xs, method, targets, eps, bias_factor, n_threads):
+    """explain_batch for "lrp", "sa", "gi" or "lrp-RULE" (LRP with gate rule RULE)."""
+    base, _, rule = method.partition("-")
+    return model.explain_batch(xs, base, targets=targets, eps=eps, bias_factor=bias_factor,
+                               gate_rule=rule or "signal", n_threads=n_threads)
 
 
 def _accuracies(model, xs, labels, orders, steps, n_threads):
@@ -143,16 +148,15 @@ def pointing_game(model, xs, deciding, method, target=None, eps=1e-3, bias_facto
     """Fraction of inputs whose highest word relevance falls on a deciding word.
 
     xs: list of (T_k, e) inputs; deciding: for each input a collection of
-    the positions that decide its class; method: "lrp", "sa", "gi" or
-    "random" (the expected hit rate of a uniform guess). target: None (the
+    the positions that decide its class; method: "lrp", "lrp-RULE", "sa",
+    "gi" or "random" (the expected hit rate of a uniform guess). target: None (the
     predicted class) or one class per input.
     """
     if len(deciding) != len(xs):
         raise ValueError(f"deciding has {len(deciding)} entries for {len(xs)} inputs")
     if method == "random":
         return float(np.mean([len(set(p)) / len(x) for x, p in zip(xs, deciding)]))
-    explanations = model.explain_batch(xs, method, targets=target, eps=eps,
-                                       bias_factor=bias_factor, n_threads=n_threads)
+    explanations = _explain(model, xs, method, target, eps, bias_factor, n_threads)
     hits = [int(np.argmax(e.word_relevance)) in set(p) for e, p in zip(explanations, deciding)]
     return float(np.mean(hits))
 
