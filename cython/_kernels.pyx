@@ -26,13 +26,19 @@ connections, N = 2d), i*g passes all to g, and g's pre-activation
 
 Gradient: the exact derivative of s[target] with respect to x_t.
 
-Array layout. Weights of one direction are one contiguous row of `params`,
-gates in the order i, g, f, o along every 4d axis:
+Stacked layers: layer l > 0 reads the hidden states of layer l - 1 (both
+directions concatenated, forward first) and sends the relevance (or the
+gradient) reaching its input down to them, step by step.
 
-    Wx (4d, e) | WxT (e, 4d) | Wh (4d, d) | WhT (d, 4d) | b (4d,)
+Array layout. The weights of one direction of one layer are one contiguous
+block of the flat `params` (layer 0's directions first, then layer 1's,
+...), gates in the order i, g, f, o along every 4d axis:
 
-The transposed copies let every product be a sum of contiguous rows (see
-src/lrp_linalg.h). `Why` is (n_dir, C, d), `by` is (C,). A batch of
+    Wx (4d, e_l) | WxT (e_l, 4d) | Wh (4d, d) | WhT (d, 4d) | b (4d,)
+
+with e_0 = e and e_l = n_dir d above. The transposed copies let every
+product be a sum of contiguous rows (see src/lrp_linalg.h). `Why` is
+(n_dir, C, d), `by` is (C,). A batch of
 sequences is stored end to end: `x` is (N, e) with sequence k in rows
 offsets[k]:offsets[k+1]. Outputs: `scores` (B, C), `relevance` and
 `gradient` (n_dir, N, e) in sentence order for each direction, `rest` (B,)
@@ -100,9 +106,24 @@ cdef inline floating sgn(floating z) noexcept nogil:
     return 1 if z >= 0 else -1
 
 
-def workspace_size(Py_ssize_t max_T, Py_ssize_t n_dir, Py_ssize_t e, Py_ssize_t d):
+def workspace_size(Py_ssize_t max_T, Py_ssize_t n_layers, Py_ssize_t n_dir,
+                   Py_ssize_t e, Py_ssize_t d):
     """Entries of one thread's workspace for sequences of up to max_T steps."""
-    return n_dir * direction_size(max_T, d) + 8 * d + e
+    # the states of every layer and direction, the hidden states of every
+    # layer but the top in sentence order (T, n_dir d), three (T, n_dir d)
+    # buffers for what one layer sends down to the next, and scratch vectors
+    return (n_layers * n_dir * direction_size(max_T, d)
+            + (n_layers + 2) * max_T * n_dir * d + 8 * d + max(e, n_dir * d))
+
+
+cdef inline Py_ssize_t block_offset(Py_ssize_t layer, Py_ssize_t dr, Py_ssize_t n_dir,
+                                    Py_ssize_t e, Py_ssize_t d) noexcept nogil:
+    """Start of the weights of (layer, direction) in the flat params array."""
+    cdef Py_ssize_t first = 8 * d * e + 8 * d * d + 4 * d
+    cdef Py_ssize_t upper = 8 * d * n_dir * d + 8 * d * d + 4 * d
+    if layer == 0:
+        return dr * first
+    return n_dir * first + ((layer - 1) * n_dir + dr) * upper
 
 
 cdef inline Py_ssize_t direction_size(Py_ssize_t T, Py_ssize_t d) noexcept nogil:
@@ -181,11 +202,15 @@ cdef floating lrp_direction(const floating *p, const floating *why, floating by,
                             bint reverse, const floating *z,
                             const floating *gates, const floating *tc,
                             const floating *c, const floating *h, floating eps,
-                            floating bias_factor, int rule, floating *scratch,
-                            floating *R) noexcept nogil:
-    """LRP of score (= s[target]) through one direction into R (T, e).
+                            floating bias_factor, int rule,
+                            const floating *inject, Py_ssize_t ld_inject,
+                            floating *scratch, floating *R) noexcept nogil:
+    """LRP through one direction into R (T, e), the relevance of its input.
 
-    why (d,) is the target's row of this direction's output weights. Each
+    In the top layer why (d,) is the target's row of this direction's output
+    weights and score = s[target] its relevance; in a lower layer why is
+    NULL and inject (T, ld_inject), in sentence order, holds the relevance
+    that the layer above sent to each h_t of this direction. Each
     product gate * signal (o * tanh(c_t), i * g, f * c_{t-1}) passes the
     fraction gate_share(rule) of its relevance to the gate, the rest to the
     signal; a gate's relevance goes through its pre-activation to x_t and
@@ -211,16 +236,20 @@ cdef floating lrp_direction(const floating *p, const floating *why, floating by,
     cdef floating *Rt
 
     # output layer: only the target's score is relevant
-    den = score + eps * sgn(score)
-    r = score / den
-    share = bias_factor * (by + eps * sgn(score)) / (n_dir * d) * r
+    if why != NULL:
+        den = score + eps * sgn(score)
+        r = score / den
+        share = bias_factor * (by + eps * sgn(score)) / (n_dir * d) * r
     for j in range(d):
-        Rh[j] = why[j] * h[T * d + j] * r + share
+        Rh[j] = why[j] * h[T * d + j] * r + share if why != NULL else 0
         Rc[j] = 0
     for t in range(T - 1, -1, -1):
         pos = T - 1 - t if reverse else t
         at = gates + t * G
         zt = z + pos * G
+        if inject != NULL:
+            for j in range(d):
+                Rh[j] = Rh[j] + inject[pos * ld_inject + j]
         # h_t = o * tanh(c_t) -> (o, c_t); then c_t -> (f * c_{t-1}, i * g)
         share = 0
         for j in range(d):
@@ -268,9 +297,14 @@ cdef void gradient_direction(const floating *p, const floating *why,
                              Py_ssize_t e, Py_ssize_t d, Py_ssize_t T,
                              bint reverse, const floating *gates,
                              const floating *tc, const floating *c,
+                             const floating *inject, Py_ssize_t ld_inject,
                              floating *dz, floating *scratch,
                              floating *G_out) noexcept nogil:
     """d s[target] / d x through one direction into G_out (T, e).
+
+    why (d,): the target's output weights (top layer) or NULL; inject
+    (T, ld_inject), sentence order: the gradient the layer above sends to
+    each h_t of this direction, or NULL.
 
     dz (T, 4d) receives the pre-activation gradients in sentence order;
     the input gradients are then one product G_out = dz Wx.
@@ -285,12 +319,15 @@ cdef void gradient_direction(const floating *p, const floating *why,
     cdef const floating *at
 
     for j in range(d):
-        dh[j] = why[j]
+        dh[j] = why[j] if why != NULL else 0
         dc[j] = 0
     for t in range(T - 1, -1, -1):
         pos = T - 1 - t if reverse else t
         at = gates + t * G
         dzt = dz + pos * G
+        if inject != NULL:
+            for j in range(d):
+                dh[j] = dh[j] + inject[pos * ld_inject + j]
         for j in range(d):
             gi = at[j]
             gg = at[d + j]
@@ -309,7 +346,7 @@ cdef void gradient_direction(const floating *p, const floating *why,
     gemm(T, G, e, dz, Wx, e, G_out, e)
 
 
-cdef void explain_sequence(const floating *params, Py_ssize_t P,
+cdef void explain_sequence(const floating *params, Py_ssize_t n_layers,
                            const floating *Why, const floating *by,
                            Py_ssize_t n_dir, Py_ssize_t e, Py_ssize_t d,
                            Py_ssize_t C, const floating *x, Py_ssize_t T,
@@ -323,53 +360,54 @@ cdef void explain_sequence(const floating *params, Py_ssize_t P,
     x (T, e); R and Gr point at the sequence's first row in the direction-0
     plane of (n_dir, N, e) outputs, words at its first entry in row 0 of
     the (3, N) word-level output (rows: LRP, SA, GI); *target < 0 is
-    replaced by the argmax.
+    replaced by the argmax. Layer l > 0 reads the hidden states of layer
+    l - 1, both directions concatenated (forward first), in sentence order.
     """
-    cdef Py_ssize_t k, j, best, dr, t
-    cdef Py_ssize_t per_dir = direction_size(T, d)
-    cdef floating acc, acc2, g
-    cdef floating *z
-    cdef floating *gates
-    cdef floating *tc
-    cdef floating *c
-    cdef floating *h
-    cdef floating *scratch = work + n_dir * per_dir
-    cdef floating rest_total = 0
-    cdef bint reverse
+    cdef Py_ssize_t k, j, t, l, best, dr, pos, e_l
+    cdef Py_ssize_t per_dir = direction_size(T, d), D = n_dir * d
+    cdef floating *H = work + n_layers * n_dir * per_dir      # (n_layers - 1, T, D)
+    cdef floating *down = H + (n_layers - 1) * T * D           # 3 x (T, D)
+    cdef floating *scratch = down + 3 * T * D
+    cdef floating *inject
+    cdef floating *out
+    cdef floating *st
+    cdef const floating *xl
+    cdef floating acc, acc2, g, rest_total = 0
 
-    for dr in range(n_dir):
-        z = work + dr * per_dir
-        forward_direction(params + dr * P, e, d, x, T, dr == 1, z, z + 4 * T * d,
-                          z + 8 * T * d, z + 9 * T * d, z + 9 * T * d + (T + 1) * d)
+    # states of (layer l, direction dr): z, gates, tanh(c), c, h at st
+    for l in range(n_layers):
+        xl = x if l == 0 else H + (l - 1) * T * D
+        e_l = e if l == 0 else D
+        for dr in range(n_dir):
+            st = work + (l * n_dir + dr) * per_dir
+            forward_direction(params + block_offset(l, dr, n_dir, e, d), e_l, d, xl, T,
+                              dr == 1, st, st + 4 * T * d, st + 8 * T * d, st + 9 * T * d,
+                              st + 9 * T * d + (T + 1) * d)
+            if l < n_layers - 1:
+                for t in range(T):
+                    pos = T - 1 - t if dr == 1 else t
+                    memcpy(H + l * T * D + pos * D + dr * d,
+                           st + 9 * T * d + (T + 1 + t + 1) * d, d * sizeof(floating))
     for k in range(C):
         scores[k] = by[k]
         for dr in range(n_dir):
-            h = work + dr * per_dir + 9 * T * d + (T + 1) * d
+            st = work + ((n_layers - 1) * n_dir + dr) * per_dir + 9 * T * d + (T + 1) * d
             for j in range(d):
-                scores[k] = scores[k] + Why[(dr * C + k) * d + j] * h[T * d + j]
+                scores[k] = scores[k] + Why[(dr * C + k) * d + j] * st[T * d + j]
     if target[0] < 0:
         best = 0
         for k in range(1, C):
             if scores[k] > scores[best]:
                 best = k
         target[0] = best
-    for dr in range(n_dir):
-        z = work + dr * per_dir
-        gates = z + 4 * T * d
-        tc = z + 8 * T * d
-        c = z + 9 * T * d
-        h = c + (T + 1) * d
-        reverse = dr == 1
-        if do_lrp:
-            rest_total = rest_total + lrp_direction(
-                params + dr * P, Why + (dr * C + target[0]) * d, by[target[0]],
-                scores[target[0]], e, d, n_dir, x, T, reverse, z, gates, tc, c, h,
-                eps, bias_factor, rule, scratch, R + dr * N * e)
-        if do_grad:
-            # overwrites z, which LRP no longer needs
-            gradient_direction(params + dr * P, Why + (dr * C + target[0]) * d,
-                               e, d, T, reverse, gates, tc, c, z, scratch,
-                               Gr + dr * N * e)
+    if do_lrp:
+        rest_total = backward_layers(params, n_layers, Why, by, scores, n_dir, e, d, C,
+                                     x, T, N, target[0], eps, bias_factor, rule, True,
+                                     H, down, scratch, work, R)
+    if do_grad:
+        # overwrites z, which LRP no longer needs
+        backward_layers(params, n_layers, Why, by, scores, n_dir, e, d, C, x, T, N,
+                        target[0], eps, bias_factor, rule, False, H, down, scratch, work, Gr)
     rest[0] = rest_total
     # word level: LRP sum_k R[t, k], SA sum_k g[t, k]^2, GI sum_k g[t, k] x[t, k]
     for t in range(T):
@@ -393,6 +431,63 @@ cdef void explain_sequence(const floating *params, Py_ssize_t P,
             words[2 * N + t] = acc2
 
 
+cdef floating backward_layers(const floating *params, Py_ssize_t n_layers,
+                              const floating *Why, const floating *by,
+                              const floating *scores, Py_ssize_t n_dir, Py_ssize_t e,
+                              Py_ssize_t d, Py_ssize_t C, const floating *x,
+                              Py_ssize_t T, Py_ssize_t N, Py_ssize_t target,
+                              floating eps, floating bias_factor, int rule, bint lrp,
+                              floating *H, floating *down, floating *scratch,
+                              floating *work, floating *out0) noexcept nogil:
+    """LRP (lrp true) or the gradient from the top layer down to x.
+
+    Each layer sends what reaches its input, summed over its directions, to
+    the hidden states of the layer below, through two (T, n_dir d) buffers
+    used in turn and a third for the second direction's share. out0 is the
+    direction-0 plane of the (n_dir, N, e) output. Returns the relevance
+    left on the initial states (LRP).
+    """
+    cdef Py_ssize_t l, dr, j, e_l, per_dir = direction_size(T, d), D = n_dir * d
+    cdef floating *inject = NULL
+    cdef floating *into
+    cdef floating *out
+    cdef floating *st
+    cdef const floating *xl
+    cdef const floating *why
+    cdef floating rest = 0
+    for l in range(n_layers - 1, -1, -1):
+        xl = x if l == 0 else H + (l - 1) * T * D
+        e_l = e if l == 0 else D
+        into = down + ((n_layers - 1 - l) % 2) * T * D
+        why = Why + target * d if l == n_layers - 1 else NULL
+        for dr in range(n_dir):
+            st = work + (l * n_dir + dr) * per_dir
+            if l == 0:
+                out = out0 + dr * N * e
+            else:
+                out = into if dr == 0 else down + 2 * T * D
+            if lrp:
+                rest = rest + lrp_direction(
+                    params + block_offset(l, dr, n_dir, e, d),
+                    why + dr * C * d if why != NULL else NULL, by[target],
+                    scores[target], e_l, d, n_dir, xl, T, dr == 1, st,
+                    st + 4 * T * d, st + 8 * T * d, st + 9 * T * d,
+                    st + 9 * T * d + (T + 1) * d, eps, bias_factor, rule,
+                    inject + dr * d if inject != NULL else NULL, D, scratch, out)
+            else:
+                gradient_direction(params + block_offset(l, dr, n_dir, e, d),
+                                   why + dr * C * d if why != NULL else NULL, e_l, d, T,
+                                   dr == 1, st + 4 * T * d, st + 8 * T * d, st + 9 * T * d,
+                                   inject + dr * d if inject != NULL else NULL, D,
+                                   st, scratch, out)
+        if l > 0:
+            if n_dir == 2:
+                for j in range(T * D):
+                    into[j] = into[j] + down[2 * T * D + j]
+            inject = into
+    return rest
+
+
 cdef Py_ssize_t first_nonfinite(const floating[:, ::1] x) noexcept nogil:
     """Index of the first row of x holding NaN or infinity, or -1."""
     cdef Py_ssize_t i, k
@@ -405,7 +500,8 @@ cdef Py_ssize_t first_nonfinite(const floating[:, ::1] x) noexcept nogil:
     return -1
 
 
-def explain(const floating[:, ::1] params, const floating[:, :, ::1] Why,
+def explain(const floating[::1] params, Py_ssize_t n_layers,
+            const floating[:, :, ::1] Why,
             const floating[::1] by, const floating[:, ::1] x,
             const Py_ssize_t[::1] offsets, Py_ssize_t[::1] targets,
             double eps, double bias_factor, int rule, bint do_lrp, bint do_grad,
@@ -425,7 +521,7 @@ def explain(const floating[:, ::1] params, const floating[:, :, ::1] Why,
     of x that holds NaN or infinity.
     """
     cdef Py_ssize_t n_dir = Why.shape[0], C = Why.shape[1], d = Why.shape[2]
-    cdef Py_ssize_t e = x.shape[1], N = x.shape[0], P = params.shape[1]
+    cdef Py_ssize_t e = x.shape[1], N = x.shape[0]
     cdef Py_ssize_t B = targets.shape[0], k, row, bad
     cdef floating feps = eps, fbias = bias_factor
     cdef floating *R0 = &relevance[0, 0, 0] if do_lrp else NULL
@@ -439,7 +535,7 @@ def explain(const floating[:, ::1] params, const floating[:, :, ::1] Why,
     with nogil, parallel(num_threads=n_threads):
         for k in prange(B, schedule="dynamic", chunksize=4):
             row = offsets[k]
-            explain_sequence(&params[0, 0], P, &Why[0, 0, 0], &by[0], n_dir,
+            explain_sequence(&params[0], n_layers, &Why[0, 0, 0], &by[0], n_dir,
                              e, d, C, &x[row, 0], offsets[k + 1] - row, N,
                              &targets[k], feps, fbias, rule, do_lrp, do_grad,
                              &scores[k, 0],

@@ -28,8 +28,9 @@ def load_model(path):
 def from_torch(rnn, head, embedding=None):
     """A BiLSTM from a PyTorch `nn.LSTM` and the `nn.Linear` on its final states.
 
-    rnn: a single-layer nn.LSTM (bidirectional or not, batch_first either
-    way, with or without biases); head: nn.Linear whose input is the final
+    rnn: an nn.LSTM (any number of layers, bidirectional or not,
+    batch_first either way, with or without biases; its dropout between
+    layers is ignored, as in evaluation mode); head: nn.Linear whose input is the final
     hidden state of the forward direction, followed by the backward
     direction's when bidirectional; embedding: optional nn.Embedding.
     Returns the BiLSTM (float64), or (BiLSTM, embeddings (V, e)) when an
@@ -42,9 +43,6 @@ def from_torch(rnn, head, embedding=None):
         raise ValueError("nn.GRU is not supported yet: only nn.LSTM converts")
     if not isinstance(rnn, nn.LSTM):
         raise TypeError(f"rnn must be a torch.nn.LSTM, got {type(rnn).__name__}")
-    if rnn.num_layers != 1:
-        raise ValueError(f"only single-layer nn.LSTM converts yet, got num_layers="
-                         f"{rnn.num_layers}")
     if getattr(rnn, "proj_size", 0):
         raise ValueError("nn.LSTM with proj_size > 0 is not supported")
     if not isinstance(head, nn.Linear):
@@ -59,12 +57,15 @@ def from_torch(rnn, head, embedding=None):
         return t.detach().to(torch.float64).cpu().numpy()
 
     arrays = {}
-    for side, suffix in zip(("Left", "Right")[:n_dir], ("", "_reverse")):
-        arrays[f"Wxh_{side}"] = array(getattr(rnn, f"weight_ih_l0{suffix}"))
-        arrays[f"Whh_{side}"] = array(getattr(rnn, f"weight_hh_l0{suffix}"))
-        for ours, theirs in (("bxh", "bias_ih"), ("bhh", "bias_hh")):
-            arrays[f"{ours}_{side}"] = (array(getattr(rnn, f"{theirs}_l0{suffix}"))
-                                        if rnn.bias else np.zeros(4 * d))
+    for layer in range(rnn.num_layers):
+        ours_suffix = f"_l{layer}" if layer else ""
+        for side, suffix in zip(("Left", "Right")[:n_dir], ("", "_reverse")):
+            theirs = f"_l{layer}{suffix}"
+            arrays[f"Wxh_{side}{ours_suffix}"] = array(getattr(rnn, f"weight_ih{theirs}"))
+            arrays[f"Whh_{side}{ours_suffix}"] = array(getattr(rnn, f"weight_hh{theirs}"))
+            for ours, name in (("bxh", "bias_ih"), ("bhh", "bias_hh")):
+                arrays[f"{ours}_{side}{ours_suffix}"] = (
+                    array(getattr(rnn, f"{name}{theirs}")) if rnn.bias else np.zeros(4 * d))
     weight = array(head.weight)
     arrays["Why_Left"] = weight[:, :d]
     if n_dir == 2:

@@ -82,15 +82,17 @@ class Explanation:
 
 
 class BiLSTM:
-    """A single-layer LSTM text classifier, bidirectional or unidirectional.
+    """An LSTM text classifier: bidirectional or unidirectional, one or more layers.
 
     s = Why_left h_fwd[T-1] + Why_right h_bwd[T-1] + bias, where h_fwd runs
-    over x (T, e) and h_bwd over x reversed.
+    over the input (T, e) and h_bwd over it reversed, in the top layer; a
+    layer above the first reads the hidden states of the layer below, both
+    directions concatenated (forward first), so its input size is n_dir d.
 
     Parameters
     ----------
     left : mapping with Wxh (4d, e), bxh (4d,), Whh (4d, d), bhh (4d,):
-        the forward direction
+        the forward direction of the first layer
     Why_left : (C, d)
     right : mapping like `left` for the backward direction, or None for a
         unidirectional model
@@ -100,51 +102,61 @@ class BiLSTM:
         Whh, bhh: a permutation of "igfo" (i input, g cell candidate, f
         forget, o output); "c" may stand for "g". PyTorch uses "ifgo",
         Keras "ifco".
+    upper_layers : for a stacked model, one (left, right) pair of mappings
+        per layer above the first (right None when unidirectional), whose
+        Wxh are (4d, n_dir d)
     """
 
     def __init__(self, left, Why_left, right=None, Why_right=None, bias=None,
-                 gate_order="igfo"):
+                 gate_order="igfo", upper_layers=()):
         order = V.check_gate_order(gate_order)
-        sides = [("left", left, Why_left)]
         if right is not None or Why_right is not None:
             if right is None or Why_right is None:
                 raise ValueError("a bidirectional model needs both right and Why_right")
-            sides.append(("right", right, Why_right))
-        self.directions = []
-        self.Why = []
-        for side, weights, Why in sides:
-            if not hasattr(weights, "__getitem__"):
-                raise TypeError(f"{side} must be a mapping of Wxh, bxh, Whh, bhh")
-            Why = V.as_float_array(Why, f"Why_{side}", 2)
-            arrays = {}
-            for key in _DIRECTION_KEYS:
-                if key not in weights:
-                    raise ValueError(f"{side} direction is missing the weight {key}")
-                arrays[key] = V.as_float_array(weights[key], f"{key} ({side})",
-                                               2 if key[0] == "W" else 1)
-            self.directions.append(self._check_direction(arrays, side, order))
-            self.Why.append(np.array(Why, dtype=np.float64, order="C"))
-        d = self.hidden_size
-        e = self.input_size
-        for side, w in zip(("left", "right"), self.directions):
-            V.check_shape(w["Wxh"], f"Wxh ({side})", (4 * d, e))
-            V.check_shape(w["Whh"], f"Whh ({side})", (4 * d, d))
+        sides = ("left", "right") if right is not None else ("left",)
+        self.layers = [[self._check_direction(w, f"{side}", order)
+                        for side, w in zip(sides, (left, right))]]
+        for k, pair in enumerate(upper_layers, start=1):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"upper_layers[{k - 1}] must be a (left, right) pair")
+            if (pair[1] is not None) != (right is not None):
+                raise ValueError(f"layer {k} must have as many directions as layer 0")
+            self.layers.append([self._check_direction(w, f"{side}, layer {k}", order)
+                                for side, w in zip(sides, pair)])
+        self.Why = [np.array(V.as_float_array(Why, f"Why_{side}", 2), dtype=np.float64,
+                             order="C")
+                    for side, Why in zip(sides, (Why_left, Why_right))]
+        d, e, n_dir = self.hidden_size, self.input_size, len(sides)
+        for k, layer in enumerate(self.layers):
+            for side, w in zip(sides, layer):
+                where = f"{side}" + (f", layer {k}" if k else "")
+                V.check_shape(w["Wxh"], f"Wxh ({where})", (4 * d, e if k == 0 else n_dir * d))
+                V.check_shape(w["Whh"], f"Whh ({where})", (4 * d, d))
         C = self.Why[0].shape[0]
         if C < 1:
             raise ValueError("Why_left must have at least one class row")
-        for side, Why in zip(("left", "right"), self.Why):
+        for side, Why in zip(sides, self.Why):
             V.check_shape(Why, f"Why_{side}", (C, d))
         self.has_bias = bias is not None
         self.bias = (np.zeros(C) if bias is None
                      else np.array(V.as_float_array(bias, "bias", 1), dtype=np.float64, order="C"))
         V.check_shape(self.bias, "bias", (C,))
-        for arr in [*self.Why, self.bias, *(a for w in self.directions for a in w.values())]:
+        for arr in [*self.Why, self.bias, *(a for layer in self.layers
+                                            for w in layer for a in w.values())]:
             arr.setflags(write=False)
         self._packed = {}
 
     @staticmethod
-    def _check_direction(arrays, side, order):
-        """Check one direction's shapes; return its weights in gate order i, g, f, o."""
+    def _check_direction(weights, side, order):
+        """Check one direction's weights; return them in gate order i, g, f, o."""
+        if not hasattr(weights, "__getitem__"):
+            raise TypeError(f"{side} must be a mapping of Wxh, bxh, Whh, bhh")
+        arrays = {}
+        for key in _DIRECTION_KEYS:
+            if key not in weights:
+                raise ValueError(f"{side} direction is missing the weight {key}")
+            arrays[key] = V.as_float_array(weights[key], f"{key} ({side})",
+                                           2 if key[0] == "W" else 1)
         G = arrays["Wxh"].shape[0]
         if G == 0 or G % 4:
             raise ValueError(f"Wxh ({side}) must have 4d rows, got shape {arrays['Wxh'].shape}")
@@ -165,34 +177,48 @@ class BiLSTM:
         """Build a model from the reference's key names.
 
         arrays: mapping with Wxh_Left, bxh_Left, Whh_Left, bhh_Left, Why_Left,
-        for a bidirectional model the same five with _Right, and optionally
-        bhy (C,), an output bias.
+        for a bidirectional model the same five with _Right, optionally bhy
+        (C,), an output bias, and for a stacked model the four weights of
+        each layer k >= 1 with the suffix _l{k} (Wxh_Left_l1, ...).
         """
-        known = {f"{k}_{s}" for k in (*_DIRECTION_KEYS, "Why") for s in _SIDES} | {"bhy"}
+        n_layers = 1
+        while f"Wxh_Left_l{n_layers}" in arrays:
+            n_layers += 1
+        suffixes = [""] + [f"_l{k}" for k in range(1, n_layers)]
+        bidirectional = any(k.startswith(tuple(f"{w}_Right" for w in (*_DIRECTION_KEYS, "Why")))
+                            for k in arrays)
+        sides = _SIDES if bidirectional else _SIDES[:1]
+        known = ({f"{k}_{s}{x}" for k in _DIRECTION_KEYS for s in _SIDES for x in suffixes}
+                 | {f"Why_{s}" for s in _SIDES} | {"bhy"})
         unknown = sorted(set(arrays) - known)
         if unknown:
-            raise ValueError(f"unknown weight name(s) {unknown}: expected {sorted(known)}")
-        left = {k: arrays.get(f"{k}_Left") for k in _DIRECTION_KEYS}
-        right_keys = [k for k in arrays if k.endswith("_Right")]
-        right = ({k: arrays.get(f"{k}_Right") for k in _DIRECTION_KEYS}
-                 if right_keys else None)
-        for side, w in (("Left", left), ("Right", right)):
-            for k, v in (w or {}).items():
-                if v is None:
-                    raise ValueError(f"missing weight {k}_{side}")
-        if "Why_Left" not in arrays:
-            raise ValueError("missing weight Why_Left")
-        if right is not None and "Why_Right" not in arrays:
-            raise ValueError("missing weight Why_Right")
-        return cls(left, arrays["Why_Left"], right, arrays.get("Why_Right"),
-                   bias=arrays.get("bhy"), gate_order=gate_order)
+            raise ValueError(f"unknown weight name(s) {unknown}: expected names like "
+                             f"{sorted(known)[:12]}")
+        layers = []
+        for x in suffixes:
+            layer = []
+            for s in sides:
+                for k in _DIRECTION_KEYS:
+                    if f"{k}_{s}{x}" not in arrays:
+                        raise ValueError(f"missing weight {k}_{s}{x}")
+                layer.append({k: arrays[f"{k}_{s}{x}"] for k in _DIRECTION_KEYS})
+            layers.append(layer + [None] * (2 - len(layer)))
+        for s in sides:
+            if f"Why_{s}" not in arrays:
+                raise ValueError(f"missing weight Why_{s}")
+        return cls(layers[0][0], arrays["Why_Left"], layers[0][1], arrays.get("Why_Right"),
+                   bias=arrays.get("bhy"), gate_order=gate_order,
+                   upper_layers=[tuple(layer) for layer in layers[1:]])
 
     def to_dict(self):
-        """The weights under the reference's key names, gates in order i, g, f, o."""
+        """The weights under the reference's key names (layers above the first
+        with the suffix _l{k}), gates in order i, g, f, o."""
         out = {}
-        for side, w, Why in zip(_SIDES, self.directions, self.Why):
-            for k in _DIRECTION_KEYS:
-                out[f"{k}_{side}"] = w[k].copy()
+        for k, layer in enumerate(self.layers):
+            for side, w in zip(_SIDES, layer):
+                for key in _DIRECTION_KEYS:
+                    out[f"{key}_{side}" + (f"_l{k}" if k else "")] = w[key].copy()
+        for side, Why in zip(_SIDES, self.Why):
             out[f"Why_{side}"] = Why.copy()
         if self.has_bias:
             out["bhy"] = self.bias.copy()
@@ -202,23 +228,28 @@ class BiLSTM:
         return {"arrays": self.to_dict()}
 
     def __setstate__(self, state):
-        self.__init__(**_init_args(state["arrays"]))
+        other = BiLSTM.from_dict(state["arrays"])
+        self.__dict__.update(other.__dict__)
 
     # -- shape ---------------------------------------------------------------
 
     @property
     def bidirectional(self):
-        return len(self.directions) == 2
+        return len(self.layers[0]) == 2
+
+    @property
+    def n_layers(self):
+        return len(self.layers)
 
     @property
     def input_size(self):
         """e, the size of one input vector."""
-        return self.directions[0]["Wxh"].shape[1]
+        return self.layers[0][0]["Wxh"].shape[1]
 
     @property
     def hidden_size(self):
         """d, the hidden size of one direction."""
-        return self.directions[0]["Whh"].shape[1]
+        return self.layers[0][0]["Whh"].shape[1]
 
     @property
     def n_classes(self):
@@ -227,19 +258,19 @@ class BiLSTM:
 
     def __repr__(self):
         kind = "bidirectional" if self.bidirectional else "unidirectional"
-        return (f"BiLSTM({kind}, e={self.input_size}, d={self.hidden_size}, "
-                f"C={self.n_classes}, bias={self.has_bias})")
+        return (f"BiLSTM({kind}, layers={self.n_layers}, e={self.input_size}, "
+                f"d={self.hidden_size}, C={self.n_classes}, bias={self.has_bias})")
 
     # -- computation ---------------------------------------------------------
 
     def _kernel_arrays(self, dtype):
-        """params (n_dir, P), Why (n_dir, C, d), bias (C,) in the kernels' layout."""
+        """params (flat), Why (n_dir, C, d), bias (C,) in the kernels' layout."""
         if dtype not in self._packed:
-            params = np.stack([np.concatenate([w["Wxh"].ravel(), w["Wxh"].T.ravel(),
-                                               w["Whh"].ravel(), w["Whh"].T.ravel(),
-                                               w["bxh"] + w["bhh"]])
-                               for w in self.directions]).astype(dtype)
-            self._packed[dtype] = (np.ascontiguousarray(params),
+            params = np.concatenate([np.concatenate([w["Wxh"].ravel(), w["Wxh"].T.ravel(),
+                                                     w["Whh"].ravel(), w["Whh"].T.ravel(),
+                                                     w["bxh"] + w["bhh"]])
+                                     for layer in self.layers for w in layer]).astype(dtype)
+            self._packed[dtype] = (params,
                                    np.ascontiguousarray(np.stack(self.Why), dtype=dtype),
                                    self.bias.astype(dtype))
         return self._packed[dtype]
@@ -358,16 +389,16 @@ class BiLSTM:
             np.cumsum(lengths, out=offsets[1:])
             x = np.concatenate(xs)
             max_T = max(lengths)
-        n_dir, e, N = len(self.directions), self.input_size, x.shape[0]
+        n_dir, e, N = len(self.layers[0]), self.input_size, x.shape[0]
         n_threads = min(n_threads, B)
         scores = np.empty((B, self.n_classes), dtype)
         relevance = np.empty((n_dir, N, e) if do_lrp else (1, 1, 1), dtype)
         gradient = np.empty((n_dir, N, e) if do_grad else (1, 1, 1), dtype)
         rest = np.zeros(B, dtype)
         words = np.empty((3, N), dtype)
-        work = np.empty((n_threads, _kernels.workspace_size(max_T, n_dir, e,
+        work = np.empty((n_threads, _kernels.workspace_size(max_T, self.n_layers, n_dir, e,
                                                             self.hidden_size)), dtype)
-        bad = _kernels.explain(params, Why, bias, x, offsets, targets, *lrp,
+        bad = _kernels.explain(params, self.n_layers, Why, bias, x, offsets, targets, *lrp,
                                do_lrp, do_grad, scores, relevance, rest, gradient, words,
                                work, n_threads)
         if bad >= 0:
@@ -383,11 +414,12 @@ class BiLSTM:
             if not np.isfinite(x).all():
                 raise ValueError(f"{name or f'xs[{k}]'} contains NaN or infinity")
         dtype = xs[0].dtype
-        dirs = [{k: a.astype(dtype) for k, a in w.items()} for w in self.directions]
+        layers = [[{k: a.astype(dtype) for k, a in w.items()} for w in layer]
+                  for layer in self.layers]
         Why = [w.astype(dtype) for w in self.Why]
         bias = self.bias.astype(dtype)
         eps, bias_factor, rule = lrp
-        results = [oracle.explain(dirs, Why, bias, x, int(t), dtype.type(eps),
+        results = [oracle.explain(layers, Why, bias, x, int(t), dtype.type(eps),
                                   dtype.type(bias_factor), V.GATE_RULES[rule], do_lrp,
                                   do_grad)
                    for x, t in zip(xs, targets)]
@@ -410,14 +442,6 @@ class BiLSTM:
             out["words"][1] = (g * g).sum(axis=1)
             out["words"][2] = (g * x).sum(axis=1)
         return out
-
-
-def _init_args(arrays):
-    """BiLSTM constructor arguments from to_dict() output."""
-    sides = [{k: arrays[f"{k}_{s}"] for k in _DIRECTION_KEYS}
-             if f"Wxh_{s}" in arrays else None for s in _SIDES]
-    return {"left": sides[0], "Why_left": arrays["Why_Left"], "right": sides[1],
-            "Why_right": arrays.get("Why_Right"), "bias": arrays.get("bhy")}
 
 
 _WORD_ROW = {"lrp": 0, "sa": 1, "gi": 2}

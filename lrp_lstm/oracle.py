@@ -58,18 +58,26 @@ def run_direction(weights, x):
     return out
 
 
-def forward(directions, Why, bias, x):
-    """Scores (C,) and the per-direction states for x (T, e).
+def forward(layers, Why, bias, x):
+    """Scores (C,), the states of every layer and each layer's input.
 
-    directions: list of weight dicts (forward direction first); Why: list of
-    (C, d); bias (C,). The second direction reads x reversed.
+    layers: one list of weight dicts per layer (forward direction first);
+    Why: list of (C, d); bias (C,). The second direction reads its input
+    reversed; a layer above the first reads the layer below's hidden
+    states, directions concatenated, in sentence order.
     """
-    states = [run_direction(w, x if k == 0 else x[::-1])
-              for k, w in enumerate(directions)]
+    states, inputs = [], [x]
+    for k, layer in enumerate(layers):
+        inp = inputs[-1]
+        st = [run_direction(w, inp if j == 0 else inp[::-1]) for j, w in enumerate(layer)]
+        states.append(st)
+        if k < len(layers) - 1:
+            inputs.append(np.concatenate([s["h"][1:] if j == 0 else s["h"][1:][::-1]
+                                          for j, s in enumerate(st)], axis=1))
     scores = bias.copy()
-    for k, st in enumerate(states):
-        scores = scores + Why[k] @ st["h"][-1]
-    return scores, states
+    for j, st in enumerate(states[-1]):
+        scores = scores + Why[j] @ st["h"][-1]
+    return scores, states, inputs
 
 
 def gate_fraction(rule, a, b, eps):
@@ -89,13 +97,17 @@ def gate_fraction(rule, a, b, eps):
 
 
 def lrp_direction(weights, Why_row, bias_t, score, n_output_lower, state, x,
-                  eps, bias_factor, gate_rule="signal"):
+                  eps, bias_factor, gate_rule="signal", R_from_above=None):
     """LRP of one direction, x (T, e) in processing order.
 
-    Each product gate * signal (o * tanh(c_t), i * g, f * c_{t-1}) gives the
-    gate_fraction of its relevance to the gate, the rest to the signal; each
-    gate's relevance then goes through its pre-activation to x_t and h_{t-1}.
-    Returns (R_x (T, e) in processing order, relevance on the initial states).
+    The top layer starts from the output layer (Why_row (d,), the target
+    score); a lower layer has Why_row None and receives R_from_above
+    (T, d), the relevance of each h_t sent down by the layer above, in
+    processing order. Each product gate * signal (o * tanh(c_t), i * g,
+    f * c_{t-1}) gives the gate_fraction of its relevance to the gate, the
+    rest to the signal; each gate's relevance then goes through its
+    pre-activation to x_t and h_{t-1}. Returns (R_x (T, e) in processing
+    order, relevance on the initial states).
     """
     d = weights["Whh"].shape[1]
     e = weights["Wxh"].shape[1]
@@ -103,14 +115,18 @@ def lrp_direction(weights, Why_row, bias_t, score, n_output_lower, state, x,
     dtype = x.dtype
     one = np.ones(1, dtype)
     Rx = np.zeros((T, e), dtype)
-    # output layer, one upper unit: the target score
-    Rh = lrp_epsilon(state["h"][T], Why_row[:, None], bias_t * one, score * one,
-                     score * one, n_output_lower, eps, bias_factor)
+    if Why_row is not None:   # output layer, one upper unit: the target score
+        Rh = lrp_epsilon(state["h"][T], Why_row[:, None], bias_t * one, score * one,
+                         score * one, n_output_lower, eps, bias_factor)
+    else:
+        Rh = np.zeros(d, dtype)
     Rc = np.zeros(d, dtype)
     identity = np.eye(d, dtype=dtype)
     zero_bias = np.zeros(d, dtype)
     blocks = {q: slice(k * d, (k + 1) * d) for k, q in enumerate("igfo")}
     for t in reversed(range(T)):
+        if R_from_above is not None:
+            Rh = Rh + R_from_above[t]
         i, g, f, o = (state[q][t] for q in "igfo")
         c_t, c_prev = state["c"][t + 1], state["c"][t]
         R_gate = {"o": gate_fraction(gate_rule, o, np.tanh(c_t), eps) * Rh}
@@ -133,15 +149,21 @@ def lrp_direction(weights, Why_row, bias_t, score, n_output_lower, state, x,
     return Rx, Rh.sum() + Rc.sum()
 
 
-def gradient_direction(weights, Why_row, state):
-    """d score / d x (T, e) through one direction, in processing order."""
+def gradient_direction(weights, Why_row, state, G_from_above=None):
+    """d score / d x (T, e) through one direction, in processing order.
+
+    Why_row (d,) in the top layer, None below, where G_from_above (T, d)
+    holds d score / d h_t through the layer above, in processing order.
+    """
     d = weights["Whh"].shape[1]
     T = state["i"].shape[0]
     dtype = state["c"].dtype
     Gx = np.zeros((T, weights["Wxh"].shape[1]), dtype)
-    dh = Why_row.copy()
+    dh = Why_row.copy() if Why_row is not None else np.zeros(d, dtype)
     dc = np.zeros(d, dtype)
     for t in reversed(range(T)):
+        if G_from_above is not None:
+            dh = dh + G_from_above[t]
         i, g, f, o = (state[k][t] for k in "igfo")
         tc = np.tanh(state["c"][t + 1])
         dc = dc + dh * o * (1 - tc ** 2)
@@ -157,33 +179,49 @@ def gradient_direction(weights, Why_row, state):
     return Gx
 
 
-def explain(directions, Why, bias, x, target, eps, bias_factor, gate_rule, do_lrp, do_grad):
+def explain(layers, Why, bias, x, target, eps, bias_factor, gate_rule, do_lrp, do_grad):
     """Everything the kernels compute for one sequence x (T, e).
 
     target < 0 means the predicted class. Returns a dict with scores (C,),
     target, and when asked relevance and gradient (n_dir, T, e) in sentence
-    order, and rest (the relevance on the initial states).
+    order (through each direction of the first layer), and rest (the
+    relevance on the initial states of every layer).
     """
-    scores, states = forward(directions, Why, bias, x)
+    scores, states, inputs = forward(layers, Why, bias, x)
     if target < 0:
         target = int(np.argmax(scores))
-    n_dir = len(directions)
-    d = directions[0]["Whh"].shape[1]
+    n_dir = len(layers[0])
+    d = layers[0][0]["Whh"].shape[1]
     out = {"scores": scores, "target": target}
+
+    def down(backward_one):
+        """Run backward_one(layer, direction, weights, Why row or None,
+        input in processing order, what reaches h from above in processing
+        order) from the top layer down; return the first layer's results in
+        sentence order."""
+        from_above = None
+        for k in reversed(range(len(layers))):
+            results = []
+            for j, w in enumerate(layers[k]):
+                flip = (lambda a: a) if j == 0 else (lambda a: a[::-1])
+                above = None if from_above is None else flip(from_above[:, j * d:(j + 1) * d])
+                why = Why[j][target] if k == len(layers) - 1 else None
+                results.append(flip(backward_one(k, j, w, why, flip(inputs[k]), above)))
+            from_above = sum(results)
+        return np.stack(results)
+
     if do_lrp:
-        R, rest = [], 0.0
-        for k, w in enumerate(directions):
-            xk = x if k == 0 else x[::-1]
-            Rk, rk = lrp_direction(w, Why[k][target], bias[target], scores[target],
-                                   n_dir * d, states[k], xk, eps, bias_factor, gate_rule)
-            R.append(Rk if k == 0 else Rk[::-1])
-            rest = rest + rk
-        out["relevance"] = np.stack(R)
-        out["rest"] = rest
+        rest = [0.0]
+
+        def lrp_one(k, j, w, why, xk, above):
+            Rk, rk = lrp_direction(w, why, bias[target], scores[target], n_dir * d,
+                                   states[k][j], xk, eps, bias_factor, gate_rule, above)
+            rest[0] = rest[0] + rk
+            return Rk
+
+        out["relevance"] = down(lrp_one)
+        out["rest"] = rest[0]
     if do_grad:
-        G = []
-        for k, w in enumerate(directions):
-            Gk = gradient_direction(w, Why[k][target], states[k])
-            G.append(Gk if k == 0 else Gk[::-1])
-        out["gradient"] = np.stack(G)
+        out["gradient"] = down(lambda k, j, w, why, xk, above:
+                               gradient_direction(w, why, states[k][j], above))
     return out

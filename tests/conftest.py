@@ -33,20 +33,26 @@ def golden():
             for i in range(int(data["n_cases"]))]
 
 
-def random_weights(rng, e, d, C, bidirectional=True, bias=False):
+def random_weights(rng, e, d, C, bidirectional=True, bias=False, n_layers=1):
     """Reference-style weight dict of a random model, weights ~ N(0, 1/fan_in)."""
     arrays = {}
-    for side in ("Left", "Right") if bidirectional else ("Left",):
-        arrays[f"Wxh_{side}"] = rng.normal(0, 1 / np.sqrt(e), (4 * d, e))
-        arrays[f"bxh_{side}"] = rng.normal(0, 0.5, 4 * d)
-        arrays[f"Whh_{side}"] = rng.normal(0, 1 / np.sqrt(d), (4 * d, d))
-        arrays[f"bhh_{side}"] = rng.normal(0, 0.5, 4 * d)
+    sides = ("Left", "Right") if bidirectional else ("Left",)
+    for layer in range(n_layers):
+        e_l = e if layer == 0 else len(sides) * d
+        suffix = f"_l{layer}" if layer else ""
+        for side in sides:
+            arrays[f"Wxh_{side}{suffix}"] = rng.normal(0, 1 / np.sqrt(e_l), (4 * d, e_l))
+            arrays[f"bxh_{side}{suffix}"] = rng.normal(0, 0.5, 4 * d)
+            arrays[f"Whh_{side}{suffix}"] = rng.normal(0, 1 / np.sqrt(d), (4 * d, d))
+            arrays[f"bhh_{side}{suffix}"] = rng.normal(0, 0.5, 4 * d)
+    for side in sides:
         arrays[f"Why_{side}"] = rng.normal(0, 1 / np.sqrt(d), (C, d))
     if bias:
         arrays["bhy"] = rng.normal(0, 0.5, C)
     return arrays
 
 
-def random_model(seed=0, e=7, d=5, C=3, bidirectional=True, bias=False):
+def random_model(seed=0, e=7, d=5, C=3, bidirectional=True, bias=False, n_layers=1):
     rng = np.random.default_rng(seed)
-    return lrp_lstm.BiLSTM.from_dict(random_weights(rng, e, d, C, bidirectional, bias))
+    return lrp_lstm.BiLSTM.from_dict(random_weights(rng, e, d, C, bidirectional, bias,
+                                                    n_layers))
