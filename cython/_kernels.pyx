@@ -235,14 +235,15 @@ cdef floating lrp_direction(const floating *p, const floating *why, floating by,
     cdef const floating *xt
     cdef floating *Rt
 
-    # output layer: only the target's score is relevant
-    if why != NULL:
+    for j in range(d):
+        Rh[j] = 0
+        Rc[j] = 0
+    if why != NULL:   # output layer: only the target's score is relevant
         den = score + eps * sgn(score)
         r = score / den
         share = bias_factor * (by + eps * sgn(score)) / (n_dir * d) * r
-    for j in range(d):
-        Rh[j] = why[j] * h[T * d + j] * r + share if why != NULL else 0
-        Rc[j] = 0
+        for j in range(d):
+            Rh[j] = why[j] * h[T * d + j] * r + share
     for t in range(T - 1, -1, -1):
         pos = T - 1 - t if reverse else t
         at = gates + t * G
@@ -250,28 +251,37 @@ cdef floating lrp_direction(const floating *p, const floating *why, floating by,
         if inject != NULL:
             for j in range(d):
                 Rh[j] = Rh[j] + inject[pos * ld_inject + j]
-        # h_t = o * tanh(c_t) -> (o, c_t); then c_t -> (f * c_{t-1}, i * g)
+        # h_t = o * tanh(c_t) -> (o, c_t); then c_t -> (f * c_{t-1}, i * g);
+        # the relevance of the gates i, g, f, o is parked where q will hold it
         share = 0
-        for j in range(d):
-            Ro[j] = gate_share(rule, at[3 * d + j], tc[t * d + j], eps) * Rh[j]
-            Rc[j] = Rc[j] + (Rh[j] - Ro[j])
-            zz = c[(t + 1) * d + j]
-            q[j] = Rc[j] / (zz + eps * sgn(zz))
-            share = share + eps * sgn(zz) * q[j]
-        share = bias_factor * share / (2 * d)
-        for j in range(d):
-            Rig = at[j] * at[d + j] * q[j] + share
-            Rfc = at[2 * d + j] * c[t * d + j] * q[j] + share
-            Rgate = gate_share(rule, at[j], at[d + j], eps) * Rig
-            Rh[j] = Rig - Rgate                         # relevance of g
-            Rc[j] = Rfc - gate_share(rule, at[2 * d + j], c[t * d + j], eps) * Rfc
-            # relevance of i, f, o, parked where q will hold them
-            q[j] = Rgate
-            q[2 * d + j] = Rfc - Rc[j]
-            q[3 * d + j] = Ro[j]
+        if rule == RULE_SIGNAL:     # the signals take all: the loops stay simple
+            for j in range(d):
+                Rc[j] = Rc[j] + Rh[j]
+                zz = c[(t + 1) * d + j]
+                q[j] = Rc[j] / (zz + eps * sgn(zz))
+                share = share + eps * sgn(zz) * q[j]
+            share = bias_factor * share / (2 * d)
+            for j in range(d):
+                q[d + j] = at[j] * at[d + j] * q[j] + share
+                Rc[j] = at[2 * d + j] * c[t * d + j] * q[j] + share
+        else:
+            for j in range(d):
+                Ro[j] = gate_share(rule, at[3 * d + j], tc[t * d + j], eps) * Rh[j]
+                Rc[j] = Rc[j] + (Rh[j] - Ro[j])
+                zz = c[(t + 1) * d + j]
+                q[j] = Rc[j] / (zz + eps * sgn(zz))
+                share = share + eps * sgn(zz) * q[j]
+            share = bias_factor * share / (2 * d)
+            for j in range(d):
+                Rig = at[j] * at[d + j] * q[j] + share
+                Rfc = at[2 * d + j] * c[t * d + j] * q[j] + share
+                Rgate = gate_share(rule, at[j], at[d + j], eps) * Rig
+                Rc[j] = Rfc - gate_share(rule, at[2 * d + j], c[t * d + j], eps) * Rfc
+                q[j] = Rgate
+                q[d + j] = Rig - Rgate
+                q[2 * d + j] = Rfc - Rc[j]
+                q[3 * d + j] = Ro[j]
         # the gates' pre-activations -> (x_t, h_{t-1})
-        for j in range(d):
-            q[d + j] = Rh[j]
         share = 0
         for j in range(first, last):
             zz = zt[j]
@@ -368,8 +378,6 @@ cdef void explain_sequence(const floating *params, Py_ssize_t n_layers,
     cdef floating *H = work + n_layers * n_dir * per_dir      # (n_layers - 1, T, D)
     cdef floating *down = H + (n_layers - 1) * T * D           # 3 x (T, D)
     cdef floating *scratch = down + 3 * T * D
-    cdef floating *inject
-    cdef floating *out
     cdef floating *st
     cdef const floating *xl
     cdef floating acc, acc2, g, rest_total = 0
