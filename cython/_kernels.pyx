@@ -109,11 +109,13 @@ cdef inline floating sgn(floating z) noexcept nogil:
 def workspace_size(Py_ssize_t max_T, Py_ssize_t n_layers, Py_ssize_t n_dir,
                    Py_ssize_t e, Py_ssize_t d):
     """Entries of one thread's workspace for sequences of up to max_T steps."""
-    # the states of every layer and direction, the hidden states of every
-    # layer but the top in sentence order (T, n_dir d), three (T, n_dir d)
-    # buffers for what one layer sends down to the next, and scratch vectors
+    # the states of every layer and direction; for stacked layers the hidden
+    # states of every layer but the top in sentence order (T, n_dir d) and
+    # three (T, n_dir d) buffers for what one layer sends down to the next;
+    # scratch vectors
     return (n_layers * n_dir * direction_size(max_T, d)
-            + (n_layers + 2) * max_T * n_dir * d + 8 * d + max(e, n_dir * d))
+            + (n_layers + 2 if n_layers > 1 else 0) * max_T * n_dir * d
+            + 8 * d + max(e, n_dir * d))
 
 
 cdef inline Py_ssize_t block_offset(Py_ssize_t layer, Py_ssize_t dr, Py_ssize_t n_dir,
@@ -377,7 +379,7 @@ cdef void explain_sequence(const floating *params, Py_ssize_t n_layers,
     cdef Py_ssize_t per_dir = direction_size(T, d), D = n_dir * d
     cdef floating *H = work + n_layers * n_dir * per_dir      # (n_layers - 1, T, D)
     cdef floating *down = H + (n_layers - 1) * T * D           # 3 x (T, D)
-    cdef floating *scratch = down + 3 * T * D
+    cdef floating *scratch = down + (3 * T * D if n_layers > 1 else 0)
     cdef floating *st
     cdef const floating *xl
     cdef floating acc, acc2, g, rest_total = 0

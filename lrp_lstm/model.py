@@ -20,9 +20,11 @@ class Explanation:
     relevance : (T, e) LRP relevance (relevance_fwd + relevance_bwd), SA
         relevance gradient**2, or GI relevance gradient * x
     relevance_fwd, relevance_bwd : (T, e) LRP only: relevance reaching x
-        through the forward and the backward direction, both in sentence
-        order (relevance_bwd is None for a unidirectional model)
+        through the forward and the backward direction (of the first layer),
+        both in sentence order (relevance_bwd is None for a unidirectional
+        model)
     relevance_rest : float, LRP only: relevance left on the initial states
+        (of every layer and direction)
     gradient : (T, e) SA and GI only: d scores[target] / d x
     gradient_fwd, gradient_bwd : (T, e) SA and GI only: the gradient through
         each direction (gradient_bwd is None for a unidirectional model)
