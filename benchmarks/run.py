@@ -30,6 +30,7 @@ from lrp_lstm.datasets import read_sst
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.join(HERE, "..", "..", "shared", "data")
 METHODS = {"lrp": "lrp", "sa": "sa", "gi": "gi", "all": ("lrp", "sa", "gi")}
+SECTIONS = ("latency", "corpus", "scaling", "torch", "dask")
 
 
 def median_time(fn, repeat, inner=1):
@@ -218,7 +219,7 @@ def bench_dask(clf, texts, quick):
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
         shared = client.scatter(clf, broadcast=True)   # once per worker
-        bag = db.from_sequence(texts, npartitions=8).persist()
+        bag = db.from_sequence(texts, npartitions=4)
         # Dask reuses results held under the same keys: a fresh eps (equal
         # to 1e-3 within 1e-12) gives every run keys of its own
         runs = iter(range(1, 1000))
@@ -256,8 +257,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", default=os.path.join(HERE, "results.json"))
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
-    ap.add_argument("--only", nargs="*",
-                    default=["latency", "corpus", "scaling", "torch", "dask"])
+    ap.add_argument("--only", nargs="*", default=list(SECTIONS), choices=SECTIONS,
+                    help="run these sections; the others stay as they are in --json")
     args = ap.parse_args()
 
     seed = seed_model()
@@ -272,7 +273,11 @@ def main():
         emb = np.random.default_rng(0).normal(0, 0.5, (len(clf.vocab), 60))
         models.append(("seed", seed, [emb[clf.token_ids(s.tokens)] for s in test]))
 
-    out = {"machine": {"python": sys.version.split()[0], "numpy": np.__version__,
+    out = {}
+    if os.path.exists(args.json) and set(args.only) != set(SECTIONS):
+        with open(args.json) as f:   # rerun some sections, keep the others
+            out = json.load(f)
+    out |= {"machine": {"python": sys.version.split()[0], "numpy": np.__version__,
                        "platform": platform.platform(), "cpus": os.cpu_count(),
                        "processor": platform.processor()},
            "sentences": len(test), "tokens": sum(len(x) for x in xs_embedded)}
