@@ -6,11 +6,12 @@
 >>> len(expl.tokens), expl.word_relevance.shape
 (8, (8,))
 """
-from .convert import from_torch, load_model, save_model
+from .convert import from_keras, from_torch, load_model, save_model
 from .io import load_reference_model
 from .model import BiLSTM, Explanation
 from .text import TextClassifier, TextExplanation, load_sst, tokenize
 
 __version__ = "0.1.0"
-__all__ = ["BiLSTM", "Explanation", "TextClassifier", "TextExplanation", "from_torch",
+__all__ = ["BiLSTM", "Explanation", "TextClassifier", "TextExplanation", "from_keras",
+           "from_torch",
            "load_model", "load_reference_model", "load_sst", "save_model", "tokenize"]

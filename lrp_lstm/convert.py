@@ -81,3 +81,81 @@ def from_torch(rnn, head, embedding=None):
         raise ValueError(f"embedding has dimension {embedding.embedding_dim}, the LSTM "
                          f"reads {model.input_size}")
     return model, array(embedding.weight)
+
+
+def from_keras(model):
+    """A BiLSTM from a Keras `Sequential` of Embedding (optional), LSTM or
+    Bidirectional(LSTM) layers, and a final Dense layer.
+
+    Every LSTM below the last must return sequences; Bidirectional layers
+    must concatenate (merge_mode "concat"); LSTMs must use the standard
+    activations (tanh, sigmoid). The Dense layer may be linear or softmax:
+    the model explains its pre-activation scores. Keras's gate order
+    i, f, c, o and single bias are converted. Returns the BiLSTM (float64),
+    or (BiLSTM, embeddings (V, e)) when the model starts with an Embedding.
+    Any other layer is refused with a ValueError naming it.
+    """
+    import keras
+
+    layers = list(model.layers)
+    if not layers:
+        raise ValueError("the Keras model has no layers")
+    embeddings = None
+    if isinstance(layers[0], keras.layers.Embedding):
+        embeddings = np.asarray(layers[0].get_weights()[0], dtype=np.float64)
+        layers = layers[1:]
+    if len(layers) < 2 or not isinstance(layers[-1], keras.layers.Dense):
+        raise ValueError("expected (Bidirectional) LSTM layers followed by a Dense layer")
+    dense, recurrent = layers[-1], layers[:-1]
+    if dense.activation.__name__ not in ("linear", "softmax"):
+        raise ValueError(f"Dense activation {dense.activation.__name__!r} is not supported: "
+                         "use 'linear' or 'softmax'")
+
+    def lstm_arrays(layer, where):
+        if not isinstance(layer, keras.layers.LSTM):
+            raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) is not "
+                             "supported: only LSTM and Bidirectional(LSTM)")
+        if layer.activation.__name__ != "tanh" or \
+                layer.recurrent_activation.__name__ != "sigmoid":
+            raise ValueError(f"layer {layer.name!r} must use tanh and sigmoid activations")
+        if layer.stateful:
+            raise ValueError(f"layer {layer.name!r} is stateful")
+        weights = layer.get_weights()
+        d = weights[1].shape[0]
+        return {"Wxh": weights[0].T.astype(np.float64),
+                "Whh": weights[1].T.astype(np.float64),
+                "bxh": (weights[2] if layer.use_bias else np.zeros(4 * d)).astype(np.float64),
+                "bhh": np.zeros(4 * d)}
+
+    arrays = {}
+    bidirectional = isinstance(recurrent[0], keras.layers.Bidirectional)
+    for k, layer in enumerate(recurrent):
+        last = k == len(recurrent) - 1
+        suffix = f"_l{k}" if k else ""
+        if isinstance(layer, keras.layers.Bidirectional) != bidirectional:
+            raise ValueError("all recurrent layers must be Bidirectional, or none")
+        if bidirectional:
+            if layer.merge_mode != "concat":
+                raise ValueError(f"layer {layer.name!r}: merge_mode must be 'concat', "
+                                 f"got {layer.merge_mode!r}")
+            pairs = (("Left", layer.forward_layer), ("Right", layer.backward_layer))
+        else:
+            if getattr(layer, "go_backwards", False):
+                raise ValueError(f"layer {layer.name!r} reads the sequence backwards")
+            pairs = (("Left", layer),)
+        for side, lstm in pairs:
+            if lstm.return_sequences == last:
+                raise ValueError(f"layer {layer.name!r}: " + (
+                    "the last LSTM must return its final state (return_sequences=False)"
+                    if last else "LSTMs below the last must return sequences"))
+            for key, value in lstm_arrays(lstm, layer.name).items():
+                arrays[f"{key}_{side}{suffix}"] = value
+    kernel, *bias = dense.get_weights()
+    d = arrays["Whh_Left"].shape[1]
+    arrays["Why_Left"] = kernel[:d].T.astype(np.float64)
+    if bidirectional:
+        arrays["Why_Right"] = kernel[d:].T.astype(np.float64)
+    if bias:
+        arrays["bhy"] = bias[0].astype(np.float64)
+    result = BiLSTM.from_dict(arrays, gate_order="ifco")
+    return result if embeddings is None else (result, embeddings)
