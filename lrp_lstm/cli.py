@@ -55,20 +55,19 @@ def _parser():
 
 
 def _explain(clf, args, out):
-    kwargs = {"method": args.method, "target": args.target, "eps": args.eps,
-              "bias_factor": args.bias_factor, "gate_rule": args.gate_rule}
+    kwargs = {"method": args.method, "eps": args.eps, "bias_factor": args.bias_factor,
+              "gate_rule": args.gate_rule}
     if args.text == "-":
         if args.html or args.png:
             raise ValueError("--html and --png take a single text, not '-'")
         texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
         if not texts:
             raise ValueError("no text on standard input")
-        for expl in clf.explain_batch(texts, targets=None if args.target is None
-                                      else [args.target] * len(texts),
-                                      **{k: v for k, v in kwargs.items() if k != "target"}):
+        targets = None if args.target is None else [args.target] * len(texts)
+        for expl in clf.explain_batch(texts, targets=targets, **kwargs):
             out.write(json.dumps(expl.to_dict()) + "\n")
         return
-    expl = clf.explain(args.text, **kwargs)
+    expl = clf.explain(args.text, target=args.target, **kwargs)
     if args.html:
         with open(args.html, "w", encoding="utf-8") as f:
             f.write("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"

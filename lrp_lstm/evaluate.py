@@ -51,8 +51,7 @@ def deletion_curve(model, xs, labels, method, steps=5, setting="correct", n_rand
     if labels.shape != (len(xs),):
         raise ValueError(f"labels must have shape ({len(xs)},), got {labels.shape}")
     for k, t in enumerate(labels):
-        V.check_target(int(t) if np.issubdtype(labels.dtype, np.integer) else t,
-                       model.n_classes, f"labels[{k}]")
+        V.check_target(t, model.n_classes, f"labels[{k}]")
     xs = [np.array(x, dtype=np.float64) for x in xs]
     predicted = model.forward_batch(xs, n_threads=n_threads).argmax(axis=1)
     keep = (predicted == labels) if setting == "correct" else (predicted != labels)

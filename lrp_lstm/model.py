@@ -338,7 +338,7 @@ class BiLSTM:
         methods, single = V.check_methods(method)
         dtype = V.check_dtype(dtype)
         eps = V.check_eps(eps)
-        lrp = (eps, V.check_bias_factor(bias_factor), gate_rule)
+        bias_factor = V.check_bias_factor(bias_factor)
         rule = V.check_gate_rule(gate_rule)
         n_threads = 1 if n_threads == 1 else V.check_n_threads(n_threads)
         xs = self._check_inputs(xs, dtype, _name)
@@ -353,7 +353,7 @@ class BiLSTM:
                                 for k, t in enumerate(targets)], dtype=np.intp)
         if B == 0:
             return []
-        out = self._compute(xs, targets, lrp[:2] + (rule,), "lrp" in methods,
+        out = self._compute(xs, targets, (eps, bias_factor, rule), "lrp" in methods,
                             "sa" in methods or "gi" in methods, n_threads, dtype, backend,
                             _name)
         # an infinity or NaN anywhere in the relevance reaches these sums
@@ -364,7 +364,7 @@ class BiLSTM:
                                     "a / (a + b), which is large where gate + signal is "
                                     "near 0; try 'abs' or 'half'" if gate_rule == "prop"
                                     else ""))
-        return _explanations(out, methods, single, lrp)
+        return _explanations(out, methods, single, (eps, bias_factor, gate_rule))
 
     def _compute(self, xs, targets, lrp, do_lrp, do_grad, n_threads, dtype, backend, name):
         """Run a backend on validated inputs; return its stacked outputs:
@@ -381,16 +381,8 @@ class BiLSTM:
     def _run_kernels(self, xs, targets, lrp, do_lrp, do_grad, n_threads, dtype, name):
         params, Why, bias = self._kernel_arrays(dtype)
         B = len(xs)
-        if B == 1:
-            x = xs[0]
-            offsets = np.array((0, x.shape[0]), dtype=np.intp)
-            max_T = x.shape[0]
-        else:
-            lengths = [x.shape[0] for x in xs]
-            offsets = np.zeros(B + 1, dtype=np.intp)
-            np.cumsum(lengths, out=offsets[1:])
-            x = np.concatenate(xs)
-            max_T = max(lengths)
+        x, offsets = _stack(xs)
+        max_T = int(np.diff(offsets).max())
         n_dir, e, N = len(self.layers[0]), self.input_size, x.shape[0]
         n_threads = min(n_threads, B)
         scores = np.empty((B, self.n_classes), dtype)
@@ -425,9 +417,7 @@ class BiLSTM:
                                   dtype.type(bias_factor), V.GATE_RULES[rule], do_lrp,
                                   do_grad)
                    for x, t in zip(xs, targets)]
-        offsets = np.zeros(len(xs) + 1, dtype=np.intp)
-        np.cumsum([x.shape[0] for x in xs], out=offsets[1:])
-        x = np.concatenate(xs)
+        x, offsets = _stack(xs)
         out = {"scores": np.stack([r["scores"] for r in results]),
                "targets": np.array([r["target"] for r in results], dtype=np.intp),
                "offsets": offsets, "x": x,
@@ -444,6 +434,15 @@ class BiLSTM:
             out["words"][1] = (g * g).sum(axis=1)
             out["words"][2] = (g * x).sum(axis=1)
         return out
+
+
+def _stack(xs):
+    """Inputs end to end: x (N, e) and offsets (B+1,), xs[k] = x[offsets[k]:offsets[k+1]]."""
+    if len(xs) == 1:
+        return xs[0], np.array((0, xs[0].shape[0]), dtype=np.intp)
+    offsets = np.zeros(len(xs) + 1, dtype=np.intp)
+    np.cumsum([x.shape[0] for x in xs], out=offsets[1:])
+    return np.concatenate(xs), offsets
 
 
 _WORD_ROW = {"lrp": 0, "sa": 1, "gi": 2}
