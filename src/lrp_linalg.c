@@ -95,11 +95,10 @@ LRP_DEFINE_PRIMITIVES(float, s)
                 for (r = 0; r < n_rows; ++r) {                                  \
                     const NAME##_vec b0 = NAME##_load(A + r * lda + j);         \
                     const NAME##_vec b1 = NAME##_load(A + r * lda + j + W);     \
-                    NAME##_vec c;                                               \
-                    c = (NAME##_vec){0} + x0[r]; a00 += c * b0; a01 += c * b1;  \
-                    c = (NAME##_vec){0} + x1[r]; a10 += c * b0; a11 += c * b1;  \
-                    c = (NAME##_vec){0} + x2[r]; a20 += c * b0; a21 += c * b1;  \
-                    c = (NAME##_vec){0} + x3[r]; a30 += c * b0; a31 += c * b1;  \
+                    a00 += x0[r] * b0; a01 += x0[r] * b1;                       \
+                    a10 += x1[r] * b0; a11 += x1[r] * b1;                       \
+                    a20 += x2[r] * b0; a21 += x2[r] * b1;                       \
+                    a30 += x3[r] * b0; a31 += x3[r] * b1;                       \
                 }                                                               \
                 NAME##_store(y0 + j, a00); NAME##_store(y0 + j + W, a01);       \
                 NAME##_store(y1 + j, a10); NAME##_store(y1 + j + W, a11);       \
@@ -111,10 +110,10 @@ LRP_DEFINE_PRIMITIVES(float, s)
                 NAME##_vec a2 = NAME##_load(y2 + j), a3 = NAME##_load(y3 + j);  \
                 for (r = 0; r < n_rows; ++r) {                                  \
                     const NAME##_vec b0 = NAME##_load(A + r * lda + j);         \
-                    a0 += ((NAME##_vec){0} + x0[r]) * b0;                       \
-                    a1 += ((NAME##_vec){0} + x1[r]) * b0;                       \
-                    a2 += ((NAME##_vec){0} + x2[r]) * b0;                       \
-                    a3 += ((NAME##_vec){0} + x3[r]) * b0;                       \
+                    a0 += x0[r] * b0;                                           \
+                    a1 += x1[r] * b0;                                           \
+                    a2 += x2[r] * b0;                                           \
+                    a3 += x3[r] * b0;                                           \
                 }                                                               \
                 NAME##_store(y0 + j, a0); NAME##_store(y1 + j, a1);             \
                 NAME##_store(y2 + j, a2); NAME##_store(y3 + j, a3);             \
