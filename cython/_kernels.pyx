@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Forward pass, LRP, and gradient of single-layer LSTM classifiers.
+"""Forward pass, LRP, and gradient of LSTM and GRU classifiers.
 
 What is computed (Arras et al., "Explaining Recurrent Neural Network
 Predictions in Sentiment Analysis", WASSA 2017), per direction, for a
@@ -26,6 +26,17 @@ connections, N = 2d), i*g passes all to g, and g's pre-activation
 
 Gradient: the exact derivative of s[target] with respect to x_t.
 
+GRU (PyTorch's equations; gates in the order r, z, n along every 3d axis):
+
+    a_r, a_z = (Wx x_t + bx + Wh h_{t-1} + bh)[r, z],  r, z = sigmoid(a_r, a_z)
+    u = Wh_n h_{t-1} + bh_n,  a_n = Wx_n x_t + bx_n + r * u,  n = tanh(a_n)
+    h_t = (1 - z) * n + z * h_{t-1}
+
+LRP with the gates taking no relevance: h_t splits between (1 - z) n and
+z h_{t-1} (identity connections, N = 2d), which pass all of it to n and
+h_{t-1}; a_n (N = e + d) splits between x_t and m = r * u, which passes
+all to u; u (N = d) sends its relevance to h_{t-1}.
+
 Stacked layers: layer l > 0 reads the hidden states of layer l - 1 (both
 directions concatenated, forward first) and sends the relevance (or the
 gradient) reaching its input down to them, step by step.
@@ -36,7 +47,8 @@ block of the flat `params` (layer 0's directions first, then layer 1's,
 
     Wx (4d, e_l) | WxT (e_l, 4d) | Wh (4d, d) | WhT (d, 4d) | b (4d,)
 
-with e_0 = e and e_l = n_dir d above. The transposed copies let every
+with e_0 = e and e_l = n_dir d above; for a GRU, with 3d in place of 4d
+and both biases, bx (3d,) | bh (3d,), in place of b. The transposed copies let every
 product be a sum of contiguous rows (see src/lrp_linalg.h). `Why` is
 (n_dir, C, d), `by` is (C,). A batch of
 sequences is stored end to end: `x` is (N, e) with sequence k in rows
@@ -119,17 +131,20 @@ def workspace_size(Py_ssize_t max_T, Py_ssize_t n_layers, Py_ssize_t n_dir,
 
 
 cdef inline Py_ssize_t block_offset(Py_ssize_t layer, Py_ssize_t dr, Py_ssize_t n_dir,
-                                    Py_ssize_t e, Py_ssize_t d) noexcept nogil:
+                                    Py_ssize_t e, Py_ssize_t d, bint gru) noexcept nogil:
     """Start of the weights of (layer, direction) in the flat params array."""
-    cdef Py_ssize_t first = 8 * d * e + 8 * d * d + 4 * d
-    cdef Py_ssize_t upper = 8 * d * n_dir * d + 8 * d * d + 4 * d
+    cdef Py_ssize_t G = 3 * d if gru else 4 * d
+    cdef Py_ssize_t n_bias = 2 * G if gru else G
+    cdef Py_ssize_t first = 2 * G * e + 2 * G * d + n_bias
+    cdef Py_ssize_t upper = 2 * G * n_dir * d + 2 * G * d + n_bias
     if layer == 0:
         return dr * first
     return n_dir * first + ((layer - 1) * n_dir + dr) * upper
 
 
 cdef inline Py_ssize_t direction_size(Py_ssize_t T, Py_ssize_t d) noexcept nogil:
-    # z (T, 4d), gates (T, 4d), tanh(c) (T, d), c and h (T+1, d)
+    # LSTM: z (T, 4d), gates (T, 4d), tanh(c) (T, d), c and h (T+1, d);
+    # GRU: a, gates, gh (T, 3d) in the first 9 T d entries, h where the LSTM's is
     return 9 * T * d + 2 * (T + 1) * d
 
 
@@ -358,7 +373,177 @@ cdef void gradient_direction(const floating *p, const floating *why,
     gemm(T, G, e, dz, Wx, e, G_out, e)
 
 
-cdef void explain_sequence(const floating *params, Py_ssize_t n_layers,
+cdef void gru_forward_direction(const floating *p, Py_ssize_t e, Py_ssize_t d,
+                                const floating *x, Py_ssize_t T, bint reverse,
+                                floating *a, floating *gates, floating *gh,
+                                floating *h) noexcept nogil:
+    """Run one GRU direction over x (T, e).
+
+    Fills a (T, 3d) pre-activations a_r, a_z, a_n in sentence order, and in
+    processing order: gates (T, 3d) r, z, n; gh (T, 3d) = Wh h_{t-1} + bh,
+    whose last d entries are u; h (T+1, d) whose row 0 is the zero initial
+    state and row t+1 the state after step t.
+    """
+    cdef const floating *WxT = p + 3 * d * e
+    cdef const floating *WhT = p + 6 * d * e + 3 * d * d
+    cdef const floating *bx = WhT + 3 * d * d
+    cdef const floating *bh = bx + 3 * d
+    cdef Py_ssize_t t, j, pos, G = 3 * d
+    cdef floating *at
+    cdef floating *gt
+    cdef floating *ght
+    for t in range(T):
+        memcpy(a + t * G, bx, G * sizeof(floating))
+    gemm(T, e, G, x, WxT, G, a, G)
+    memset(h, 0, d * sizeof(floating))
+    for t in range(T):
+        pos = T - 1 - t if reverse else t
+        at = a + pos * G
+        gt = gates + t * G
+        ght = gh + t * G
+        memcpy(ght, bh, G * sizeof(floating))
+        gemv_t(d, G, WhT, G, h + t * d, ght)
+        for j in range(2 * d):
+            at[j] = at[j] + ght[j]
+        sigmoid(2 * d, at, gt)
+        for j in range(d):
+            at[2 * d + j] = at[2 * d + j] + gt[j] * ght[2 * d + j]
+        tanh_(d, at + 2 * d, gt + 2 * d)
+        for j in range(d):
+            h[(t + 1) * d + j] = ((1 - gt[d + j]) * gt[2 * d + j]
+                                  + gt[d + j] * h[t * d + j])
+
+
+cdef floating gru_lrp_direction(const floating *p, const floating *why, floating by,
+                                floating score, Py_ssize_t e, Py_ssize_t d,
+                                Py_ssize_t n_dir, const floating *x, Py_ssize_t T,
+                                bint reverse, const floating *a,
+                                const floating *gates, const floating *gh,
+                                const floating *h, floating eps, floating bias_factor,
+                                const floating *inject, Py_ssize_t ld_inject,
+                                floating *scratch, floating *R) noexcept nogil:
+    """LRP through one GRU direction into R (T, e); the arguments as for
+    lrp_direction, the states as gru_forward_direction leaves them. Returns
+    the relevance left on the initial state."""
+    cdef const floating *Wx = p
+    cdef const floating *Wh = p + 6 * d * e
+    cdef const floating *bx = Wh + 6 * d * d
+    cdef const floating *bh = bx + 3 * d
+    cdef floating *Rh = scratch
+    cdef floating *Rp = scratch + d             # relevance of z * h_{t-1}
+    cdef floating *q = scratch + 2 * d          # R / (z + eps sgn z) of one layer
+    cdef floating *v = scratch + 3 * d
+    cdef floating *u = scratch + 4 * d
+    cdef Py_ssize_t t, j, k, pos, G = 3 * d
+    cdef floating r, share, share2, den, zz, rest = 0
+    cdef const floating *at
+    cdef const floating *gt
+    cdef const floating *ght
+    cdef const floating *xt
+    cdef floating *Rt
+
+    for j in range(d):
+        Rh[j] = 0
+    if why != NULL:
+        den = score + eps * sgn(score)
+        r = score / den
+        share = bias_factor * (by + eps * sgn(score)) / (n_dir * d) * r
+        for j in range(d):
+            Rh[j] = why[j] * h[T * d + j] * r + share
+    for t in range(T - 1, -1, -1):
+        pos = T - 1 - t if reverse else t
+        at = a + pos * G
+        gt = gates + t * G
+        ght = gh + t * G
+        if inject != NULL:
+            for j in range(d):
+                Rh[j] = Rh[j] + inject[pos * ld_inject + j]
+        # h_t -> ((1 - z) n, z h_{t-1}); each passes all to its signal
+        share = 0
+        for j in range(d):
+            zz = h[(t + 1) * d + j]
+            q[j] = Rh[j] / (zz + eps * sgn(zz))
+            share = share + eps * sgn(zz) * q[j]
+        share = bias_factor * share / (2 * d)
+        for j in range(d):
+            Rp[j] = gt[d + j] * h[t * d + j] * q[j] + share
+            zz = at[2 * d + j]
+            q[j] = ((1 - gt[d + j]) * gt[2 * d + j] * q[j] + share) / (zz + eps * sgn(zz))
+        # a_n -> (x_t, m = r * u)
+        share = 0
+        for j in range(d):
+            share = share + (bx[2 * d + j] + eps * sgn(at[2 * d + j])) * q[j]
+        share = bias_factor * share / (d + e)
+        memset(u, 0, e * sizeof(floating))
+        gemv_t(d, e, Wx + 2 * d * e, e, q, u)
+        xt = x + pos * e
+        Rt = R + pos * e
+        for k in range(e):
+            Rt[k] = xt[k] * u[k] + share
+        # m passes all to u; u -> h_{t-1}
+        share2 = 0
+        for j in range(d):
+            zz = ght[2 * d + j]
+            q[j] = (gt[j] * zz * q[j] + share) / (zz + eps * sgn(zz))
+            share2 = share2 + (bh[2 * d + j] + eps * sgn(zz)) * q[j]
+        share2 = bias_factor * share2 / d
+        memset(v, 0, d * sizeof(floating))
+        gemv_t(d, d, Wh + 2 * d * d, d, q, v)
+        for j in range(d):
+            Rh[j] = Rp[j] + h[t * d + j] * v[j] + share2
+    for j in range(d):
+        rest = rest + Rh[j]
+    return rest
+
+
+cdef void gru_gradient_direction(const floating *p, const floating *why,
+                                 Py_ssize_t e, Py_ssize_t d, Py_ssize_t T,
+                                 bint reverse, const floating *gates,
+                                 const floating *gh, const floating *h,
+                                 const floating *inject, Py_ssize_t ld_inject,
+                                 floating *da, floating *scratch,
+                                 floating *G_out) noexcept nogil:
+    """d s[target] / d x through one GRU direction into G_out (T, e); the
+    arguments as for gradient_direction. da (T, 3d) receives the gradients
+    of a_r, a_z, a_n in sentence order; then G_out = da Wx."""
+    cdef const floating *Wx = p
+    cdef const floating *Wh = p + 6 * d * e
+    cdef floating *dh = scratch
+    cdef floating *coef = scratch + d           # (3d,) what Wh^T carries to h_{t-1}
+    cdef floating *dat
+    cdef Py_ssize_t t, j, pos, G = 3 * d
+    cdef floating r, z, n, da_n
+    cdef const floating *gt
+    cdef const floating *ght
+
+    for j in range(d):
+        dh[j] = why[j] if why != NULL else 0
+    for t in range(T - 1, -1, -1):
+        pos = T - 1 - t if reverse else t
+        gt = gates + t * G
+        ght = gh + t * G
+        dat = da + pos * G
+        if inject != NULL:
+            for j in range(d):
+                dh[j] = dh[j] + inject[pos * ld_inject + j]
+        for j in range(d):
+            r = gt[j]
+            z = gt[d + j]
+            n = gt[2 * d + j]
+            da_n = dh[j] * (1 - z) * (1 - n * n)
+            dat[j] = da_n * ght[2 * d + j] * r * (1 - r)
+            dat[d + j] = dh[j] * (h[t * d + j] - n) * z * (1 - z)
+            dat[2 * d + j] = da_n
+            coef[j] = dat[j]
+            coef[d + j] = dat[d + j]
+            coef[2 * d + j] = da_n * r
+            dh[j] = dh[j] * z
+        gemv_t(G, d, Wh, d, coef, dh)
+    memset(G_out, 0, T * e * sizeof(floating))
+    gemm(T, G, e, da, Wx, e, G_out, e)
+
+
+cdef void explain_sequence(const floating *params, Py_ssize_t n_layers, bint gru,
                            const floating *Why, const floating *by,
                            Py_ssize_t n_dir, Py_ssize_t e, Py_ssize_t d,
                            Py_ssize_t C, const floating *x, Py_ssize_t T,
@@ -374,6 +559,7 @@ cdef void explain_sequence(const floating *params, Py_ssize_t n_layers,
     the (3, N) word-level output (rows: LRP, SA, GI); *target < 0 is
     replaced by the argmax. Layer l > 0 reads the hidden states of layer
     l - 1, both directions concatenated (forward first), in sentence order.
+    gru: GRU cells instead of LSTM cells.
     """
     cdef Py_ssize_t k, j, t, l, best, dr, pos, e_l
     cdef Py_ssize_t per_dir = direction_size(T, d), D = n_dir * d
@@ -390,9 +576,14 @@ cdef void explain_sequence(const floating *params, Py_ssize_t n_layers,
         e_l = e if l == 0 else D
         for dr in range(n_dir):
             st = work + (l * n_dir + dr) * per_dir
-            forward_direction(params + block_offset(l, dr, n_dir, e, d), e_l, d, xl, T,
-                              dr == 1, st, st + 4 * T * d, st + 8 * T * d, st + 9 * T * d,
-                              st + 9 * T * d + (T + 1) * d)
+            if gru:
+                gru_forward_direction(params + block_offset(l, dr, n_dir, e, d, True), e_l,
+                                      d, xl, T, dr == 1, st, st + 3 * T * d, st + 6 * T * d,
+                                      st + 9 * T * d + (T + 1) * d)
+            else:
+                forward_direction(params + block_offset(l, dr, n_dir, e, d, False), e_l, d,
+                                  xl, T, dr == 1, st, st + 4 * T * d, st + 8 * T * d,
+                                  st + 9 * T * d, st + 9 * T * d + (T + 1) * d)
             if l < n_layers - 1:
                 for t in range(T):
                     pos = T - 1 - t if dr == 1 else t
@@ -411,12 +602,12 @@ cdef void explain_sequence(const floating *params, Py_ssize_t n_layers,
                 best = k
         target[0] = best
     if do_lrp:
-        rest_total = backward_layers(params, n_layers, Why, by, scores, n_dir, e, d, C,
-                                     x, T, N, target[0], eps, bias_factor, rule, True,
+        rest_total = backward_layers(params, n_layers, gru, Why, by, scores, n_dir, e, d,
+                                     C, x, T, N, target[0], eps, bias_factor, rule, True,
                                      H, down, scratch, work, R)
     if do_grad:
         # overwrites z, which LRP no longer needs
-        backward_layers(params, n_layers, Why, by, scores, n_dir, e, d, C, x, T, N,
+        backward_layers(params, n_layers, gru, Why, by, scores, n_dir, e, d, C, x, T, N,
                         target[0], eps, bias_factor, rule, False, H, down, scratch, work, Gr)
     rest[0] = rest_total
     # word level: LRP sum_k R[t, k], SA sum_k g[t, k]^2, GI sum_k g[t, k] x[t, k]
@@ -441,7 +632,7 @@ cdef void explain_sequence(const floating *params, Py_ssize_t n_layers,
             words[2 * N + t] = acc2
 
 
-cdef floating backward_layers(const floating *params, Py_ssize_t n_layers,
+cdef floating backward_layers(const floating *params, Py_ssize_t n_layers, bint gru,
                               const floating *Why, const floating *by,
                               const floating *scores, Py_ssize_t n_dir, Py_ssize_t e,
                               Py_ssize_t d, Py_ssize_t C, const floating *x,
@@ -462,8 +653,12 @@ cdef floating backward_layers(const floating *params, Py_ssize_t n_layers,
     cdef floating *into
     cdef floating *out
     cdef floating *st
+    cdef floating *h
+    cdef const floating *p
     cdef const floating *xl
     cdef const floating *why
+    cdef const floating *why_dr
+    cdef const floating *inj
     cdef floating rest = 0
     for l in range(n_layers - 1, -1, -1):
         xl = x if l == 0 else H + (l - 1) * T * D
@@ -476,20 +671,26 @@ cdef floating backward_layers(const floating *params, Py_ssize_t n_layers,
                 out = out0 + dr * N * e
             else:
                 out = into if dr == 0 else down + 2 * T * D
-            if lrp:
+            p = params + block_offset(l, dr, n_dir, e, d, gru)
+            why_dr = why + dr * C * d if why != NULL else NULL
+            inj = inject + dr * d if inject != NULL else NULL
+            h = st + 9 * T * d + (T + 1) * d
+            if lrp and gru:
+                rest = rest + gru_lrp_direction(
+                    p, why_dr, by[target], scores[target], e_l, d, n_dir, xl, T, dr == 1,
+                    st, st + 3 * T * d, st + 6 * T * d, h, eps, bias_factor, inj, D,
+                    scratch, out)
+            elif lrp:
                 rest = rest + lrp_direction(
-                    params + block_offset(l, dr, n_dir, e, d),
-                    why + dr * C * d if why != NULL else NULL, by[target],
-                    scores[target], e_l, d, n_dir, xl, T, dr == 1, st,
-                    st + 4 * T * d, st + 8 * T * d, st + 9 * T * d,
-                    st + 9 * T * d + (T + 1) * d, eps, bias_factor, rule,
-                    inject + dr * d if inject != NULL else NULL, D, scratch, out)
+                    p, why_dr, by[target], scores[target], e_l, d, n_dir, xl, T, dr == 1,
+                    st, st + 4 * T * d, st + 8 * T * d, st + 9 * T * d, h, eps,
+                    bias_factor, rule, inj, D, scratch, out)
+            elif gru:
+                gru_gradient_direction(p, why_dr, e_l, d, T, dr == 1, st + 3 * T * d,
+                                       st + 6 * T * d, h, inj, D, st, scratch, out)
             else:
-                gradient_direction(params + block_offset(l, dr, n_dir, e, d),
-                                   why + dr * C * d if why != NULL else NULL, e_l, d, T,
-                                   dr == 1, st + 4 * T * d, st + 8 * T * d, st + 9 * T * d,
-                                   inject + dr * d if inject != NULL else NULL, D,
-                                   st, scratch, out)
+                gradient_direction(p, why_dr, e_l, d, T, dr == 1, st + 4 * T * d,
+                                   st + 8 * T * d, st + 9 * T * d, inj, D, st, scratch, out)
         if l > 0:
             if n_dir == 2:
                 for j in range(T * D):
@@ -510,7 +711,7 @@ cdef Py_ssize_t first_nonfinite(const floating[:, ::1] x) noexcept nogil:
     return -1
 
 
-def explain(const floating[::1] params, Py_ssize_t n_layers,
+def explain(const floating[::1] params, Py_ssize_t n_layers, bint gru,
             const floating[:, :, ::1] Why,
             const floating[::1] by, const floating[:, ::1] x,
             const Py_ssize_t[::1] offsets, Py_ssize_t[::1] targets,
@@ -518,7 +719,8 @@ def explain(const floating[::1] params, Py_ssize_t n_layers,
             floating[:, ::1] scores, floating[:, :, ::1] relevance,
             floating[::1] rest, floating[:, :, ::1] gradient,
             floating[:, ::1] words, floating[:, ::1] work, int n_threads):
-    """Explain B sequences stored end to end in x (N, e).
+    """Explain B sequences stored end to end in x (N, e) through n_layers
+    of LSTM (gru false) or GRU cells.
 
     offsets (B+1,), targets (B,) (entries < 0 become the predicted class),
     rule: the LRP rule for gate * signal products (RULE_SIGNAL ...),
@@ -545,7 +747,7 @@ def explain(const floating[::1] params, Py_ssize_t n_layers,
     with nogil, parallel(num_threads=n_threads):
         for k in prange(B, schedule="dynamic", chunksize=4):
             row = offsets[k]
-            explain_sequence(&params[0], n_layers, &Why[0, 0, 0], &by[0], n_dir,
+            explain_sequence(&params[0], n_layers, gru, &Why[0, 0, 0], &by[0], n_dir,
                              e, d, C, &x[row, 0], offsets[k + 1] - row, N,
                              &targets[k], feps, fbias, rule, do_lrp, do_grad,
                              &scores[k, 0],

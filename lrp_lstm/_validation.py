@@ -11,6 +11,8 @@ import numpy as np
 METHODS = ("lrp", "sa", "gi")
 # LRP rules for the products gate * signal, numbered as in the kernels
 GATE_RULES = ("signal", "half", "prop", "abs")
+# recurrent cells and their gates in the kernels' order (see cython/_kernels.pyx)
+CELLS = {"lstm": "igfo", "gru": "rzn"}
 DTYPES = (np.float32, np.float64)
 
 
@@ -123,15 +125,33 @@ def check_n_threads(n_threads):
     return int(n_threads)
 
 
-def check_gate_order(gate_order):
-    """Return the gate order as a permutation of 'igfo' ('c' is accepted for 'g')."""
+def check_cell(cell):
+    """Return the recurrent cell type, "lstm" or "gru"."""
+    if cell not in CELLS:
+        raise ValueError(f"unknown cell {cell!r}: expected one of {tuple(CELLS)}")
+    return cell
+
+
+def check_gate_order(gate_order, cell="lstm"):
+    """Return the gate order as a permutation of the cell's gates: 'igfo'
+    for an LSTM ('c' is accepted for 'g'), 'rzn' for a GRU; None gives the
+    canonical order."""
+    canonical = CELLS[cell]
+    if gate_order is None:
+        return canonical
     if not isinstance(gate_order, str):
-        raise TypeError(f"gate_order must be a string such as 'igfo', got {gate_order!r}")
-    order = gate_order.lower().replace("c", "g")
-    if len(order) != 4 or sorted(order) != sorted("igfo"):
+        raise TypeError(f"gate_order must be a string such as {canonical!r}, "
+                        f"got {gate_order!r}")
+    order = gate_order.lower()
+    if cell == "lstm":
+        order = order.replace("c", "g")
+    if sorted(order) != sorted(canonical):
         raise ValueError(
-            f"unknown gate order {gate_order!r}: expected a permutation of 'igfo' "
-            "(i input, g or c cell candidate, f forget, o output), e.g. 'ifgo' or 'ifco'")
+            f"unknown gate order {gate_order!r} for a {cell.upper()}: expected a "
+            + ("permutation of 'igfo' (i input, g or c cell candidate, f forget, "
+               "o output), e.g. 'ifgo' or 'ifco'" if cell == "lstm" else
+               "permutation of 'rzn' (r reset, z update, n candidate), e.g. 'rzn' "
+               "(PyTorch) or 'zrn' (Keras)"))
     return order
 
 

@@ -1,4 +1,4 @@
-"""The array-level model: a single-layer LSTM classifier and its explanations."""
+"""The array-level model: an LSTM or GRU classifier and its explanations."""
 import numpy as np
 
 from . import _validation as V
@@ -84,7 +84,8 @@ class Explanation:
 
 
 class BiLSTM:
-    """An LSTM text classifier: bidirectional or unidirectional, one or more layers.
+    """An LSTM (or GRU) text classifier: bidirectional or unidirectional, one
+    or more layers.
 
     s = Why_left h_fwd[T-1] + Why_right h_bwd[T-1] + bias, where h_fwd runs
     over the input (T, e) and h_bwd over it reversed, in the top layer; a
@@ -93,47 +94,55 @@ class BiLSTM:
 
     Parameters
     ----------
-    left : mapping with Wxh (4d, e), bxh (4d,), Whh (4d, d), bhh (4d,):
-        the forward direction of the first layer
+    left : mapping with Wxh (G, e), bxh (G,), Whh (G, d), bhh (G,): the
+        forward direction of the first layer; G = 4d for an LSTM, 3d for a
+        GRU
     Why_left : (C, d)
     right : mapping like `left` for the backward direction, or None for a
         unidirectional model
     Why_right : (C, d), required with `right`
     bias : (C,) output bias, or None
-    gate_order : order of the gate blocks along the 4d axis of Wxh, bxh,
-        Whh, bhh: a permutation of "igfo" (i input, g cell candidate, f
-        forget, o output); "c" may stand for "g". PyTorch uses "ifgo",
-        Keras "ifco".
+    gate_order : order of the gate blocks along the G axis of Wxh, bxh,
+        Whh, bhh. LSTM: a permutation of "igfo" (i input, g cell candidate,
+        f forget, o output; "c" may stand for "g"), default "igfo"; PyTorch
+        uses "ifgo", Keras "ifco". GRU: a permutation of "rzn" (r reset,
+        z update, n candidate), default "rzn" as in PyTorch.
     upper_layers : for a stacked model, one (left, right) pair of mappings
         per layer above the first (right None when unidirectional), whose
-        Wxh are (4d, n_dir d)
+        Wxh are (G, n_dir d)
+    cell : "lstm" or "gru". The GRU follows PyTorch's equations:
+        r = sigmoid(a_r), z = sigmoid(a_z) with a = Wxh x + bxh + Whh h + bhh,
+        n = tanh(Wxh_n x + bxh_n + r * (Whh_n h + bhh_n)),
+        h' = (1 - z) * n + z * h.
     """
 
     def __init__(self, left, Why_left, right=None, Why_right=None, bias=None,
-                 gate_order="igfo", upper_layers=()):
-        order = V.check_gate_order(gate_order)
+                 gate_order=None, upper_layers=(), cell="lstm"):
+        self.cell = V.check_cell(cell)
+        order = V.check_gate_order(gate_order, cell)
         if right is not None or Why_right is not None:
             if right is None or Why_right is None:
                 raise ValueError("a bidirectional model needs both right and Why_right")
         sides = ("left", "right") if right is not None else ("left",)
-        self.layers = [[self._check_direction(w, f"{side}", order)
+        self.layers = [[self._check_direction(w, f"{side}", order, cell)
                         for side, w in zip(sides, (left, right))]]
         for k, pair in enumerate(upper_layers, start=1):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise TypeError(f"upper_layers[{k - 1}] must be a (left, right) pair")
             if (pair[1] is not None) != (right is not None):
                 raise ValueError(f"layer {k} must have as many directions as layer 0")
-            self.layers.append([self._check_direction(w, f"{side}, layer {k}", order)
+            self.layers.append([self._check_direction(w, f"{side}, layer {k}", order, cell)
                                 for side, w in zip(sides, pair)])
         self.Why = [np.array(V.as_float_array(Why, f"Why_{side}", 2), dtype=np.float64,
                              order="C")
                     for side, Why in zip(sides, (Why_left, Why_right))]
         d, e, n_dir = self.hidden_size, self.input_size, len(sides)
+        G = len(order) * d
         for k, layer in enumerate(self.layers):
             for side, w in zip(sides, layer):
                 where = f"{side}" + (f", layer {k}" if k else "")
-                V.check_shape(w["Wxh"], f"Wxh ({where})", (4 * d, e if k == 0 else n_dir * d))
-                V.check_shape(w["Whh"], f"Whh ({where})", (4 * d, d))
+                V.check_shape(w["Wxh"], f"Wxh ({where})", (G, e if k == 0 else n_dir * d))
+                V.check_shape(w["Whh"], f"Whh ({where})", (G, d))
         C = self.Why[0].shape[0]
         if C < 1:
             raise ValueError("Why_left must have at least one class row")
@@ -149,8 +158,9 @@ class BiLSTM:
         self._packed = {}
 
     @staticmethod
-    def _check_direction(weights, side, order):
-        """Check one direction's weights; return them in gate order i, g, f, o."""
+    def _check_direction(weights, side, order, cell):
+        """Check one direction's weights; return them in the cell's canonical
+        gate order (i, g, f, o or r, z, n)."""
         if not hasattr(weights, "__getitem__"):
             raise TypeError(f"{side} must be a mapping of Wxh, bxh, Whh, bhh")
         arrays = {}
@@ -159,29 +169,32 @@ class BiLSTM:
                 raise ValueError(f"{side} direction is missing the weight {key}")
             arrays[key] = V.as_float_array(weights[key], f"{key} ({side})",
                                            2 if key[0] == "W" else 1)
-        G = arrays["Wxh"].shape[0]
-        if G == 0 or G % 4:
-            raise ValueError(f"Wxh ({side}) must have 4d rows, got shape {arrays['Wxh'].shape}")
-        d = G // 4
+        G, n_gates = arrays["Wxh"].shape[0], len(order)
+        if G == 0 or G % n_gates:
+            raise ValueError(f"Wxh ({side}) must have {n_gates}d rows for "
+                             f"{'an LSTM' if cell == 'lstm' else 'a GRU'}, "
+                             f"got shape {arrays['Wxh'].shape}")
+        d = G // n_gates
         if arrays["Wxh"].shape[1] < 1:
             raise ValueError(f"Wxh ({side}) must have e >= 1 columns, got {arrays['Wxh'].shape}")
         V.check_shape(arrays["Whh"], f"Whh ({side})", (G, d))
         V.check_shape(arrays["bxh"], f"bxh ({side})", (G,))
         V.check_shape(arrays["bhh"], f"bhh ({side})", (G,))
         rows = np.concatenate([np.arange(order.index(g) * d, (order.index(g) + 1) * d)
-                               for g in "igfo"])
+                               for g in V.CELLS[cell]])
         return {k: np.ascontiguousarray(a[rows], dtype=np.float64) for k, a in arrays.items()}
 
     # -- construction and export ------------------------------------------------
 
     @classmethod
-    def from_dict(cls, arrays, gate_order="igfo"):
+    def from_dict(cls, arrays, gate_order=None, cell="lstm"):
         """Build a model from the reference's key names.
 
         arrays: mapping with Wxh_Left, bxh_Left, Whh_Left, bhh_Left, Why_Left,
         for a bidirectional model the same five with _Right, optionally bhy
         (C,), an output bias, and for a stacked model the four weights of
         each layer k >= 1 with the suffix _l{k} (Wxh_Left_l1, ...).
+        gate_order and cell as for the constructor.
         """
         n_layers = 1
         while f"Wxh_Left_l{n_layers}" in arrays:
@@ -210,11 +223,12 @@ class BiLSTM:
                 raise ValueError(f"missing weight Why_{s}")
         return cls(layers[0][0], arrays["Why_Left"], layers[0][1], arrays.get("Why_Right"),
                    bias=arrays.get("bhy"), gate_order=gate_order,
-                   upper_layers=[tuple(layer) for layer in layers[1:]])
+                   upper_layers=[tuple(layer) for layer in layers[1:]], cell=cell)
 
     def to_dict(self):
         """The weights under the reference's key names (layers above the first
-        with the suffix _l{k}), gates in order i, g, f, o."""
+        with the suffix _l{k}), gates in the canonical order (i, g, f, o for
+        an LSTM, r, z, n for a GRU; see `cell`)."""
         out = {}
         for k, layer in enumerate(self.layers):
             for side, w in zip(_SIDES, layer):
@@ -227,10 +241,10 @@ class BiLSTM:
         return out
 
     def __getstate__(self):
-        return {"arrays": self.to_dict()}
+        return {"arrays": self.to_dict(), "cell": self.cell}
 
     def __setstate__(self, state):
-        other = BiLSTM.from_dict(state["arrays"])
+        other = BiLSTM.from_dict(state["arrays"], cell=state.get("cell", "lstm"))
         self.__dict__.update(other.__dict__)
 
     # -- shape ---------------------------------------------------------------
@@ -260,7 +274,7 @@ class BiLSTM:
 
     def __repr__(self):
         kind = "bidirectional" if self.bidirectional else "unidirectional"
-        return (f"BiLSTM({kind}, layers={self.n_layers}, e={self.input_size}, "
+        return (f"BiLSTM({kind}, cell={self.cell}, layers={self.n_layers}, e={self.input_size}, "
                 f"d={self.hidden_size}, C={self.n_classes}, bias={self.has_bias})")
 
     # -- computation ---------------------------------------------------------
@@ -268,9 +282,11 @@ class BiLSTM:
     def _kernel_arrays(self, dtype):
         """params (flat), Why (n_dir, C, d), bias (C,) in the kernels' layout."""
         if dtype not in self._packed:
+            biases = (lambda w: [w["bxh"] + w["bhh"]]) if self.cell == "lstm" else \
+                (lambda w: [w["bxh"], w["bhh"]])
             params = np.concatenate([np.concatenate([w["Wxh"].ravel(), w["Wxh"].T.ravel(),
                                                      w["Whh"].ravel(), w["Whh"].T.ravel(),
-                                                     w["bxh"] + w["bhh"]])
+                                                     *biases(w)])
                                      for layer in self.layers for w in layer]).astype(dtype)
             self._packed[dtype] = (params,
                                    np.ascontiguousarray(np.stack(self.Why), dtype=dtype),
@@ -340,6 +356,9 @@ class BiLSTM:
         eps = V.check_eps(eps)
         bias_factor = V.check_bias_factor(bias_factor)
         rule = V.check_gate_rule(gate_rule)
+        if rule and self.cell == "gru":
+            raise ValueError(f"gate_rule={gate_rule!r} is defined for LSTM cells; a GRU's "
+                             "gates take no relevance (gate_rule='signal')")
         n_threads = 1 if n_threads == 1 else V.check_n_threads(n_threads)
         xs = self._check_inputs(xs, dtype, _name)
         B = len(xs)
@@ -392,7 +411,8 @@ class BiLSTM:
         words = np.empty((3, N), dtype)
         work = np.empty((n_threads, _kernels.workspace_size(max_T, self.n_layers, n_dir, e,
                                                             self.hidden_size)), dtype)
-        bad = _kernels.explain(params, self.n_layers, Why, bias, x, offsets, targets, *lrp,
+        bad = _kernels.explain(params, self.n_layers, self.cell == "gru", Why, bias, x,
+                               offsets, targets, *lrp,
                                do_lrp, do_grad, scores, relevance, rest, gradient, words,
                                work, n_threads)
         if bad >= 0:
@@ -415,7 +435,7 @@ class BiLSTM:
         eps, bias_factor, rule = lrp
         results = [oracle.explain(layers, Why, bias, x, int(t), dtype.type(eps),
                                   dtype.type(bias_factor), V.GATE_RULES[rule], do_lrp,
-                                  do_grad)
+                                  do_grad, self.cell)
                    for x, t in zip(xs, targets)]
         x, offsets = _stack(xs)
         out = {"scores": np.stack([r["scores"] for r in results]),

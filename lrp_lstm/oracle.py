@@ -1,4 +1,4 @@
-"""Plain NumPy implementation of the LSTM forward pass, LRP and gradient.
+"""Plain NumPy implementation of the LSTM and GRU forward pass, LRP and gradient.
 
 This is the test oracle for the compiled kernels and the `backend="numpy"`
 fallback. It follows the equations of Arras et al. (2017) literally, one
@@ -6,9 +6,15 @@ time step and one linear map at a time, with the LRP-epsilon rule in its
 dense (lower units x upper units) form, identity matrices included. It
 shares no code with the kernels.
 
-Weights are given per direction as a dict with Wxh (4d, e), bxh (4d,),
-Whh (4d, d), bhh (4d,), gates in the order i, g, f, o, plus the output
-weights Why (C, d) of each direction and the output bias (C,).
+Weights are given per direction as a dict with Wxh (G, e), bxh (G,),
+Whh (G, d), bhh (G,), plus the output weights Why (C, d) of each direction
+and the output bias (C,). LSTM: G = 4d, gates in the order i, g, f, o.
+GRU: G = 3d, in the order r, z, n (PyTorch's equations):
+
+    r = sigmoid(a_r),  z = sigmoid(a_z),  u = Whh_n h_{t-1} + bhh_n
+    a_r, a_z = (Wxh x_t + bxh + Whh h_{t-1} + bhh)[r, z]
+    a_n = Wxh_n x_t + bxh_n + r * u,  n = tanh(a_n)
+    h_t = (1 - z) * n + z * h_{t-1}
 """
 import numpy as np
 
@@ -58,18 +64,47 @@ def run_direction(weights, x):
     return out
 
 
-def forward(layers, Why, bias, x):
+def run_gru_direction(weights, x):
+    """Forward pass of one GRU direction over x (T, e) in processing order.
+
+    Returns a dict of per-step arrays: a (T, 3d) pre-activations a_r, a_z,
+    a_n, r, z, n, u (T, d), and h (T+1, d) where row 0 is the zero initial
+    state.
+    """
+    d = weights["Whh"].shape[1]
+    T = x.shape[0]
+    dtype = x.dtype
+    out = {k: np.zeros((T, d), dtype) for k in "rznu"}
+    out["a"] = np.zeros((T, 3 * d), dtype)
+    out["h"] = np.zeros((T + 1, d), dtype)
+    for t in range(T):
+        from_x = weights["Wxh"] @ x[t] + weights["bxh"]
+        from_h = weights["Whh"] @ out["h"][t] + weights["bhh"]
+        a = from_x + from_h
+        out["r"][t] = _sigmoid(a[:d])
+        out["z"][t] = _sigmoid(a[d:2 * d])
+        out["u"][t] = from_h[2 * d:]
+        a[2 * d:] = from_x[2 * d:] + out["r"][t] * out["u"][t]
+        out["a"][t] = a
+        out["n"][t] = np.tanh(a[2 * d:])
+        out["h"][t + 1] = (1 - out["z"][t]) * out["n"][t] + out["z"][t] * out["h"][t]
+    return out
+
+
+def forward(layers, Why, bias, x, cell="lstm"):
     """Scores (C,), the states of every layer and each layer's input.
 
     layers: one list of weight dicts per layer (forward direction first);
     Why: list of (C, d); bias (C,). The second direction reads its input
     reversed; a layer above the first reads the layer below's hidden
-    states, directions concatenated, in sentence order.
+    states, directions concatenated, in sentence order. cell: "lstm" or
+    "gru".
     """
+    run = run_direction if cell == "lstm" else run_gru_direction
     states, inputs = [], [x]
     for k, layer in enumerate(layers):
         inp = inputs[-1]
-        st = [run_direction(w, inp if j == 0 else inp[::-1]) for j, w in enumerate(layer)]
+        st = [run(w, inp if j == 0 else inp[::-1]) for j, w in enumerate(layer)]
         states.append(st)
         if k < len(layers) - 1:
             inputs.append(np.concatenate([s["h"][1:] if j == 0 else s["h"][1:][::-1]
@@ -179,7 +214,71 @@ def gradient_direction(weights, Why_row, state, G_from_above=None):
     return Gx
 
 
-def explain(layers, Why, bias, x, target, eps, bias_factor, gate_rule, do_lrp, do_grad):
+def lrp_gru_direction(weights, Why_row, bias_t, score, n_output_lower, state, x,
+                      eps, bias_factor, R_from_above=None):
+    """LRP of one GRU direction, x (T, e) in processing order, the gates
+    taking no relevance (signal-take-all).
+
+    Arguments and result as for lrp_direction. Per step, h_t = (1 - z) n
+    + z h_{t-1} splits between its two terms (identity connections, 2d
+    lower units); (1 - z) n passes all to n, z h_{t-1} all to h_{t-1};
+    a_n = Wxh_n x_t + bxh_n + m splits between x_t and m = r u (e + d
+    lower units); m passes all to u; u = Whh_n h_{t-1} + bhh_n sends its
+    relevance to h_{t-1} (d lower units).
+    """
+    d = weights["Whh"].shape[1]
+    e = weights["Wxh"].shape[1]
+    T = x.shape[0]
+    dtype = x.dtype
+    one = np.ones(1, dtype)
+    Rx = np.zeros((T, e), dtype)
+    if Why_row is not None:
+        Rh = lrp_epsilon(state["h"][T], Why_row[:, None], bias_t * one, score * one,
+                         score * one, n_output_lower, eps, bias_factor)
+    else:
+        Rh = np.zeros(d, dtype)
+    identity = np.eye(d, dtype=dtype)
+    zero_bias = np.zeros(d, dtype)
+    n_rows = slice(2 * d, 3 * d)
+    for t in reversed(range(T)):
+        if R_from_above is not None:
+            Rh = Rh + R_from_above[t]
+        r, z, n, u = (state[q][t] for q in "rznu")
+        h_t, h_prev = state["h"][t + 1], state["h"][t]
+        R_n = lrp_epsilon((1 - z) * n, identity, zero_bias, h_t, Rh, 2 * d, eps, bias_factor)
+        R_prev = lrp_epsilon(z * h_prev, identity, zero_bias, h_t, Rh, 2 * d, eps,
+                             bias_factor)
+        a_n, b_n = state["a"][t, n_rows], weights["bxh"][n_rows]
+        Rx[t] = lrp_epsilon(x[t], weights["Wxh"][n_rows].T, b_n, a_n, R_n, e + d, eps,
+                            bias_factor)
+        R_m = lrp_epsilon(r * u, identity, b_n, a_n, R_n, e + d, eps, bias_factor)
+        Rh = R_prev + lrp_epsilon(h_prev, weights["Whh"][n_rows].T, weights["bhh"][n_rows],
+                                  u, R_m, d, eps, bias_factor)
+    return Rx, Rh.sum()
+
+
+def gradient_gru_direction(weights, Why_row, state, G_from_above=None):
+    """d score / d x (T, e) through one GRU direction, in processing order;
+    arguments as for gradient_direction."""
+    d = weights["Whh"].shape[1]
+    T = state["r"].shape[0]
+    dtype = state["h"].dtype
+    Gx = np.zeros((T, weights["Wxh"].shape[1]), dtype)
+    dh = Why_row.copy() if Why_row is not None else np.zeros(d, dtype)
+    for t in reversed(range(T)):
+        if G_from_above is not None:
+            dh = dh + G_from_above[t]
+        r, z, n, u = (state[q][t] for q in "rznu")
+        da_n = dh * (1 - z) * (1 - n ** 2)
+        da_r = da_n * u * r * (1 - r)
+        da_z = dh * (state["h"][t] - n) * z * (1 - z)
+        Gx[t] = weights["Wxh"].T @ np.concatenate([da_r, da_z, da_n])
+        dh = dh * z + weights["Whh"].T @ np.concatenate([da_r, da_z, da_n * r])
+    return Gx
+
+
+def explain(layers, Why, bias, x, target, eps, bias_factor, gate_rule, do_lrp, do_grad,
+            cell="lstm"):
     """Everything the kernels compute for one sequence x (T, e).
 
     target < 0 means the predicted class. Returns a dict with scores (C,),
@@ -187,7 +286,7 @@ def explain(layers, Why, bias, x, target, eps, bias_factor, gate_rule, do_lrp, d
     order (through each direction of the first layer), and rest (the
     relevance on the initial states of every layer).
     """
-    scores, states, inputs = forward(layers, Why, bias, x)
+    scores, states, inputs = forward(layers, Why, bias, x, cell)
     if target < 0:
         target = int(np.argmax(scores))
     n_dir = len(layers[0])
@@ -214,14 +313,19 @@ def explain(layers, Why, bias, x, target, eps, bias_factor, gate_rule, do_lrp, d
         rest = [0.0]
 
         def lrp_one(k, j, w, why, xk, above):
-            Rk, rk = lrp_direction(w, why, bias[target], scores[target], n_dir * d,
-                                   states[k][j], xk, eps, bias_factor, gate_rule, above)
+            if cell == "lstm":
+                Rk, rk = lrp_direction(w, why, bias[target], scores[target], n_dir * d,
+                                       states[k][j], xk, eps, bias_factor, gate_rule, above)
+            else:
+                Rk, rk = lrp_gru_direction(w, why, bias[target], scores[target], n_dir * d,
+                                           states[k][j], xk, eps, bias_factor, above)
             rest[0] = rest[0] + rk
             return Rk
 
         out["relevance"] = down(lrp_one)
         out["rest"] = rest[0]
     if do_grad:
+        gradient_one = gradient_direction if cell == "lstm" else gradient_gru_direction
         out["gradient"] = down(lambda k, j, w, why, xk, above:
-                               gradient_direction(w, why, states[k][j], above))
+                               gradient_one(w, why, states[k][j], above))
     return out

@@ -33,18 +33,19 @@ def golden():
             for i in range(int(data["n_cases"]))]
 
 
-def random_weights(rng, e, d, C, bidirectional=True, bias=False, n_layers=1):
+def random_weights(rng, e, d, C, bidirectional=True, bias=False, n_layers=1, cell="lstm"):
     """Reference-style weight dict of a random model, weights ~ N(0, 1/fan_in)."""
+    G = (4 if cell == "lstm" else 3) * d
     arrays = {}
     sides = ("Left", "Right") if bidirectional else ("Left",)
     for layer in range(n_layers):
         e_l = e if layer == 0 else len(sides) * d
         suffix = f"_l{layer}" if layer else ""
         for side in sides:
-            arrays[f"Wxh_{side}{suffix}"] = rng.normal(0, 1 / np.sqrt(e_l), (4 * d, e_l))
-            arrays[f"bxh_{side}{suffix}"] = rng.normal(0, 0.5, 4 * d)
-            arrays[f"Whh_{side}{suffix}"] = rng.normal(0, 1 / np.sqrt(d), (4 * d, d))
-            arrays[f"bhh_{side}{suffix}"] = rng.normal(0, 0.5, 4 * d)
+            arrays[f"Wxh_{side}{suffix}"] = rng.normal(0, 1 / np.sqrt(e_l), (G, e_l))
+            arrays[f"bxh_{side}{suffix}"] = rng.normal(0, 0.5, G)
+            arrays[f"Whh_{side}{suffix}"] = rng.normal(0, 1 / np.sqrt(d), (G, d))
+            arrays[f"bhh_{side}{suffix}"] = rng.normal(0, 0.5, G)
     for side in sides:
         arrays[f"Why_{side}"] = rng.normal(0, 1 / np.sqrt(d), (C, d))
     if bias:
@@ -52,7 +53,8 @@ def random_weights(rng, e, d, C, bidirectional=True, bias=False, n_layers=1):
     return arrays
 
 
-def random_model(seed=0, e=7, d=5, C=3, bidirectional=True, bias=False, n_layers=1):
+def random_model(seed=0, e=7, d=5, C=3, bidirectional=True, bias=False, n_layers=1,
+                 cell="lstm"):
     rng = np.random.default_rng(seed)
     return lrp_lstm.BiLSTM.from_dict(random_weights(rng, e, d, C, bidirectional, bias,
-                                                    n_layers))
+                                                    n_layers, cell), cell=cell)

@@ -7,24 +7,28 @@ import lrp_lstm
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch)")
 
 
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 @pytest.mark.parametrize("n_layers", [1, 2, 3])
 @pytest.mark.parametrize("bidirectional", [True, False])
 @pytest.mark.parametrize("batch_first", [True, False])
 @pytest.mark.parametrize("head_bias", [True, False])
-def test_from_torch_matches_pytorch(n_layers, bidirectional, batch_first, head_bias):
+def test_from_torch_matches_pytorch(cell, n_layers, bidirectional, batch_first, head_bias):
     torch.manual_seed(n_layers * 8 + int(bidirectional) * 4 + int(batch_first) * 2
-                      + int(head_bias))
+                      + int(head_bias) + 32 * (cell == "GRU"))
     e, d, C, T, V = 7, 5, 4, 9, 30
-    rnn = torch.nn.LSTM(e, d, num_layers=n_layers, batch_first=batch_first,
-                        bidirectional=bidirectional).double()
+    rnn = getattr(torch.nn, cell)(e, d, num_layers=n_layers, batch_first=batch_first,
+                                  bidirectional=bidirectional).double()
     n_dir = 2 if bidirectional else 1
     head = torch.nn.Linear(n_dir * d, C, bias=head_bias).double()
     emb = torch.nn.Embedding(V, e).double()
     model, table = lrp_lstm.from_torch(rnn, head, emb)
+    assert model.cell == cell.lower()
     ids = torch.randint(0, V, (T,))
     x = emb(ids).detach().requires_grad_()
     inp = x[None] if batch_first else x[:, None]
-    _, (h_n, _) = rnn(inp)
+    _, h_n = rnn(inp)
+    if cell == "LSTM":
+        h_n = h_n[0]
     # h_n (n_layers * n_dir, 1, d): the top layer's final states are last
     scores = head(torch.cat([h_n[-n_dir + k, 0] for k in range(n_dir)]))
     np.testing.assert_allclose(model.forward(table[ids.numpy()]), scores.detach().numpy(),
@@ -35,11 +39,14 @@ def test_from_torch_matches_pytorch(n_layers, bidirectional, batch_first, head_b
     np.testing.assert_allclose(ours["sa"].gradient, x.grad.numpy(), rtol=0, atol=1e-9)
     np.testing.assert_allclose(ours["gi"].relevance, (x.grad * x).detach().numpy(),
                                rtol=0, atol=1e-9)
+    lrp = model.explain(x.detach().numpy(), "lrp", target=target, bias_factor=1.0)
+    assert lrp.relevance.sum() + lrp.relevance_rest == pytest.approx(float(scores[target].detach()),
+                                                                     abs=1e-10)
 
 
 def test_from_torch_refuses_what_it_cannot_convert():
     head = torch.nn.Linear(10, 2)
-    with pytest.raises(ValueError, match="GRU"):
+    with pytest.raises(ValueError, match="GRU's final states have 5"):
         lrp_lstm.from_torch(torch.nn.GRU(3, 5), head)
     with pytest.raises(TypeError, match="RNN"):
         lrp_lstm.from_torch(torch.nn.RNN(3, 5), head)
