@@ -68,10 +68,10 @@ cdef extern from "lrp_linalg.h" nogil:
     void lrp_gemv_t_s(Py_ssize_t n_rows, Py_ssize_t n_cols, const float *A,
                       Py_ssize_t lda, const float *coef, float *y)
     void lrp_gemm_d(Py_ssize_t n_t, Py_ssize_t n_rows, Py_ssize_t n_cols,
-                    const double *X, const double *A, Py_ssize_t lda,
+                    const double *X, Py_ssize_t ldx, const double *A, Py_ssize_t lda,
                     double *Y, Py_ssize_t ldy)
     void lrp_gemm_s(Py_ssize_t n_t, Py_ssize_t n_rows, Py_ssize_t n_cols,
-                    const float *X, const float *A, Py_ssize_t lda,
+                    const float *X, Py_ssize_t ldx, const float *A, Py_ssize_t lda,
                     float *Y, Py_ssize_t ldy)
     void lrp_sigmoid_d(Py_ssize_t n, const double *z, double *out)
     void lrp_sigmoid_s(Py_ssize_t n, const float *z, float *out)
@@ -90,13 +90,14 @@ cdef inline void gemv_t(Py_ssize_t n_rows, Py_ssize_t n_cols, const floating *A,
 
 
 cdef inline void gemm(Py_ssize_t n_t, Py_ssize_t n_rows, Py_ssize_t n_cols,
-                      const floating *X, const floating *A, Py_ssize_t lda,
-                      floating *Y, Py_ssize_t ldy) noexcept nogil:
-    """Y (n_t, n_cols) += X A for X (n_t, n_rows), A (n_rows, n_cols)."""
+                      const floating *X, Py_ssize_t ldx, const floating *A,
+                      Py_ssize_t lda, floating *Y, Py_ssize_t ldy) noexcept nogil:
+    """Y (n_t, n_cols) += X A for X (n_t, n_rows), A (n_rows, n_cols), with
+    row strides ldx, lda, ldy."""
     if floating is double:
-        lrp_gemm_d(n_t, n_rows, n_cols, X, A, lda, Y, ldy)
+        lrp_gemm_d(n_t, n_rows, n_cols, X, ldx, A, lda, Y, ldy)
     else:
-        lrp_gemm_s(n_t, n_rows, n_cols, X, A, lda, Y, ldy)
+        lrp_gemm_s(n_t, n_rows, n_cols, X, ldx, A, lda, Y, ldy)
 
 
 cdef inline void sigmoid(Py_ssize_t n, const floating *z, floating *out) noexcept nogil:
@@ -127,7 +128,7 @@ def workspace_size(Py_ssize_t max_T, Py_ssize_t n_layers, Py_ssize_t n_dir,
     # scratch vectors
     return (n_layers * n_dir * direction_size(max_T, d)
             + (n_layers + 2 if n_layers > 1 else 0) * max_T * n_dir * d
-            + 8 * d + max(e, n_dir * d))
+            + 8 * d + max_T)
 
 
 cdef inline Py_ssize_t block_offset(Py_ssize_t layer, Py_ssize_t dr, Py_ssize_t n_dir,
@@ -169,7 +170,7 @@ cdef void forward_direction(const floating *p, Py_ssize_t e, Py_ssize_t d,
     # input projections of all steps at once
     for t in range(T):
         memcpy(z + t * G, b, G * sizeof(floating))
-    gemm(T, e, G, x, WxT, G, z, G)
+    gemm(T, e, G, x, e, WxT, G, z, G)
     memset(c, 0, d * sizeof(floating))
     memset(h, 0, d * sizeof(floating))
     for t in range(T):
@@ -216,7 +217,7 @@ cdef inline floating gate_share(int rule, floating a, floating b,
 cdef floating lrp_direction(const floating *p, const floating *why, floating by,
                             floating score, Py_ssize_t e, Py_ssize_t d,
                             Py_ssize_t n_dir, const floating *x, Py_ssize_t T,
-                            bint reverse, const floating *z,
+                            bint reverse, floating *z,
                             const floating *gates, const floating *tc,
                             const floating *c, const floating *h, floating eps,
                             floating bias_factor, int rule,
@@ -233,6 +234,11 @@ cdef floating lrp_direction(const floating *p, const floating *why, floating by,
     signal; a gate's relevance goes through its pre-activation to x_t and
     h_{t-1} like g's. Returns the relevance left on this direction's
     initial states.
+
+    The step's part for h_{t-1} is one product with Wh; the parts for x_t
+    wait in z (which becomes R / (z + eps sgn z), row by row) and go
+    through Wx in one product after the last step. scratch holds 8d + T
+    entries.
     """
     cdef const floating *Wx = p
     cdef const floating *Wh = p + 8 * d * e
@@ -242,15 +248,13 @@ cdef floating lrp_direction(const floating *p, const floating *why, floating by,
     cdef floating *q = scratch + 2 * d          # (4d,) per gate: R / (z + eps sgn z)
     cdef floating *v = scratch + 6 * d
     cdef floating *Ro = scratch + 7 * d
-    cdef floating *u = scratch + 8 * d
-    cdef Py_ssize_t t, j, k, pos, G = 4 * d
+    cdef floating *shares = scratch + 8 * d     # (T,) the bias share of x_t
+    cdef Py_ssize_t t, j, pos, G = 4 * d
     cdef Py_ssize_t first = d if rule == RULE_SIGNAL else 0
     cdef Py_ssize_t last = 2 * d if rule == RULE_SIGNAL else G
     cdef floating r, share, den, zz, Rig, Rfc, Rgate, rest = 0
     cdef const floating *at
-    cdef const floating *zt
-    cdef const floating *xt
-    cdef floating *Rt
+    cdef floating *zt
 
     for j in range(d):
         Rh[j] = 0
@@ -303,21 +307,32 @@ cdef floating lrp_direction(const floating *p, const floating *why, floating by,
         for j in range(first, last):
             zz = zt[j]
             q[j] = q[j] / (zz + eps * sgn(zz))
+            zt[j] = q[j]
             share = share + (b[j] + eps * sgn(zz)) * q[j]
         share = bias_factor * share / (d + e)
-        memset(u, 0, e * sizeof(floating))
-        gemv_t(last - first, e, Wx + first * e, e, q + first, u)
+        shares[pos] = share
         memset(v, 0, d * sizeof(floating))
         gemv_t(last - first, d, Wh + first * d, d, q + first, v)
-        xt = x + pos * e
-        Rt = R + pos * e
-        for k in range(e):
-            Rt[k] = xt[k] * u[k] + share
         for j in range(d):
             Rh[j] = h[t * d + j] * v[j] + share
+    input_relevance(T, last - first, e, z + first, 4 * d, Wx + first * e, x, shares, R)
     for j in range(d):
         rest = rest + Rh[j] + Rc[j]
     return rest
+
+
+cdef void input_relevance(Py_ssize_t T, Py_ssize_t n, Py_ssize_t e, const floating *Q,
+                          Py_ssize_t ldq, const floating *W, const floating *x,
+                          const floating *shares, floating *R) noexcept nogil:
+    """R (T, e) = x * (Q W) + shares[:, None]: the relevance of the inputs,
+    for Q (T, n) with row stride ldq (upper relevance / stabilized
+    pre-activation) and the weights W (n, e) between them."""
+    cdef Py_ssize_t t, k
+    memset(R, 0, T * e * sizeof(floating))
+    gemm(T, n, e, Q, ldq, W, e, R, e)
+    for t in range(T):
+        for k in range(e):
+            R[t * e + k] = x[t * e + k] * R[t * e + k] + shares[t]
 
 
 cdef void gradient_direction(const floating *p, const floating *why,
@@ -370,7 +385,7 @@ cdef void gradient_direction(const floating *p, const floating *why,
         memset(dh, 0, d * sizeof(floating))
         gemv_t(G, d, Wh, d, dzt, dh)
     memset(G_out, 0, T * e * sizeof(floating))
-    gemm(T, G, e, dz, Wx, e, G_out, e)
+    gemm(T, G, e, dz, G, Wx, e, G_out, e)
 
 
 cdef void gru_forward_direction(const floating *p, Py_ssize_t e, Py_ssize_t d,
@@ -394,7 +409,7 @@ cdef void gru_forward_direction(const floating *p, Py_ssize_t e, Py_ssize_t d,
     cdef floating *ght
     for t in range(T):
         memcpy(a + t * G, bx, G * sizeof(floating))
-    gemm(T, e, G, x, WxT, G, a, G)
+    gemm(T, e, G, x, e, WxT, G, a, G)
     memset(h, 0, d * sizeof(floating))
     for t in range(T):
         pos = T - 1 - t if reverse else t
@@ -417,14 +432,15 @@ cdef void gru_forward_direction(const floating *p, Py_ssize_t e, Py_ssize_t d,
 cdef floating gru_lrp_direction(const floating *p, const floating *why, floating by,
                                 floating score, Py_ssize_t e, Py_ssize_t d,
                                 Py_ssize_t n_dir, const floating *x, Py_ssize_t T,
-                                bint reverse, const floating *a,
+                                bint reverse, floating *a,
                                 const floating *gates, const floating *gh,
                                 const floating *h, floating eps, floating bias_factor,
                                 const floating *inject, Py_ssize_t ld_inject,
                                 floating *scratch, floating *R) noexcept nogil:
     """LRP through one GRU direction into R (T, e); the arguments as for
-    lrp_direction, the states as gru_forward_direction leaves them. Returns
-    the relevance left on the initial state."""
+    lrp_direction, the states as gru_forward_direction leaves them (a_n
+    becomes R / (a_n + eps sgn a_n), whose product with Wx_n comes after
+    the last step). Returns the relevance left on the initial state."""
     cdef const floating *Wx = p
     cdef const floating *Wh = p + 6 * d * e
     cdef const floating *bx = Wh + 6 * d * d
@@ -433,14 +449,12 @@ cdef floating gru_lrp_direction(const floating *p, const floating *why, floating
     cdef floating *Rp = scratch + d             # relevance of z * h_{t-1}
     cdef floating *q = scratch + 2 * d          # R / (z + eps sgn z) of one layer
     cdef floating *v = scratch + 3 * d
-    cdef floating *u = scratch + 4 * d
-    cdef Py_ssize_t t, j, k, pos, G = 3 * d
+    cdef floating *shares = scratch + 8 * d     # (T,) the bias share of x_t
+    cdef Py_ssize_t t, j, pos, G = 3 * d
     cdef floating r, share, share2, den, zz, rest = 0
-    cdef const floating *at
+    cdef floating *at
     cdef const floating *gt
     cdef const floating *ght
-    cdef const floating *xt
-    cdef floating *Rt
 
     for j in range(d):
         Rh[j] = 0
@@ -473,13 +487,9 @@ cdef floating gru_lrp_direction(const floating *p, const floating *why, floating
         share = 0
         for j in range(d):
             share = share + (bx[2 * d + j] + eps * sgn(at[2 * d + j])) * q[j]
+            at[2 * d + j] = q[j]
         share = bias_factor * share / (d + e)
-        memset(u, 0, e * sizeof(floating))
-        gemv_t(d, e, Wx + 2 * d * e, e, q, u)
-        xt = x + pos * e
-        Rt = R + pos * e
-        for k in range(e):
-            Rt[k] = xt[k] * u[k] + share
+        shares[pos] = share
         # m passes all to u; u -> h_{t-1}
         share2 = 0
         for j in range(d):
@@ -491,6 +501,7 @@ cdef floating gru_lrp_direction(const floating *p, const floating *why, floating
         gemv_t(d, d, Wh + 2 * d * d, d, q, v)
         for j in range(d):
             Rh[j] = Rp[j] + h[t * d + j] * v[j] + share2
+    input_relevance(T, d, e, a + 2 * d, G, Wx + 2 * d * e, x, shares, R)
     for j in range(d):
         rest = rest + Rh[j]
     return rest
@@ -540,7 +551,7 @@ cdef void gru_gradient_direction(const floating *p, const floating *why,
             dh[j] = dh[j] * z
         gemv_t(G, d, Wh, d, coef, dh)
     memset(G_out, 0, T * e * sizeof(floating))
-    gemm(T, G, e, da, Wx, e, G_out, e)
+    gemm(T, G, e, da, G, Wx, e, G_out, e)
 
 
 cdef void explain_sequence(const floating *params, Py_ssize_t n_layers, bint gru,

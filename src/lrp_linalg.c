@@ -52,10 +52,11 @@
 LRP_DEFINE_PRIMITIVES(double, d)
 LRP_DEFINE_PRIMITIVES(float, s)
 
-/* Matrix-matrix product in register tiles of 4 rows of Y x 2 vectors, the
- * vectors written with GCC's vector extension: 32 bytes (AVX2 + FMA) when
- * the CPU has them, 16 bytes otherwise, chosen once at run time. Every
- * Y[t, j] is still accumulated over r in order. */
+/* Matrix-matrix product in register tiles of up to 4 rows of Y x 3
+ * vectors, column panel by column panel, the vectors written with GCC's
+ * vector extension: 32 bytes (AVX2 + FMA) when the CPU has them, 16 bytes
+ * otherwise, chosen once at run time. Every Y[t, j] is still accumulated
+ * over r in order. */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(LRP_NO_CLONES)
 #define LRP_AVX2_ATTR __attribute__((target("arch=x86-64-v3")))
 #define LRP_HAVE_AVX2_PATH 1
@@ -63,6 +64,44 @@ LRP_DEFINE_PRIMITIVES(float, s)
 #define LRP_AVX2_ATTR
 #define LRP_HAVE_AVX2_PATH 0
 #endif
+
+/* Y[0:R, 0:V*W] += X[0:R, :] A[:, 0:V*W] with R x V accumulators in registers */
+#define LRP_GEMM_TILE(NAME, T, ATTR, R, V)                                      \
+    ATTR static inline void NAME##_tile_##R##_##V(                              \
+        ptrdiff_t n_rows, const T *X, ptrdiff_t ldx, const T *A, ptrdiff_t lda, \
+        T *restrict Y, ptrdiff_t ldy)                                           \
+    {                                                                           \
+        NAME##_vec acc[R][V], b[V];                                             \
+        for (int i = 0; i < R; ++i)                                             \
+            for (int v = 0; v < V; ++v)                                         \
+                acc[i][v] = NAME##_load(Y + i * ldy + v * NAME##_W);            \
+        for (ptrdiff_t r = 0; r < n_rows; ++r) {                                \
+            for (int v = 0; v < V; ++v)                                         \
+                b[v] = NAME##_load(A + r * lda + v * NAME##_W);                 \
+            for (int i = 0; i < R; ++i) {                                       \
+                const T c = X[i * ldx + r];                                     \
+                for (int v = 0; v < V; ++v)                                     \
+                    acc[i][v] += c * b[v];                                      \
+            }                                                                   \
+        }                                                                       \
+        for (int i = 0; i < R; ++i)                                             \
+            for (int v = 0; v < V; ++v)                                         \
+                NAME##_store(Y + i * ldy + v * NAME##_W, acc[i][v]);            \
+    }
+
+/* one column panel of V vectors for all rows of Y, 4 rows at a time: the
+ * panel of A (n_rows x V vectors) stays in L1 while it is reused */
+#define LRP_GEMM_PANEL(NAME, T, ATTR, V)                                        \
+    ATTR static void NAME##_panel_##V(ptrdiff_t n_t, ptrdiff_t n_rows,          \
+                                      const T *X, ptrdiff_t ldx, const T *A,    \
+                                      ptrdiff_t lda, T *restrict Y, ptrdiff_t ldy) \
+    {                                                                           \
+        ptrdiff_t t = 0;                                                        \
+        for (; t + 4 <= n_t; t += 4)                                            \
+            NAME##_tile_4_##V(n_rows, X + t * ldx, ldx, A, lda, Y + t * ldy, ldy); \
+        for (; t < n_t; ++t)                                                    \
+            NAME##_tile_1_##V(n_rows, X + t * ldx, ldx, A, lda, Y + t * ldy, ldy); \
+    }
 
 #define LRP_DEFINE_GEMM(NAME, T, BYTES, ATTR)                                   \
     typedef T NAME##_vec __attribute__((vector_size(BYTES)));                   \
@@ -77,61 +116,36 @@ LRP_DEFINE_PRIMITIVES(float, s)
     {                                                                           \
         memcpy(p, &v, sizeof v);                                                \
     }                                                                           \
+    LRP_GEMM_TILE(NAME, T, ATTR, 4, 3)                                          \
+    LRP_GEMM_TILE(NAME, T, ATTR, 1, 3)                                          \
+    LRP_GEMM_TILE(NAME, T, ATTR, 4, 2)                                          \
+    LRP_GEMM_TILE(NAME, T, ATTR, 1, 2)                                          \
+    LRP_GEMM_TILE(NAME, T, ATTR, 4, 1)                                          \
+    LRP_GEMM_TILE(NAME, T, ATTR, 1, 1)                                          \
+    LRP_GEMM_PANEL(NAME, T, ATTR, 3)                                            \
+    LRP_GEMM_PANEL(NAME, T, ATTR, 2)                                            \
+    LRP_GEMM_PANEL(NAME, T, ATTR, 1)                                            \
     ATTR static void NAME(ptrdiff_t n_t, ptrdiff_t n_rows, ptrdiff_t n_cols,    \
-                          const T *X, const T *A, ptrdiff_t lda,                \
+                          const T *X, ptrdiff_t ldx, const T *A, ptrdiff_t lda, \
                           T *restrict Y, ptrdiff_t ldy)                         \
     {                                                                           \
         const ptrdiff_t W = NAME##_W;                                           \
-        ptrdiff_t t = 0, j, r, q;                                               \
-        for (; t + 4 <= n_t; t += 4) {                                          \
-            const T *x0 = X + t * n_rows, *x1 = x0 + n_rows;                    \
-            const T *x2 = x1 + n_rows, *x3 = x2 + n_rows;                       \
-            T *y0 = Y + t * ldy, *y1 = y0 + ldy, *y2 = y1 + ldy, *y3 = y2 + ldy; \
-            for (j = 0; j + 2 * W <= n_cols; j += 2 * W) {                      \
-                NAME##_vec a00 = NAME##_load(y0 + j), a01 = NAME##_load(y0 + j + W); \
-                NAME##_vec a10 = NAME##_load(y1 + j), a11 = NAME##_load(y1 + j + W); \
-                NAME##_vec a20 = NAME##_load(y2 + j), a21 = NAME##_load(y2 + j + W); \
-                NAME##_vec a30 = NAME##_load(y3 + j), a31 = NAME##_load(y3 + j + W); \
-                for (r = 0; r < n_rows; ++r) {                                  \
-                    const NAME##_vec b0 = NAME##_load(A + r * lda + j);         \
-                    const NAME##_vec b1 = NAME##_load(A + r * lda + j + W);     \
-                    a00 += x0[r] * b0; a01 += x0[r] * b1;                       \
-                    a10 += x1[r] * b0; a11 += x1[r] * b1;                       \
-                    a20 += x2[r] * b0; a21 += x2[r] * b1;                       \
-                    a30 += x3[r] * b0; a31 += x3[r] * b1;                       \
-                }                                                               \
-                NAME##_store(y0 + j, a00); NAME##_store(y0 + j + W, a01);       \
-                NAME##_store(y1 + j, a10); NAME##_store(y1 + j + W, a11);       \
-                NAME##_store(y2 + j, a20); NAME##_store(y2 + j + W, a21);       \
-                NAME##_store(y3 + j, a30); NAME##_store(y3 + j + W, a31);       \
-            }                                                                   \
-            for (; j + W <= n_cols; j += W) {                                   \
-                NAME##_vec a0 = NAME##_load(y0 + j), a1 = NAME##_load(y1 + j);  \
-                NAME##_vec a2 = NAME##_load(y2 + j), a3 = NAME##_load(y3 + j);  \
-                for (r = 0; r < n_rows; ++r) {                                  \
-                    const NAME##_vec b0 = NAME##_load(A + r * lda + j);         \
-                    a0 += x0[r] * b0;                                           \
-                    a1 += x1[r] * b0;                                           \
-                    a2 += x2[r] * b0;                                           \
-                    a3 += x3[r] * b0;                                           \
-                }                                                               \
-                NAME##_store(y0 + j, a0); NAME##_store(y1 + j, a1);             \
-                NAME##_store(y2 + j, a2); NAME##_store(y3 + j, a3);             \
-            }                                                                   \
-            for (q = 0; q < 4; ++q) /* the last columns, one at a time */      \
-                for (ptrdiff_t k = j; k < n_cols; ++k) {                        \
-                    T acc = Y[(t + q) * ldy + k];                               \
-                    for (r = 0; r < n_rows; ++r)                                \
-                        acc += X[(t + q) * n_rows + r] * A[r * lda + k];        \
-                    Y[(t + q) * ldy + k] = acc;                                 \
-                }                                                               \
+        ptrdiff_t j = 0, t, r;                                                  \
+        for (; j + 3 * W <= n_cols; j += 3 * W)                                 \
+            NAME##_panel_3(n_t, n_rows, X, ldx, A + j, lda, Y + j, ldy);       \
+        if (j + 2 * W <= n_cols) {                                              \
+            NAME##_panel_2(n_t, n_rows, X, ldx, A + j, lda, Y + j, ldy);       \
+            j += 2 * W;                                                         \
+        } else if (j + W <= n_cols) {                                           \
+            NAME##_panel_1(n_t, n_rows, X, ldx, A + j, lda, Y + j, ldy);       \
+            j += W;                                                             \
         }                                                                       \
-        for (; t < n_t; ++t) /* the last rows, one at a time */                \
-            for (j = 0; j < n_cols; ++j) {                                      \
-                T acc = Y[t * ldy + j];                                         \
+        for (t = 0; t < n_t; ++t) /* the last columns, one at a time */        \
+            for (ptrdiff_t k = j; k < n_cols; ++k) {                            \
+                T acc = Y[t * ldy + k];                                         \
                 for (r = 0; r < n_rows; ++r)                                    \
-                    acc += X[t * n_rows + r] * A[r * lda + j];                  \
-                Y[t * ldy + j] = acc;                                           \
+                    acc += X[t * ldx + r] * A[r * lda + k];                     \
+                Y[t * ldy + k] = acc;                                           \
             }                                                                   \
     }
 
@@ -159,7 +173,7 @@ static int lrp_use_avx2(void)
 #if LRP_HAVE_AVX2_PATH
 #define LRP_GEMM_AVX2(SUFFIX)                                                   \
     if (lrp_use_avx2()) {                                                       \
-        lrp_gemm_avx2_##SUFFIX(n_t, n_rows, n_cols, X, A, lda, Y, ldy);         \
+        lrp_gemm_avx2_##SUFFIX(n_t, n_rows, n_cols, X, ldx, A, lda, Y, ldy);    \
         return;                                                                 \
     }
 #else
@@ -168,11 +182,11 @@ static int lrp_use_avx2(void)
 
 #define LRP_DEFINE_GEMM_DISPATCH(T, SUFFIX)                                     \
     void lrp_gemm_##SUFFIX(ptrdiff_t n_t, ptrdiff_t n_rows, ptrdiff_t n_cols,   \
-                           const T *X, const T *A, ptrdiff_t lda, T *Y,         \
-                           ptrdiff_t ldy)                                       \
+                           const T *X, ptrdiff_t ldx, const T *A, ptrdiff_t lda, \
+                           T *Y, ptrdiff_t ldy)                                 \
     {                                                                           \
         LRP_GEMM_AVX2(SUFFIX)                                                   \
-        lrp_gemm_base_##SUFFIX(n_t, n_rows, n_cols, X, A, lda, Y, ldy);         \
+        lrp_gemm_base_##SUFFIX(n_t, n_rows, n_cols, X, ldx, A, lda, Y, ldy);    \
     }
 
 LRP_DEFINE_GEMM_DISPATCH(double, d)

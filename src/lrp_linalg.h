@@ -23,14 +23,14 @@ void lrp_gemv_t_d(ptrdiff_t n_rows, ptrdiff_t n_cols, const double *A,
 void lrp_gemv_t_s(ptrdiff_t n_rows, ptrdiff_t n_cols, const float *A,
                   ptrdiff_t lda, const float *coef, float *y);
 
-/* Y[t, j] += sum_r X[t, r] * A[r * lda + j]   for t < n_t
- * (X is (n_t, n_rows) row-major, Y is (n_t, n_cols) with row stride ldy).
- * Same summation order per row as lrp_gemv_t_*. */
+/* Y[t, j] += sum_r X[t * ldx + r] * A[r * lda + j]   for t < n_t
+ * (X is (n_t, n_rows) with row stride ldx, Y is (n_t, n_cols) with row
+ * stride ldy). Same summation order per row as lrp_gemv_t_*. */
 void lrp_gemm_d(ptrdiff_t n_t, ptrdiff_t n_rows, ptrdiff_t n_cols,
-                const double *X, const double *A, ptrdiff_t lda,
+                const double *X, ptrdiff_t ldx, const double *A, ptrdiff_t lda,
                 double *Y, ptrdiff_t ldy);
 void lrp_gemm_s(ptrdiff_t n_t, ptrdiff_t n_rows, ptrdiff_t n_cols,
-                const float *X, const float *A, ptrdiff_t lda,
+                const float *X, ptrdiff_t ldx, const float *A, ptrdiff_t lda,
                 float *Y, ptrdiff_t ldy);
 
 /* Element-wise activations, out[k] = f(z[k]) for k < n, computed in double
