@@ -710,6 +710,14 @@ cdef floating backward_layers(const floating *params, Py_ssize_t n_layers, bint 
     return rest
 
 
+cdef bint all_finite(const floating *a, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if not (a[i] - a[i] == 0):
+            return False
+    return True
+
+
 cdef Py_ssize_t first_nonfinite(const floating[:, ::1] x) noexcept nogil:
     """Index of the first row of x holding NaN or infinity, or -1."""
     cdef Py_ssize_t i, k
@@ -740,8 +748,9 @@ def explain(const floating[::1] params, Py_ssize_t n_layers, bint gru,
     SA and GI, work (n_work, workspace_size(max T)) with one row per
     thread; n_threads <= n_work. The caller validates shapes.
 
-    Returns -1, or without computing anything the index of the first row
-    of x that holds NaN or infinity.
+    Returns -1; or without computing anything the index of the first row
+    of x that holds NaN or infinity; or -2 when the LRP relevance
+    overflowed (an infinity or NaN in the word-level relevance or rest).
     """
     cdef Py_ssize_t n_dir = Why.shape[0], C = Why.shape[1], d = Why.shape[2]
     cdef Py_ssize_t e = x.shape[1], N = x.shape[0]
@@ -765,4 +774,6 @@ def explain(const floating[::1] params, Py_ssize_t n_layers, bint gru,
                              R0 + row * e if do_lrp else NULL, &rest[k],
                              G0 + row * e if do_grad else NULL,
                              &words[0, row], &work[threadid(), 0])
+    if do_lrp and not (all_finite(&words[0, 0], N) and all_finite(&rest[0], B)):
+        return -2
     return -1

@@ -25,7 +25,7 @@ def as_float_array(value, name, ndim, check_finite=True):
     """
     if value is None:
         raise ValueError(f"{name} is missing")
-    arr = np.asarray(value)
+    arr = value if type(value) is np.ndarray else np.asarray(value)
     if arr.dtype.kind != "f":
         raise TypeError(f"{name} must hold floating-point numbers, got dtype {arr.dtype}")
     if arr.ndim != ndim:
@@ -63,6 +63,8 @@ def check_input(x, input_size, dtype, name="x"):
     if arr.shape[1] != input_size:
         raise ValueError(
             f"{name} must have shape (T, {input_size}), got {arr.shape}")
+    if arr.dtype == dtype and arr.flags.c_contiguous:
+        return arr
     with np.errstate(over="ignore"):
         return np.ascontiguousarray(arr, dtype=dtype)
 

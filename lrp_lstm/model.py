@@ -306,7 +306,7 @@ class BiLSTM:
         xs = self._check_inputs(xs, dtype, _name)
         if not xs:
             return np.zeros((0, self.n_classes), dtype)
-        out = self._compute(xs, np.full(len(xs), -1, dtype=np.intp), (1.0, 0.0, 0), False,
+        out = self._compute(xs, np.array([-1] * len(xs), dtype=np.intp), (1.0, 0.0, 0), False,
                             False, n_threads, dtype, backend, _name)
         return out["scores"]
 
@@ -363,7 +363,7 @@ class BiLSTM:
         xs = self._check_inputs(xs, dtype, _name)
         B = len(xs)
         if targets is None:
-            targets = np.full(B, -1, dtype=np.intp)
+            targets = np.array([-1] * B, dtype=np.intp)
         else:
             if len(targets) != B:
                 raise ValueError(f"targets has {len(targets)} entries for {B} inputs")
@@ -375,8 +375,7 @@ class BiLSTM:
         out = self._compute(xs, targets, (eps, bias_factor, rule), "lrp" in methods,
                             "sa" in methods or "gi" in methods, n_threads, dtype, backend,
                             _name)
-        # an infinity or NaN anywhere in the relevance reaches these sums
-        if "lrp" in methods and not np.isfinite(out["rest"].sum() + out["words"][0].sum()):
+        if out["overflow"]:
             raise FloatingPointError(
                 f"LRP relevance overflowed ({np.dtype(dtype).name}) with gate_rule="
                 f"{gate_rule!r}" + (": the 'prop' rule multiplies relevance by "
@@ -388,8 +387,9 @@ class BiLSTM:
     def _compute(self, xs, targets, lrp, do_lrp, do_grad, n_threads, dtype, backend, name):
         """Run a backend on validated inputs; return its stacked outputs:
         scores (B, C), targets (B,), offsets (B+1,), x (N, e), relevance and
-        gradient (n_dir, N, e) or None, rest (B,), words (3, N). lrp is
-        (eps, bias_factor, gate rule number)."""
+        gradient (n_dir, N, e) or None, rest (B,), words (3, N), and
+        overflow: whether an infinity or NaN reached the LRP relevance. lrp
+        is (eps, bias_factor, gate rule number)."""
         if backend == "cython":
             return self._run_kernels(xs, targets, lrp, do_lrp, do_grad, n_threads, dtype,
                                      name)
@@ -401,7 +401,7 @@ class BiLSTM:
         params, Why, bias = self._kernel_arrays(dtype)
         B = len(xs)
         x, offsets = _stack(xs)
-        max_T = int(np.diff(offsets).max())
+        max_T = max(map(len, xs))
         n_dir, e, N = len(self.layers[0]), self.input_size, x.shape[0]
         n_threads = min(n_threads, B)
         scores = np.empty((B, self.n_classes), dtype)
@@ -421,7 +421,8 @@ class BiLSTM:
                              + (" (after conversion to float32)" if dtype == np.float32 else ""))
         return {"scores": scores, "targets": targets, "offsets": offsets, "x": x,
                 "relevance": relevance if do_lrp else None, "rest": rest,
-                "gradient": gradient if do_grad else None, "words": words}
+                "gradient": gradient if do_grad else None, "words": words,
+                "overflow": bad == -2}
 
     def _run_oracle(self, xs, targets, lrp, do_lrp, do_grad, name):
         for k, x in enumerate(xs):
@@ -449,6 +450,8 @@ class BiLSTM:
                "words": np.zeros((3, x.shape[0]), dtype)}
         if do_lrp:
             out["words"][0] = out["relevance"].sum(axis=(0, 2))
+        # an infinity or NaN anywhere in the relevance reaches these sums
+        out["overflow"] = do_lrp and not np.isfinite(out["rest"].sum() + out["words"][0].sum())
         if do_grad:
             g = out["gradient"].sum(axis=0)
             out["words"][1] = (g * g).sum(axis=1)
