@@ -33,11 +33,12 @@ void lrp_gemm_s(ptrdiff_t n_t, ptrdiff_t n_rows, ptrdiff_t n_cols,
                 const float *X, ptrdiff_t ldx, const float *A, ptrdiff_t lda,
                 float *Y, ptrdiff_t ldy);
 
-/* Element-wise activations, out[k] = f(z[k]) for k < n, computed in double
- * precision by a branch-free exp that vectorises (Cody-Waite reduction
- * x = n ln2 + r, |r| <= ln2/2, degree-13 Taylor polynomial for exp(r),
- * 2^n built in the exponent bits): accurate to a few ulp, absolute error
- * below 3e-16 for tanh. out may alias z. */
+/* Element-wise activations, out[k] = f(z[k]) for k < n, computed in the
+ * arrays' precision by a branch-free exp that vectorises (Cody-Waite
+ * reduction x = n ln2 + r, |r| <= ln2/2, a Taylor polynomial for exp(r) of
+ * degree 13 in double and 7 in single precision, 2^n built in the exponent
+ * bits): accurate to a few ulp; absolute error of tanh below 3e-16 in
+ * double and 3e-7 in single precision. out may alias z. */
 void lrp_sigmoid_d(ptrdiff_t n, const double *z, double *out);
 void lrp_sigmoid_s(ptrdiff_t n, const float *z, float *out);
 void lrp_tanh_d(ptrdiff_t n, const double *z, double *out);
