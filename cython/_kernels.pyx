@@ -214,6 +214,25 @@ cdef inline floating gate_share(int rule, floating a, floating b,
     return 0
 
 
+cdef void output_relevance(const floating *why, floating by, floating score,
+                           Py_ssize_t d, Py_ssize_t n_dir, const floating *h_last,
+                           floating eps, floating bias_factor,
+                           floating *Rh) noexcept nogil:
+    """Rh (d,): the relevance that the output layer sends to this
+    direction's final hidden state h_last (d,) from score = s[target] (why
+    (d,) the target's output weights; N = n_dir d lower units), or zeros
+    when why is NULL (a layer below the top)."""
+    cdef Py_ssize_t j
+    cdef floating r, share
+    if why == NULL:
+        memset(Rh, 0, d * sizeof(floating))
+        return
+    r = score / (score + eps * sgn(score))
+    share = bias_factor * (by + eps * sgn(score)) / (n_dir * d) * r
+    for j in range(d):
+        Rh[j] = why[j] * h_last[j] * r + share
+
+
 cdef floating lrp_direction(const floating *p, const floating *why, floating by,
                             floating score, Py_ssize_t e, Py_ssize_t d,
                             Py_ssize_t n_dir, const floating *x, Py_ssize_t T,
@@ -252,19 +271,13 @@ cdef floating lrp_direction(const floating *p, const floating *why, floating by,
     cdef Py_ssize_t t, j, pos, G = 4 * d
     cdef Py_ssize_t first = d if rule == RULE_SIGNAL else 0
     cdef Py_ssize_t last = 2 * d if rule == RULE_SIGNAL else G
-    cdef floating r, share, den, zz, Rig, Rfc, Rgate, rest = 0
+    cdef floating share, zz, Rig, Rfc, Rgate, rest = 0
     cdef const floating *at
     cdef floating *zt
 
+    output_relevance(why, by, score, d, n_dir, h + T * d, eps, bias_factor, Rh)
     for j in range(d):
-        Rh[j] = 0
         Rc[j] = 0
-    if why != NULL:   # output layer: only the target's score is relevant
-        den = score + eps * sgn(score)
-        r = score / den
-        share = bias_factor * (by + eps * sgn(score)) / (n_dir * d) * r
-        for j in range(d):
-            Rh[j] = why[j] * h[T * d + j] * r + share
     for t in range(T - 1, -1, -1):
         pos = T - 1 - t if reverse else t
         at = gates + t * G
@@ -451,19 +464,12 @@ cdef floating gru_lrp_direction(const floating *p, const floating *why, floating
     cdef floating *v = scratch + 3 * d
     cdef floating *shares = scratch + 8 * d     # (T,) the bias share of x_t
     cdef Py_ssize_t t, j, pos, G = 3 * d
-    cdef floating r, share, share2, den, zz, rest = 0
+    cdef floating share, share2, zz, rest = 0
     cdef floating *at
     cdef const floating *gt
     cdef const floating *ght
 
-    for j in range(d):
-        Rh[j] = 0
-    if why != NULL:
-        den = score + eps * sgn(score)
-        r = score / den
-        share = bias_factor * (by + eps * sgn(score)) / (n_dir * d) * r
-        for j in range(d):
-            Rh[j] = why[j] * h[T * d + j] * r + share
+    output_relevance(why, by, score, d, n_dir, h + T * d, eps, bias_factor, Rh)
     for t in range(T - 1, -1, -1):
         pos = T - 1 - t if reverse else t
         at = a + pos * G

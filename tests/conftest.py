@@ -58,3 +58,15 @@ def random_model(seed=0, e=7, d=5, C=3, bidirectional=True, bias=False, n_layers
     rng = np.random.default_rng(seed)
     return lrp_lstm.BiLSTM.from_dict(random_weights(rng, e, d, C, bidirectional, bias,
                                                     n_layers, cell), cell=cell)
+
+
+def finite_differences(model, x, target, h=1e-6):
+    """Central differences of model.forward(x)[target] with respect to x (T, e)."""
+    fd = np.zeros_like(x)
+    for t in range(x.shape[0]):
+        for k in range(x.shape[1]):
+            xp, xm = x.copy(), x.copy()
+            xp[t, k] += h
+            xm[t, k] -= h
+            fd[t, k] = (model.forward(xp)[target] - model.forward(xm)[target]) / (2 * h)
+    return fd

@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lrp_lstm
-from conftest import random_model, random_weights
+from conftest import finite_differences, random_model, random_weights
 
 
 @settings(max_examples=40, deadline=None, derandomize=True,
@@ -45,15 +45,7 @@ def test_gru_gradient_matches_finite_differences(n_layers, bidirectional, backen
                          n_layers=n_layers, cell="gru")
     x = np.random.default_rng(41).normal(0, 1, (6, 5))
     grad = model.explain(x, "sa", target=2, backend=backend).gradient
-    fd = np.zeros_like(x)
-    h = 1e-6
-    for t in range(6):
-        for k in range(5):
-            xp, xm = x.copy(), x.copy()
-            xp[t, k] += h
-            xm[t, k] -= h
-            fd[t, k] = (model.forward(xp)[2] - model.forward(xm)[2]) / (2 * h)
-    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(grad, finite_differences(model, x, 2), rtol=1e-6, atol=1e-8)
 
 
 # e = d = C = 1, unidirectional; gates r, z, n

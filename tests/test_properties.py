@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lrp_lstm
-from conftest import random_model, random_weights
+from conftest import finite_differences, random_model, random_weights
 
 dims = st.integers(1, 200)
 
@@ -66,15 +66,8 @@ def test_gradient_matches_finite_differences(bidirectional, backend):
     x = np.random.default_rng(4).normal(0, 1, (5, 6))
     target = 2
     grad = model.explain(x, "sa", target=target, backend=backend).gradient
-    h = 1e-6
-    fd = np.zeros_like(x)
-    for t in range(x.shape[0]):
-        for k in range(x.shape[1]):
-            xp, xm = x.copy(), x.copy()
-            xp[t, k] += h
-            xm[t, k] -= h
-            fd[t, k] = (model.forward(xp)[target] - model.forward(xm)[target]) / (2 * h)
-    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(grad, finite_differences(model, x, target), rtol=1e-6,
+                               atol=1e-8)
 
 
 def test_method_definitions():

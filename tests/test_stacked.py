@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lrp_lstm
-from conftest import random_model, random_weights
+from conftest import finite_differences, random_model, random_weights
 
 
 @settings(max_examples=30, deadline=None, derandomize=True,
@@ -44,15 +44,7 @@ def test_stacked_gradient_matches_finite_differences(bidirectional):
                          n_layers=3)
     x = np.random.default_rng(31).normal(0, 1, (5, 4))
     grad = model.explain(x, "sa", target=1).gradient
-    fd = np.zeros_like(x)
-    h = 1e-6
-    for t in range(5):
-        for k in range(4):
-            xp, xm = x.copy(), x.copy()
-            xp[t, k] += h
-            xm[t, k] -= h
-            fd[t, k] = (model.forward(xp)[1] - model.forward(xm)[1]) / (2 * h)
-    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(grad, finite_differences(model, x, 1), rtol=1e-6, atol=1e-8)
 
 
 def test_stacked_dict_round_trip_and_batches():
