@@ -48,9 +48,9 @@ block of the flat `params` (layer 0's directions first, then layer 1's,
     Wx (4d, e_l) | WxT (e_l, 4d) | Wh (4d, d) | WhT (d, 4d) | b (4d,)
 
 with e_0 = e and e_l = n_dir d above; for a GRU, with 3d in place of 4d
-and both biases, bx (3d,) | bh (3d,), in place of b. The transposed copies let every
-product be a sum of contiguous rows (see src/lrp_linalg.h). `Why` is
-(n_dir, C, d), `by` is (C,). A batch of
+and both biases, bx (3d,) | bh (3d,), in place of b. The transposed
+copies let every product be a sum of contiguous rows (see
+src/lrp_linalg.h). `Why` is (n_dir, C, d), `by` is (C,). A batch of
 sequences is stored end to end: `x` is (N, e) with sequence k in rows
 offsets[k]:offsets[k+1]. Outputs: `scores` (B, C), `relevance` and
 `gradient` (n_dir, N, e) in sentence order for each direction, `rest` (B,)

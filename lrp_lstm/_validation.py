@@ -25,7 +25,7 @@ def as_float_array(value, name, ndim, check_finite=True):
     """
     if value is None:
         raise ValueError(f"{name} is missing")
-    arr = value if type(value) is np.ndarray else np.asarray(value)
+    arr = np.asarray(value)
     if arr.dtype.kind != "f":
         raise TypeError(f"{name} must hold floating-point numbers, got dtype {arr.dtype}")
     if arr.ndim != ndim:

@@ -282,12 +282,13 @@ class BiLSTM:
     def _kernel_arrays(self, dtype):
         """params (flat), Why (n_dir, C, d), bias (C,) in the kernels' layout."""
         if dtype not in self._packed:
-            biases = (lambda w: [w["bxh"] + w["bhh"]]) if self.cell == "lstm" else \
-                (lambda w: [w["bxh"], w["bhh"]])
-            params = np.concatenate([np.concatenate([w["Wxh"].ravel(), w["Wxh"].T.ravel(),
-                                                     w["Whh"].ravel(), w["Whh"].T.ravel(),
-                                                     *biases(w)])
-                                     for layer in self.layers for w in layer]).astype(dtype)
+            blocks = []
+            for w in (w for layer in self.layers for w in layer):
+                blocks += [w["Wxh"].ravel(), w["Wxh"].T.ravel(), w["Whh"].ravel(),
+                           w["Whh"].T.ravel()]
+                # an LSTM's two biases act as one; a GRU's hidden bias sits inside r * (.)
+                blocks += [w["bxh"] + w["bhh"]] if self.cell == "lstm" else [w["bxh"], w["bhh"]]
+            params = np.concatenate(blocks).astype(dtype)
             self._packed[dtype] = (params,
                                    np.ascontiguousarray(np.stack(self.Why), dtype=dtype),
                                    self.bias.astype(dtype))
@@ -306,7 +307,7 @@ class BiLSTM:
         xs = self._check_inputs(xs, dtype, _name)
         if not xs:
             return np.zeros((0, self.n_classes), dtype)
-        out = self._compute(xs, np.array([-1] * len(xs), dtype=np.intp), (1.0, 0.0, 0), False,
+        out = self._compute(xs, np.full(len(xs), -1, dtype=np.intp), (1.0, 0.0, 0), False,
                             False, n_threads, dtype, backend, _name)
         return out["scores"]
 
@@ -363,7 +364,7 @@ class BiLSTM:
         xs = self._check_inputs(xs, dtype, _name)
         B = len(xs)
         if targets is None:
-            targets = np.array([-1] * B, dtype=np.intp)
+            targets = np.full(B, -1, dtype=np.intp)
         else:
             if len(targets) != B:
                 raise ValueError(f"targets has {len(targets)} entries for {B} inputs")
