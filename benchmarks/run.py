@@ -5,7 +5,8 @@
 
 Sections (all on this machine, figures in seconds unless stated):
   latency   one 20-token explanation, Cython vs the NumPy oracle, median
-            (and for Cython the fastest of the repetitions)
+            (and for Cython the fastest of the repetitions, and the median
+            with the two directions on two threads)
   corpus    the 2210 SST test sentences through the embedded model and the
             seed-model weights with random embeddings: LRP, SA, GI and all
             three, float64/float32, 1 and 2 threads, with peak memory
@@ -81,22 +82,28 @@ def random_model(e, d, C=5, seed=0):
 
 
 def bench_latency(model, quick):
+    """One 20-token input: Cython on one thread (median and best timing), on
+    two threads (the two directions in parallel; median), and the oracle."""
     x = np.random.default_rng(0).normal(0, 0.5, (20, model.input_size))
     rows = []
     for dtype in (np.float64, np.float32):
         for name in ("forward", "lrp", "sa", "gi", "all"):
             row = {"dtype": dtype.__name__, "method": name}
-            for backend, repeat, inner in (("cython", 30, 200), ("numpy", 5, 3)):
+            for key, backend, n_threads, repeat, inner in (
+                    ("cython", "cython", 1, 30, 200), ("cython_2_threads", "cython", 2, 30, 200),
+                    ("numpy", "numpy", 1, 5, 3)):
                 if quick:
                     repeat, inner = max(3, repeat // 5), max(1, inner // 5)
                 if name == "forward":
+                    if n_threads > 1:   # forward() has no thread option
+                        continue
                     fn = lambda: model.forward(x, backend=backend, dtype=dtype)  # noqa: E731
                 else:
                     fn = lambda: model.explain(x, METHODS[name], backend=backend,  # noqa: E731
-                                               dtype=dtype)
+                                               dtype=dtype, n_threads=n_threads)
                 times = call_times(fn, repeat, inner)
-                row[f"{backend}_us"] = 1e6 * statistics.median(times)
-                if backend == "cython":   # the least disturbed run, for comparisons
+                row[f"{key}_us"] = 1e6 * statistics.median(times)
+                if key == "cython":   # the least disturbed run, for comparisons
                     row["cython_best_us"] = 1e6 * min(times)
             row["speedup"] = row["numpy_us"] / row["cython_us"]
             rows.append(row)
@@ -294,7 +301,7 @@ def main():
         out["latency"] = bench_latency(seed or clf.model, args.quick)
         print("\nOne 20-token explanation, forward pass included (microseconds, median)")
         print(table(out["latency"], ["dtype", "method", "cython_us", "cython_best_us",
-                                     "numpy_us", "speedup"]))
+                                     "cython_2_threads_us", "numpy_us", "speedup"]))
     if "corpus" in args.only:
         out["corpus"] = bench_corpus(models, args.quick)
         print(f"\nThe {len(test)} SST test sentences ({out['tokens']} tokens)")

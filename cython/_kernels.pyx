@@ -125,10 +125,10 @@ def workspace_size(Py_ssize_t max_T, Py_ssize_t n_layers, Py_ssize_t n_dir,
     # the states of every layer and direction; for stacked layers the hidden
     # states of every layer but the top in sentence order (T, n_dir d) and
     # three (T, n_dir d) buffers for what one layer sends down to the next;
-    # scratch vectors
+    # scratch vectors for each direction
     return (n_layers * n_dir * direction_size(max_T, d)
             + (n_layers + 2 if n_layers > 1 else 0) * max_T * n_dir * d
-            + 8 * d + max_T)
+            + n_dir * (8 * d + max_T))
 
 
 cdef inline Py_ssize_t block_offset(Py_ssize_t layer, Py_ssize_t dr, Py_ssize_t n_dir,
@@ -560,6 +560,32 @@ cdef void gru_gradient_direction(const floating *p, const floating *why,
     gemm(T, G, e, da, G, Wx, e, G_out, e)
 
 
+cdef void forward_layer_direction(const floating *params, Py_ssize_t l, Py_ssize_t dr,
+                                  bint gru, Py_ssize_t n_layers, Py_ssize_t n_dir,
+                                  Py_ssize_t e, Py_ssize_t d, const floating *x,
+                                  Py_ssize_t T, floating *work,
+                                  floating *H) noexcept nogil:
+    """The forward pass of direction dr of layer l (see explain_sequence for
+    the layout of work and H); below the top layer its hidden states go to
+    H in sentence order."""
+    cdef Py_ssize_t t, pos, per_dir = direction_size(T, d), D = n_dir * d
+    cdef const floating *xl = x if l == 0 else H + (l - 1) * T * D
+    cdef Py_ssize_t e_l = e if l == 0 else D
+    cdef floating *st = work + (l * n_dir + dr) * per_dir
+    cdef const floating *p = params + block_offset(l, dr, n_dir, e, d, gru)
+    if gru:
+        gru_forward_direction(p, e_l, d, xl, T, dr == 1, st, st + 3 * T * d, st + 6 * T * d,
+                              st + 9 * T * d + (T + 1) * d)
+    else:
+        forward_direction(p, e_l, d, xl, T, dr == 1, st, st + 4 * T * d, st + 8 * T * d,
+                          st + 9 * T * d, st + 9 * T * d + (T + 1) * d)
+    if l < n_layers - 1:
+        for t in range(T):
+            pos = T - 1 - t if dr == 1 else t
+            memcpy(H + l * T * D + pos * D + dr * d, st + 9 * T * d + (T + 1 + t + 1) * d,
+                   d * sizeof(floating))
+
+
 cdef void explain_sequence(const floating *params, Py_ssize_t n_layers, bint gru,
                            const floating *Why, const floating *by,
                            Py_ssize_t n_dir, Py_ssize_t e, Py_ssize_t d,
@@ -567,9 +593,10 @@ cdef void explain_sequence(const floating *params, Py_ssize_t n_layers, bint gru
                            Py_ssize_t N, Py_ssize_t *target, floating eps,
                            floating bias_factor, int rule, bint do_lrp, bint do_grad,
                            floating *scores, floating *R, floating *rest,
-                           floating *Gr, floating *words,
-                           floating *work) noexcept nogil:
-    """Forward pass and the requested backward passes of one sequence.
+                           floating *Gr, floating *words, floating *work,
+                           int n_inner) noexcept nogil:
+    """Forward pass and the requested backward passes of one sequence, the
+    directions of each layer on up to n_inner threads.
 
     x (T, e); R and Gr point at the sequence's first row in the direction-0
     plane of (n_dir, N, e) outputs, words at its first entry in row 0 of
@@ -578,34 +605,20 @@ cdef void explain_sequence(const floating *params, Py_ssize_t n_layers, bint gru
     l - 1, both directions concatenated (forward first), in sentence order.
     gru: GRU cells instead of LSTM cells.
     """
-    cdef Py_ssize_t k, j, t, l, best, dr, pos, e_l
+    cdef Py_ssize_t k, j, t, l, best, dr
     cdef Py_ssize_t per_dir = direction_size(T, d), D = n_dir * d
     cdef floating *H = work + n_layers * n_dir * per_dir      # (n_layers - 1, T, D)
     cdef floating *down = H + (n_layers - 1) * T * D           # 3 x (T, D)
-    cdef floating *scratch = down + (3 * T * D if n_layers > 1 else 0)
+    cdef floating *scratch = down + (3 * T * D if n_layers > 1 else 0)   # per direction
     cdef floating *st
-    cdef const floating *xl
     cdef floating acc, acc2, g, rest_total = 0
 
-    # states of (layer l, direction dr): z, gates, tanh(c), c, h at st
+    # states of (layer l, direction dr): z, gates, tanh(c), c, h at st; the
+    # directions of a layer are independent and may run on n_inner threads
     for l in range(n_layers):
-        xl = x if l == 0 else H + (l - 1) * T * D
-        e_l = e if l == 0 else D
-        for dr in range(n_dir):
-            st = work + (l * n_dir + dr) * per_dir
-            if gru:
-                gru_forward_direction(params + block_offset(l, dr, n_dir, e, d, True), e_l,
-                                      d, xl, T, dr == 1, st, st + 3 * T * d, st + 6 * T * d,
-                                      st + 9 * T * d + (T + 1) * d)
-            else:
-                forward_direction(params + block_offset(l, dr, n_dir, e, d, False), e_l, d,
-                                  xl, T, dr == 1, st, st + 4 * T * d, st + 8 * T * d,
-                                  st + 9 * T * d, st + 9 * T * d + (T + 1) * d)
-            if l < n_layers - 1:
-                for t in range(T):
-                    pos = T - 1 - t if dr == 1 else t
-                    memcpy(H + l * T * D + pos * D + dr * d,
-                           st + 9 * T * d + (T + 1 + t + 1) * d, d * sizeof(floating))
+        for dr in prange(n_dir, num_threads=n_inner, schedule="static"):
+            forward_layer_direction(params, l, dr, gru, n_layers, n_dir, e, d, x, T,
+                                    work, H)
     for k in range(C):
         scores[k] = by[k]
         for dr in range(n_dir):
@@ -621,11 +634,12 @@ cdef void explain_sequence(const floating *params, Py_ssize_t n_layers, bint gru
     if do_lrp:
         rest_total = backward_layers(params, n_layers, gru, Why, by, scores, n_dir, e, d,
                                      C, x, T, N, target[0], eps, bias_factor, rule, True,
-                                     H, down, scratch, work, R)
+                                     H, down, scratch, work, R, n_inner)
     if do_grad:
         # overwrites z, which LRP no longer needs
         backward_layers(params, n_layers, gru, Why, by, scores, n_dir, e, d, C, x, T, N,
-                        target[0], eps, bias_factor, rule, False, H, down, scratch, work, Gr)
+                        target[0], eps, bias_factor, rule, False, H, down, scratch, work, Gr,
+                        n_inner)
     rest[0] = rest_total
     # word level: LRP sum_k R[t, k], SA sum_k g[t, k]^2, GI sum_k g[t, k] x[t, k]
     for t in range(T):
@@ -656,64 +670,75 @@ cdef floating backward_layers(const floating *params, Py_ssize_t n_layers, bint 
                               Py_ssize_t T, Py_ssize_t N, Py_ssize_t target,
                               floating eps, floating bias_factor, int rule, bint lrp,
                               floating *H, floating *down, floating *scratch,
-                              floating *work, floating *out0) noexcept nogil:
+                              floating *work, floating *out0, int n_inner) noexcept nogil:
     """LRP (lrp true) or the gradient from the top layer down to x.
 
     Each layer sends what reaches its input, summed over its directions, to
     the hidden states of the layer below, through two (T, n_dir d) buffers
     used in turn and a third for the second direction's share. out0 is the
-    direction-0 plane of the (n_dir, N, e) output. Returns the relevance
-    left on the initial states (LRP).
+    direction-0 plane of the (n_dir, N, e) output; direction dr works in
+    scratch + dr (8d + T). The directions of a layer run on up to n_inner
+    threads. Returns the relevance left on the initial states (LRP), summed
+    in the order layer by layer from the top, direction 0 first.
     """
-    cdef Py_ssize_t l, dr, j, e_l, per_dir = direction_size(T, d), D = n_dir * d
+    cdef Py_ssize_t l, dr, j, D = n_dir * d
     cdef floating *inject = NULL
     cdef floating *into
-    cdef floating *out
-    cdef floating *st
-    cdef floating *h
-    cdef const floating *p
-    cdef const floating *xl
-    cdef const floating *why
-    cdef const floating *why_dr
-    cdef const floating *inj
     cdef floating rest = 0
+    cdef floating rests[2]
     for l in range(n_layers - 1, -1, -1):
-        xl = x if l == 0 else H + (l - 1) * T * D
-        e_l = e if l == 0 else D
         into = down + ((n_layers - 1 - l) % 2) * T * D
-        why = Why + target * d if l == n_layers - 1 else NULL
+        for dr in prange(n_dir, num_threads=n_inner, schedule="static"):
+            rests[dr] = backward_direction(
+                params, l, dr, n_layers, gru, Why, by, scores, n_dir, e, d, C, x, T, N,
+                target, eps, bias_factor, rule, lrp, H, inject,
+                out0 + dr * N * e if l == 0 else (into if dr == 0 else down + 2 * T * D),
+                scratch + dr * (8 * d + T), work)
         for dr in range(n_dir):
-            st = work + (l * n_dir + dr) * per_dir
-            if l == 0:
-                out = out0 + dr * N * e
-            else:
-                out = into if dr == 0 else down + 2 * T * D
-            p = params + block_offset(l, dr, n_dir, e, d, gru)
-            why_dr = why + dr * C * d if why != NULL else NULL
-            inj = inject + dr * d if inject != NULL else NULL
-            h = st + 9 * T * d + (T + 1) * d
-            if lrp and gru:
-                rest = rest + gru_lrp_direction(
-                    p, why_dr, by[target], scores[target], e_l, d, n_dir, xl, T, dr == 1,
-                    st, st + 3 * T * d, st + 6 * T * d, h, eps, bias_factor, inj, D,
-                    scratch, out)
-            elif lrp:
-                rest = rest + lrp_direction(
-                    p, why_dr, by[target], scores[target], e_l, d, n_dir, xl, T, dr == 1,
-                    st, st + 4 * T * d, st + 8 * T * d, st + 9 * T * d, h, eps,
-                    bias_factor, rule, inj, D, scratch, out)
-            elif gru:
-                gru_gradient_direction(p, why_dr, e_l, d, T, dr == 1, st + 3 * T * d,
-                                       st + 6 * T * d, h, inj, D, st, scratch, out)
-            else:
-                gradient_direction(p, why_dr, e_l, d, T, dr == 1, st + 4 * T * d,
-                                   st + 8 * T * d, st + 9 * T * d, inj, D, st, scratch, out)
+            rest = rest + rests[dr]
         if l > 0:
             if n_dir == 2:
                 for j in range(T * D):
                     into[j] = into[j] + down[2 * T * D + j]
             inject = into
     return rest
+
+
+cdef floating backward_direction(const floating *params, Py_ssize_t l, Py_ssize_t dr,
+                                 Py_ssize_t n_layers, bint gru, const floating *Why,
+                                 const floating *by, const floating *scores,
+                                 Py_ssize_t n_dir, Py_ssize_t e, Py_ssize_t d, Py_ssize_t C,
+                                 const floating *x, Py_ssize_t T, Py_ssize_t N,
+                                 Py_ssize_t target, floating eps, floating bias_factor,
+                                 int rule, bint lrp, const floating *H,
+                                 const floating *inject, floating *out,
+                                 floating *scratch, floating *work) noexcept nogil:
+    """LRP or the gradient through direction dr of layer l into out (T, e_l);
+    inject: what the layer above sent to the hidden states (T, n_dir d), or
+    NULL in the top layer. Returns the relevance left on the initial states
+    (LRP; 0 for the gradient)."""
+    cdef Py_ssize_t D = n_dir * d, e_l = e if l == 0 else D
+    cdef const floating *xl = x if l == 0 else H + (l - 1) * T * D
+    cdef floating *st = work + (l * n_dir + dr) * direction_size(T, d)
+    cdef floating *h = st + 9 * T * d + (T + 1) * d
+    cdef const floating *p = params + block_offset(l, dr, n_dir, e, d, gru)
+    cdef const floating *why = Why + (dr * C + target) * d if l == n_layers - 1 else NULL
+    cdef const floating *inj = inject + dr * d if inject != NULL else NULL
+    if lrp and gru:
+        return gru_lrp_direction(p, why, by[target], scores[target], e_l, d, n_dir, xl, T,
+                                 dr == 1, st, st + 3 * T * d, st + 6 * T * d, h, eps,
+                                 bias_factor, inj, D, scratch, out)
+    if lrp:
+        return lrp_direction(p, why, by[target], scores[target], e_l, d, n_dir, xl, T,
+                             dr == 1, st, st + 4 * T * d, st + 8 * T * d, st + 9 * T * d, h,
+                             eps, bias_factor, rule, inj, D, scratch, out)
+    if gru:
+        gru_gradient_direction(p, why, e_l, d, T, dr == 1, st + 3 * T * d, st + 6 * T * d,
+                               h, inj, D, st, scratch, out)
+    else:
+        gradient_direction(p, why, e_l, d, T, dr == 1, st + 4 * T * d, st + 8 * T * d,
+                           st + 9 * T * d, inj, D, st, scratch, out)
+    return 0
 
 
 cdef bint all_finite(const floating *a, Py_ssize_t n) noexcept nogil:
@@ -752,7 +777,9 @@ def explain(const floating[::1] params, Py_ssize_t n_layers, bint gru,
     scores (B, C), relevance and gradient (n_dir, N, e) (ignored unless
     do_lrp / do_grad), rest (B,), words (3, N) word-level relevance of LRP,
     SA and GI, work (n_work, workspace_size(max T)) with one row per
-    thread; n_threads <= n_work. The caller validates shapes.
+    thread; n_threads <= n_work. A single sequence (B = 1) runs its
+    directions on up to n_threads threads in one row of work. The caller
+    validates shapes.
 
     Returns -1; or without computing anything the index of the first row
     of x that holds NaN or infinity; or -2 when the LRP relevance
@@ -769,17 +796,24 @@ def explain(const floating[::1] params, Py_ssize_t n_layers, bint gru,
         bad = first_nonfinite(x)
     if bad >= 0:
         return bad
-    # one thread runs the same loop; OpenMP then starts no extra thread
-    with nogil, parallel(num_threads=n_threads):
-        for k in prange(B, schedule="dynamic", chunksize=4):
-            row = offsets[k]
-            explain_sequence(&params[0], n_layers, gru, &Why[0, 0, 0], &by[0], n_dir,
-                             e, d, C, &x[row, 0], offsets[k + 1] - row, N,
-                             &targets[k], feps, fbias, rule, do_lrp, do_grad,
-                             &scores[k, 0],
-                             R0 + row * e if do_lrp else NULL, &rest[k],
-                             G0 + row * e if do_grad else NULL,
-                             &words[0, row], &work[threadid(), 0])
+    # threads across sequences, or for one sequence across its directions
+    # (not both: OpenMP would serialize the inner of two nested teams)
+    with nogil:
+        if B == 1:
+            explain_sequence(&params[0], n_layers, gru, &Why[0, 0, 0], &by[0], n_dir, e, d,
+                             C, &x[0, 0], N, N, &targets[0], feps, fbias, rule, do_lrp,
+                             do_grad, &scores[0, 0], R0, &rest[0], G0, &words[0, 0],
+                             &work[0, 0], n_threads)
+        else:
+            with parallel(num_threads=n_threads):
+                for k in prange(B, schedule="dynamic", chunksize=4):
+                    row = offsets[k]
+                    explain_sequence(&params[0], n_layers, gru, &Why[0, 0, 0], &by[0],
+                                     n_dir, e, d, C, &x[row, 0], offsets[k + 1] - row, N,
+                                     &targets[k], feps, fbias, rule, do_lrp, do_grad,
+                                     &scores[k, 0], R0 + row * e if do_lrp else NULL,
+                                     &rest[k], G0 + row * e if do_grad else NULL,
+                                     &words[0, row], &work[threadid(), 0], 1)
     if do_lrp and not (all_finite(&words[0, 0], N) and all_finite(&rest[0], B)):
         return -2
     return -1

@@ -318,7 +318,7 @@ class BiLSTM:
                 for k, x in enumerate(xs)]
 
     def explain(self, x, method="lrp", target=None, eps=1e-3, bias_factor=0.0,
-                gate_rule="signal", backend="cython", dtype=np.float64):
+                gate_rule="signal", backend="cython", dtype=np.float64, n_threads=1):
         """Explain the score of `target` for one input x (T, e).
 
         method : "lrp" (Layer-wise Relevance Propagation), "sa" (Sensitivity
@@ -336,10 +336,12 @@ class BiLSTM:
             gate's relevance goes on through its pre-activation to x and h.
         backend : "cython" (compiled kernels) or "numpy" (the plain oracle)
         dtype : np.float64 or np.float32, the precision of the computation
+        n_threads : 2 runs the two directions of a bidirectional model on
+            two threads (lower latency, same results); None for every core
         """
         return self.explain_batch((x,), method, None if target is None else (target,),
-                                  eps, bias_factor, gate_rule, n_threads=1, dtype=dtype,
-                                  backend=backend, _name="x")[0]
+                                  eps, bias_factor, gate_rule, n_threads=n_threads,
+                                  dtype=dtype, backend=backend, _name="x")[0]
 
     def explain_batch(self, xs, method="lrp", targets=None, eps=1e-3, bias_factor=0.0,
                       gate_rule="signal", n_threads=None, dtype=np.float64,
@@ -404,14 +406,16 @@ class BiLSTM:
         x, offsets = _stack(xs)
         max_T = max(map(len, xs))
         n_dir, e, N = len(self.layers[0]), self.input_size, x.shape[0]
-        n_threads = min(n_threads, B)
+        # threads across inputs, or for a single input across its directions
+        n_threads = min(n_threads, B if B > 1 else n_dir)
         scores = np.empty((B, self.n_classes), dtype)
         relevance = np.empty((n_dir, N, e) if do_lrp else (1, 1, 1), dtype)
         gradient = np.empty((n_dir, N, e) if do_grad else (1, 1, 1), dtype)
         rest = np.zeros(B, dtype)
         words = np.empty((3, N), dtype)
-        work = np.empty((n_threads, _kernels.workspace_size(max_T, self.n_layers, n_dir, e,
-                                                            self.hidden_size)), dtype)
+        work = np.empty((n_threads if B > 1 else 1,
+                         _kernels.workspace_size(max_T, self.n_layers, n_dir, e,
+                                                 self.hidden_size)), dtype)
         bad = _kernels.explain(params, self.n_layers, self.cell == "gru", Why, bias, x,
                                offsets, targets, *lrp,
                                do_lrp, do_grad, scores, relevance, rest, gradient, words,

@@ -261,13 +261,14 @@ class TextClassifier:
         return scores.argmax(axis=1)
 
     def explain(self, text, method="lrp", target=None, eps=1e-3, bias_factor=0.0,
-                gate_rule="signal", dtype=np.float64):
+                gate_rule="signal", dtype=np.float64, n_threads=1):
         """Explain one text; see BiLSTM.explain for the parameters.
 
         Returns a TextExplanation (a dict of them for a tuple of methods).
         """
         return self.explain_batch([text], method, None if target is None else [target],
-                                  eps, bias_factor, gate_rule, n_threads=1, dtype=dtype)[0]
+                                  eps, bias_factor, gate_rule, n_threads=n_threads,
+                                  dtype=dtype)[0]
 
     def explain_batch(self, texts, method="lrp", targets=None, eps=1e-3, bias_factor=0.0,
                       gate_rule="signal", n_threads=None, dtype=np.float64):

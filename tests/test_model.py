@@ -78,7 +78,9 @@ def test_batch_equals_one_by_one(dtype):
         batch = model.explain_batch(xs, methods, targets, bias_factor=1.0,
                                     n_threads=n_threads, dtype=dtype)
         for x, t, res in zip(xs, targets, batch):
-            one = model.explain(x, methods, target=t, bias_factor=1.0, dtype=dtype)
+            # one input alone: its two directions on n_threads threads
+            one = model.explain(x, methods, target=t, bias_factor=1.0, dtype=dtype,
+                                n_threads=n_threads)
             for m in methods:
                 assert res[m].target == one[m].target
                 np.testing.assert_array_equal(res[m].scores, one[m].scores)
