@@ -69,26 +69,31 @@ def seed_model():
     return lrp_lstm.load_reference_model(path).model
 
 
-def random_model(e, d, C=5, seed=0):
+def random_model(e, d, C=5, seed=0, cell="lstm"):
+    """A random bidirectional model; G = 4d rows per direction (3d for a GRU)."""
     rng = np.random.default_rng(seed)
+    G = (4 if cell == "lstm" else 3) * d
     w = {}
     for side in ("Left", "Right"):
-        w[f"Wxh_{side}"] = rng.normal(0, 1 / np.sqrt(e), (4 * d, e))
-        w[f"bxh_{side}"] = rng.normal(0, 0.1, 4 * d)
-        w[f"Whh_{side}"] = rng.normal(0, 1 / np.sqrt(d), (4 * d, d))
-        w[f"bhh_{side}"] = rng.normal(0, 0.1, 4 * d)
+        w[f"Wxh_{side}"] = rng.normal(0, 1 / np.sqrt(e), (G, e))
+        w[f"bxh_{side}"] = rng.normal(0, 0.1, G)
+        w[f"Whh_{side}"] = rng.normal(0, 1 / np.sqrt(d), (G, d))
+        w[f"bhh_{side}"] = rng.normal(0, 0.1, G)
         w[f"Why_{side}"] = rng.normal(0, 1 / np.sqrt(d), (C, d))
-    return lrp_lstm.BiLSTM.from_dict(w)
+    return lrp_lstm.BiLSTM.from_dict(w, cell=cell)
 
 
 def bench_latency(model, quick):
     """One 20-token input: Cython on one thread (median and best timing), on
-    two threads (the two directions in parallel; median), and the oracle."""
+    two threads (the two directions in parallel; median), and the oracle;
+    for `model` (an LSTM) and, in float64, a random GRU of the same sizes."""
+    gru = random_model(model.input_size, model.hidden_size, model.n_classes, cell="gru")
     x = np.random.default_rng(0).normal(0, 0.5, (20, model.input_size))
     rows = []
-    for dtype in (np.float64, np.float32):
+    for cell, m, dtype in (("lstm", model, np.float64), ("lstm", model, np.float32),
+                           ("gru", gru, np.float64)):
         for name in ("forward", "lrp", "sa", "gi", "all"):
-            row = {"dtype": dtype.__name__, "method": name}
+            row = {"cell": cell, "dtype": dtype.__name__, "method": name}
             for key, backend, n_threads, repeat, inner in (
                     ("cython", "cython", 1, 30, 200), ("cython_2_threads", "cython", 2, 30, 200),
                     ("numpy", "numpy", 1, 5, 3)):
@@ -97,10 +102,10 @@ def bench_latency(model, quick):
                 if name == "forward":
                     if n_threads > 1:   # forward() has no thread option
                         continue
-                    fn = lambda: model.forward(x, backend=backend, dtype=dtype)  # noqa: E731
+                    fn = lambda: m.forward(x, backend=backend, dtype=dtype)  # noqa: E731
                 else:
-                    fn = lambda: model.explain(x, METHODS[name], backend=backend,  # noqa: E731
-                                               dtype=dtype, n_threads=n_threads)
+                    fn = lambda: m.explain(x, METHODS[name], backend=backend,  # noqa: E731
+                                           dtype=dtype, n_threads=n_threads)
                 times = call_times(fn, repeat, inner)
                 row[f"{key}_us"] = 1e6 * statistics.median(times)
                 if key == "cython":   # the least disturbed run, for comparisons
@@ -300,7 +305,7 @@ def main():
     if "latency" in args.only:
         out["latency"] = bench_latency(seed or clf.model, args.quick)
         print("\nOne 20-token explanation, forward pass included (microseconds, median)")
-        print(table(out["latency"], ["dtype", "method", "cython_us", "cython_best_us",
+        print(table(out["latency"], ["cell", "dtype", "method", "cython_us", "cython_best_us",
                                      "cython_2_threads_us", "numpy_us", "speedup"]))
     if "corpus" in args.only:
         out["corpus"] = bench_corpus(models, args.quick)
