@@ -334,6 +334,7 @@ class BiLSTM:
             (half each), "prop" (a/(a+b) to the gate, the denominator
             stabilized by eps) or "abs" (|a|/(|a|+|b|) to the gate). A
             gate's relevance goes on through its pre-activation to x and h.
+            GRU models take "signal" only (their gates get no relevance).
         backend : "cython" (compiled kernels) or "numpy" (the plain oracle)
         dtype : np.float64 or np.float32, the precision of the computation
         n_threads : 2 runs the two directions of a bidirectional model on
