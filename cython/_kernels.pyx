@@ -149,6 +149,11 @@ cdef inline Py_ssize_t direction_size(Py_ssize_t T, Py_ssize_t d) noexcept nogil
     return 9 * T * d + 2 * (T + 1) * d
 
 
+cdef inline floating *hidden_states(floating *st, Py_ssize_t T, Py_ssize_t d) noexcept nogil:
+    """h (T+1, d) in the state block st of one direction (LSTM and GRU alike)."""
+    return st + 9 * T * d + (T + 1) * d
+
+
 cdef void forward_direction(const floating *p, Py_ssize_t e, Py_ssize_t d,
                             const floating *x, Py_ssize_t T, bint reverse,
                             floating *z, floating *gates, floating *tc,
@@ -572,18 +577,18 @@ cdef void forward_layer_direction(const floating *params, Py_ssize_t l, Py_ssize
     cdef const floating *xl = x if l == 0 else H + (l - 1) * T * D
     cdef Py_ssize_t e_l = e if l == 0 else D
     cdef floating *st = work + (l * n_dir + dr) * per_dir
+    cdef floating *h = hidden_states(st, T, d)
     cdef const floating *p = params + block_offset(l, dr, n_dir, e, d, gru)
     if gru:
         gru_forward_direction(p, e_l, d, xl, T, dr == 1, st, st + 3 * T * d, st + 6 * T * d,
-                              st + 9 * T * d + (T + 1) * d)
+                              h)
     else:
         forward_direction(p, e_l, d, xl, T, dr == 1, st, st + 4 * T * d, st + 8 * T * d,
-                          st + 9 * T * d, st + 9 * T * d + (T + 1) * d)
+                          st + 9 * T * d, h)
     if l < n_layers - 1:
         for t in range(T):
             pos = T - 1 - t if dr == 1 else t
-            memcpy(H + l * T * D + pos * D + dr * d, st + 9 * T * d + (T + 1 + t + 1) * d,
-                   d * sizeof(floating))
+            memcpy(H + l * T * D + pos * D + dr * d, h + (t + 1) * d, d * sizeof(floating))
 
 
 cdef void explain_sequence(const floating *params, Py_ssize_t n_layers, bint gru,
@@ -622,7 +627,7 @@ cdef void explain_sequence(const floating *params, Py_ssize_t n_layers, bint gru
     for k in range(C):
         scores[k] = by[k]
         for dr in range(n_dir):
-            st = work + ((n_layers - 1) * n_dir + dr) * per_dir + 9 * T * d + (T + 1) * d
+            st = hidden_states(work + ((n_layers - 1) * n_dir + dr) * per_dir, T, d)
             for j in range(d):
                 scores[k] = scores[k] + Why[(dr * C + k) * d + j] * st[T * d + j]
     if target[0] < 0:
@@ -720,7 +725,7 @@ cdef floating backward_direction(const floating *params, Py_ssize_t l, Py_ssize_
     cdef Py_ssize_t D = n_dir * d, e_l = e if l == 0 else D
     cdef const floating *xl = x if l == 0 else H + (l - 1) * T * D
     cdef floating *st = work + (l * n_dir + dr) * direction_size(T, d)
-    cdef floating *h = st + 9 * T * d + (T + 1) * d
+    cdef floating *h = hidden_states(st, T, d)
     cdef const floating *p = params + block_offset(l, dr, n_dir, e, d, gru)
     cdef const floating *why = Why + (dr * C + target) * d if l == n_layers - 1 else NULL
     cdef const floating *inj = inject + dr * d if inject != NULL else NULL
