@@ -1,5 +1,6 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Forward pass, LRP, and gradient of LSTM and GRU classifiers.
+# cython: language_level=3
+# (the other directives come from CMakeLists.txt: checks on in Debug builds, off in Release)
+"""Forward pass, LRP, and gradient of LSTM and GRU models, a batch in lockstep.
 
 What is computed (Arras et al., "Explaining Recurrent Neural Network
 Predictions in Sentiment Analysis", WASSA 2017), per direction, for a
@@ -11,14 +12,14 @@ sequence x_0 .. x_{T-1} (the backward direction reads it reversed):
     s = sum over directions of Why h_{T-1}  +  by          (C,)
 
 LRP (epsilon rule; by default "signal-take-all" for the products, other
-gate rules below). For a linear map
-z_k = sum_j w_jk a_j + b_k with N lower units, relevance R_k is sent down as
+gate rules below). For a linear map z_k = sum_j w_jk a_j + b_k with N lower
+units, relevance R_k is sent down as
 
     R_j = sum_k (w_jk a_j + bias_factor (b_k + eps sgn(z_k)) / N)
                  * R_k / (z_k + eps sgn(z_k)),       sgn(0) = +1,
 
-computed in matrix-vector form: r = R / (z + eps sgn z), R_j = a_j (W^T r)_j
-+ bias_factor sum_k (b_k + eps sgn z_k) r_k / N. The output layer sends
+computed in matrix form: q = R / (z + eps sgn z), R_j = a_j (W^T q)_j
++ bias_factor sum_k (b_k + eps sgn z_k) q_k / N. The output layer sends
 s[target] to the final hidden states (N = n_dir d), h_t passes all of its
 relevance to c_t, c_t splits between f*c_{t-1} and i*g (identity
 connections, N = 2d), i*g passes all to g, and g's pre-activation
@@ -39,34 +40,46 @@ all to u; u (N = d) sends its relevance to h_{t-1}.
 
 Stacked layers: layer l > 0 reads the hidden states of layer l - 1 (both
 directions concatenated, forward first) and sends the relevance (or the
-gradient) reaching its input down to them, step by step.
+gradient) reaching its input down to them. Each layer has its own hidden
+size d_l.
 
-Array layout. The weights of one direction of one layer are one contiguous
-block of the flat `params` (layer 0's directions first, then layer 1's,
-...), gates in the order i, g, f, o along every 4d axis:
+Lockstep batches (the packed-sequence layout). A chunk of b sequences,
+sorted longest first (lengths L_0 >= ... >= L_{b-1}), advances one step s at
+a time; at step s only the n_s sequences with L_k > s are active, and they
+are the first n_s. Every per-step array of a chunk is "packed": the row of
+(step s, sequence k) is row0[s] + k, so the rows of one step are contiguous
+and each step's recurrent product is one matrix-matrix product over the
+active rows, with no padding. The forward direction's step s reads
+position s of sequence k, the backward direction's position L_k - 1 - s
+(each sequence aligned at its own end), so both directions' last steps are
+step L_k - 1 and all sequences end the backward recursions together at
+step 0. `local` maps a packed row to the chunk's token row (sequence k's
+tokens start at the sum of the lengths before it), `glob` a token row to
+its row in the batch's x.
 
-    Wx (4d, e_l) | WxT (e_l, 4d) | Wh (4d, d) | WhT (d, 4d) | b (4d,)
+Weights. The weights of one direction of one layer are one block of the flat
+`params`, laid out by the Python packer (lrp_lstm/model.py) and described to
+the kernel by one row of `layout` (see `Cell`), gates in the order i, g, f,
+o along every 4d axis: the order of the reference implementation, in which
+the signal g sits next to its gate i and the forget and output gates follow.
+The transposed copies WxT, WhT make the forward products X WxT, while the
+backward recursions multiply by Wx, Wh. A batch of sequences is stored end
+to end: `x` is (N, e) with sequence k in rows offsets[k]:offsets[k+1].
 
-with e_0 = e and e_l = n_dir d above; for a GRU, with 3d in place of 4d
-and both biases, bx (3d,) | bh (3d,), in place of b. The transposed
-copies let every product be a sum of contiguous rows (see
-src/lrp_linalg.h). `Why` is (n_dir, C, d), `by` is (C,). A batch of
-sequences is stored end to end: `x` is (N, e) with sequence k in rows
-offsets[k]:offsets[k+1]. Outputs: `scores` (B, C), `relevance` and
-`gradient` (n_dir, N, e) in sentence order for each direction, `rest` (B,)
-the relevance left on the initial states. Each thread owns one row of
-`work`, laid out by `workspace_size`.
+Matrix products go to the BLAS of SciPy (scipy.linalg.cython_blas) when
+they are large enough to gain from it, and to the small register-tiled
+products of src/lrp_linalg.c otherwise (one sentence's recurrent step).
+Chunks are formed from the inputs alone, never from the number of threads,
+so the results do not depend on it.
 """
 from cython cimport floating
-from cython.parallel cimport prange, parallel, threadid
+from cython.parallel cimport prange, parallel
+from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
+from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 
 cdef extern from "lrp_linalg.h" nogil:
-    void lrp_gemv_t_d(Py_ssize_t n_rows, Py_ssize_t n_cols, const double *A,
-                      Py_ssize_t lda, const double *coef, double *y)
-    void lrp_gemv_t_s(Py_ssize_t n_rows, Py_ssize_t n_cols, const float *A,
-                      Py_ssize_t lda, const float *coef, float *y)
     void lrp_gemm_d(Py_ssize_t n_t, Py_ssize_t n_rows, Py_ssize_t n_cols,
                     const double *X, Py_ssize_t ldx, const double *A, Py_ssize_t lda,
                     double *Y, Py_ssize_t ldy)
@@ -79,22 +92,32 @@ cdef extern from "lrp_linalg.h" nogil:
     void lrp_tanh_s(Py_ssize_t n, const float *z, float *out)
 
 
-cdef inline void gemv_t(Py_ssize_t n_rows, Py_ssize_t n_cols, const floating *A,
-                        Py_ssize_t lda, const floating *coef,
-                        floating *y) noexcept nogil:
-    """y (n_cols,) += A^T coef for A (n_rows, n_cols) with row stride lda."""
-    if floating is double:
-        lrp_gemv_t_d(n_rows, n_cols, A, lda, coef, y)
-    else:
-        lrp_gemv_t_s(n_rows, n_cols, A, lda, coef, y)
+# products with at least this many multiply-adds and rows go to BLAS (see
+# benchmarks/gemm.py for the measurement behind the numbers)
+DEF BLAS_MIN_WORK = 200000
+DEF BLAS_MIN_ROWS = 8
 
 
 cdef inline void gemm(Py_ssize_t n_t, Py_ssize_t n_rows, Py_ssize_t n_cols,
                       const floating *X, Py_ssize_t ldx, const floating *A,
                       Py_ssize_t lda, floating *Y, Py_ssize_t ldy) noexcept nogil:
-    """Y (n_t, n_cols) += X A for X (n_t, n_rows), A (n_rows, n_cols), with
-    row strides ldx, lda, ldy."""
-    if floating is double:
+    """Y (n_t, n_cols) += X A for X (n_t, n_rows), A (n_rows, n_cols), all
+    row-major with row strides ldx, lda, ldy."""
+    cdef int m = <int>n_cols, n = <int>n_t, k = <int>n_rows
+    cdef int ia = <int>lda, ix = <int>ldx, iy = <int>ldy
+    cdef double one_d = 1.0
+    cdef float one_s = 1.0
+    if n_t <= 0 or n_rows <= 0 or n_cols <= 0:
+        return
+    if n_t >= BLAS_MIN_ROWS and n_t * n_rows * n_cols >= BLAS_MIN_WORK:
+        # row-major Y = X A is column-major Y^T = A^T X^T
+        if floating is double:
+            dgemm(b"N", b"N", &m, &n, &k, &one_d, <double *>A, &ia, <double *>X, &ix,
+                  &one_d, Y, &iy)
+        else:
+            sgemm(b"N", b"N", &m, &n, &k, &one_s, <float *>A, &ia, <float *>X, &ix,
+                  &one_s, Y, &iy)
+    elif floating is double:
         lrp_gemm_d(n_t, n_rows, n_cols, X, ldx, A, lda, Y, ldy)
     else:
         lrp_gemm_s(n_t, n_rows, n_cols, X, ldx, A, lda, Y, ldy)
@@ -119,84 +142,9 @@ cdef inline floating sgn(floating z) noexcept nogil:
     return 1 if z >= 0 else -1
 
 
-def workspace_size(Py_ssize_t max_T, Py_ssize_t n_layers, Py_ssize_t n_dir,
-                   Py_ssize_t e, Py_ssize_t d):
-    """Entries of one thread's workspace for sequences of up to max_T steps."""
-    # the states of every layer and direction; for stacked layers the hidden
-    # states of every layer but the top in sentence order (T, n_dir d) and
-    # three (T, n_dir d) buffers for what one layer sends down to the next;
-    # scratch vectors for each direction
-    return (n_layers * n_dir * direction_size(max_T, d)
-            + (n_layers + 2 if n_layers > 1 else 0) * max_T * n_dir * d
-            + n_dir * (8 * d + max_T))
-
-
-cdef inline Py_ssize_t block_offset(Py_ssize_t layer, Py_ssize_t dr, Py_ssize_t n_dir,
-                                    Py_ssize_t e, Py_ssize_t d, bint gru) noexcept nogil:
-    """Start of the weights of (layer, direction) in the flat params array."""
-    cdef Py_ssize_t G = 3 * d if gru else 4 * d
-    cdef Py_ssize_t n_bias = 2 * G if gru else G
-    cdef Py_ssize_t first = 2 * G * e + 2 * G * d + n_bias
-    cdef Py_ssize_t upper = 2 * G * n_dir * d + 2 * G * d + n_bias
-    if layer == 0:
-        return dr * first
-    return n_dir * first + ((layer - 1) * n_dir + dr) * upper
-
-
-cdef inline Py_ssize_t direction_size(Py_ssize_t T, Py_ssize_t d) noexcept nogil:
-    # LSTM: z (T, 4d), gates (T, 4d), tanh(c) (T, d), c and h (T+1, d);
-    # GRU: a, gates, gh (T, 3d) in the first 9 T d entries, h where the LSTM's is
-    return 9 * T * d + 2 * (T + 1) * d
-
-
-cdef inline floating *hidden_states(floating *st, Py_ssize_t T, Py_ssize_t d) noexcept nogil:
-    """h (T+1, d) in the state block st of one direction (LSTM and GRU alike)."""
-    return st + 9 * T * d + (T + 1) * d
-
-
-cdef void forward_direction(const floating *p, Py_ssize_t e, Py_ssize_t d,
-                            const floating *x, Py_ssize_t T, bint reverse,
-                            floating *z, floating *gates, floating *tc,
-                            floating *c, floating *h) noexcept nogil:
-    """Run one direction over x (T, e).
-
-    Fills z (T, 4d) pre-activations in sentence order (row pos = input
-    x[pos]), and in processing order: gates (T, 4d) with i, g, f, o
-    activated, tc (T, d) = tanh(c_t), and c, h (T+1, d) whose row 0 is the
-    zero initial state and row t+1 the state after step t.
-    """
-    cdef const floating *WxT = p + 4 * d * e
-    cdef const floating *WhT = p + 8 * d * e + 4 * d * d
-    cdef const floating *b = WhT + 4 * d * d
-    cdef Py_ssize_t t, j, pos, G = 4 * d
-    cdef floating *zt
-    cdef floating *at
-    cdef floating *ct
-    # input projections of all steps at once
-    for t in range(T):
-        memcpy(z + t * G, b, G * sizeof(floating))
-    gemm(T, e, G, x, e, WxT, G, z, G)
-    memset(c, 0, d * sizeof(floating))
-    memset(h, 0, d * sizeof(floating))
-    for t in range(T):
-        pos = T - 1 - t if reverse else t
-        zt = z + pos * G
-        gemv_t(d, G, WhT, G, h + t * d, zt)
-        at = gates + t * G
-        sigmoid(d, zt, at)
-        tanh_(d, zt + d, at + d)
-        sigmoid(2 * d, zt + 2 * d, at + 2 * d)
-        ct = c + (t + 1) * d
-        for j in range(d):
-            ct[j] = at[2 * d + j] * c[t * d + j] + at[j] * at[d + j]
-        tanh_(d, ct, tc + t * d)
-        for j in range(d):
-            h[(t + 1) * d + j] = at[3 * d + j] * tc[t * d + j]
-
-
 # rules for the products gate * signal (Arras et al., BlackboxNLP 2019), by
-# the share of the product's relevance that goes to the gate a (signal b);
-# the numbering is lrp_lstm._validation.GATE_RULES'
+# the share of the product's relevance that goes to the gate a (signal b),
+# numbered as lrp_lstm.rules.GATE_RULES (the kernel is given the number)
 cdef enum:
     RULE_SIGNAL = 0     # 0: the signal takes all (the reference's rule)
     RULE_HALF = 1       # 1/2
@@ -219,531 +167,701 @@ cdef inline floating gate_share(int rule, floating a, floating b,
     return 0
 
 
-cdef void output_relevance(const floating *why, floating by, floating score,
-                           Py_ssize_t d, Py_ssize_t n_dir, const floating *h_last,
-                           floating eps, floating bias_factor,
-                           floating *Rh) noexcept nogil:
-    """Rh (d,): the relevance that the output layer sends to this
-    direction's final hidden state h_last (d,) from score = s[target] (why
-    (d,) the target's output weights; N = n_dir d lower units), or zeros
-    when why is NULL (a layer below the top)."""
-    cdef Py_ssize_t j
-    cdef floating r, share
-    if why == NULL:
-        memset(Rh, 0, d * sizeof(floating))
-        return
-    r = score / (score + eps * sgn(score))
-    share = bias_factor * (by + eps * sgn(score)) / (n_dir * d) * r
-    for j in range(d):
-        Rh[j] = why[j] * h_last[j] * r + share
+# ---------------------------------------------------------------------------
+# The layout of a chunk
+
+cdef struct Cell:
+    # one direction of one layer: its sizes, where its weights sit in
+    # params (one row of `layout`), and where its states sit in the chunk's
+    # buffer; the states are packed (see the module docstring), N rows each
+    Py_ssize_t e, d, G          # input size, hidden size, G = 4d (LSTM) or 3d (GRU)
+    Py_ssize_t Wx, WxT, Wh, WhT, bx, bh     # params offsets: (G, e) (e, G) (G, d) (d, G) (G,) (G,)
+    Py_ssize_t x                # (N, e) the input, gathered in packed order
+    Py_ssize_t z                # (N, G) pre-activations; LRP and the gradient
+                                #   overwrite them with what goes through Wx
+    Py_ssize_t gates            # (N, G) activated gates (LSTM i g f o, GRU r z n)
+    Py_ssize_t tc               # (N, d) LSTM: tanh(c_t); GRU: unused
+    Py_ssize_t c                # (N, d) LSTM: c_t;  GRU (N, G): Wh h_{t-1} + bh
+    Py_ssize_t h                # (N, d) h_t
+    Py_ssize_t out              # (N, e) what reaches the input (relevance or gradient)
+    Py_ssize_t shares           # (N,) LRP: the bias share of each input row
+    Py_ssize_t Rh, Rc           # (b, d) each: the backward recursions' carried vectors
+    Py_ssize_t v                # (b, G) scratch: a row's gate relevances, then (b, d)
+                                #   the product that goes to h_{t-1}
 
 
-cdef floating lrp_direction(const floating *p, const floating *why, floating by,
-                            floating score, Py_ssize_t e, Py_ssize_t d,
-                            Py_ssize_t n_dir, const floating *x, Py_ssize_t T,
-                            bint reverse, floating *z,
-                            const floating *gates, const floating *tc,
-                            const floating *c, const floating *h, floating eps,
-                            floating bias_factor, int rule,
+cdef struct Chunk:
+    Py_ssize_t b, S, N          # sequences, steps (the longest length), tokens
+    Py_ssize_t *seq             # (b,) each sequence's index in the batch
+    Py_ssize_t *length          # (b,)
+    Py_ssize_t *n_active        # (S+1,) sequences running at step s; n_active[S] = 0
+    Py_ssize_t *row0            # (S+1,) first packed row of step s; row0[S] = N
+    Py_ssize_t *local           # (2, N) token row of each packed row, per direction
+    Py_ssize_t *glob            # (N,) row in the batch's x of each token row
+    Py_ssize_t carry            # buffer offset of (N, widest n_dir d_l) in token order:
+                                #   what a backward pass sends to the layer below
+    Py_ssize_t rests            # buffer offset of (2, b): LRP's rest per direction
+
+
+cdef int chunk_open(Chunk *ch, const Py_ssize_t *seq, Py_ssize_t b,
+                    const Py_ssize_t *offsets) noexcept nogil:
+    """Fill ch for the sequences seq[0:b] (longest first); 0, or -1 when
+    out of memory."""
+    cdef Py_ssize_t k, s, r, t, start
+    ch.b = b
+    ch.S = offsets[seq[0] + 1] - offsets[seq[0]]
+    ch.N = 0
+    for k in range(b):
+        ch.N += offsets[seq[k] + 1] - offsets[seq[k]]
+    ch.seq = <Py_ssize_t *>malloc((2 * b + 2 * (ch.S + 1) + 3 * ch.N) * sizeof(Py_ssize_t))
+    if ch.seq == NULL:
+        return -1
+    ch.length = ch.seq + b
+    ch.n_active = ch.length + b
+    ch.row0 = ch.n_active + ch.S + 1
+    ch.local = ch.row0 + ch.S + 1
+    ch.glob = ch.local + 2 * ch.N
+    start = 0
+    for k in range(b):
+        ch.seq[k] = seq[k]
+        ch.length[k] = offsets[seq[k] + 1] - offsets[seq[k]]
+        for t in range(ch.length[k]):
+            ch.glob[start + t] = offsets[seq[k]] + t
+        start += ch.length[k]
+    k = b
+    r = 0
+    for s in range(ch.S + 1):
+        while k > 0 and ch.length[k - 1] <= s:
+            k -= 1
+        ch.n_active[s] = k
+        ch.row0[s] = r
+        r += k
+    start = 0
+    for k in range(b):
+        for s in range(ch.length[k]):
+            ch.local[ch.row0[s] + k] = start + s
+            ch.local[ch.N + ch.row0[s] + k] = start + ch.length[k] - 1 - s
+        start += ch.length[k]
+    return 0
+
+
+cdef Py_ssize_t cells_open(Cell *cells, const Py_ssize_t[:, :, ::1] layout, bint gru,
+                           Chunk *ch) noexcept nogil:
+    """Fill the cells (n_layers * n_dir, layer-major) from layout and place
+    their states in a chunk buffer; returns the buffer's size in entries.
+    The buffer begins with each layer's hidden states in token order
+    (N, n_dir d_l), layer by layer (see hidden_block), then ch.carry and
+    ch.rests."""
+    cdef Py_ssize_t n_layers = layout.shape[0], n_dir = layout.shape[1]
+    cdef Py_ssize_t l, dr, N = ch.N, b = ch.b, size = 0, widest = 0
+    cdef Cell *cl
+    for l in range(n_layers):
+        size += N * n_dir * layout[l, 0, 1]
+        if n_dir * layout[l, 0, 1] > widest:
+            widest = n_dir * layout[l, 0, 1]
+    ch.carry = size
+    ch.rests = ch.carry + N * widest
+    size = ch.rests + 2 * b
+    for l in range(n_layers):
+        for dr in range(n_dir):
+            cl = &cells[l * n_dir + dr]
+            cl.e = layout[l, dr, 0]
+            cl.d = layout[l, dr, 1]
+            cl.G = (3 if gru else 4) * cl.d
+            cl.Wx = layout[l, dr, 2]
+            cl.WxT = layout[l, dr, 3]
+            cl.Wh = layout[l, dr, 4]
+            cl.WhT = layout[l, dr, 5]
+            cl.bx = layout[l, dr, 6]
+            cl.bh = layout[l, dr, 7]
+            cl.x = size
+            cl.z = cl.x + N * cl.e
+            cl.gates = cl.z + N * cl.G
+            cl.tc = cl.gates + N * cl.G
+            cl.c = cl.tc + N * cl.d
+            cl.h = cl.c + N * (cl.G if gru else cl.d)
+            cl.out = cl.h + N * cl.d
+            cl.shares = cl.out + N * cl.e
+            cl.Rh = cl.shares + N
+            cl.Rc = cl.Rh + b * cl.d
+            cl.v = cl.Rc + b * cl.d
+            size = cl.v + b * cl.G
+    return size
+
+
+cdef inline floating *hidden_block(const Cell *cells, Py_ssize_t n_dir, Py_ssize_t l,
+                                   Py_ssize_t N, floating *w) noexcept nogil:
+    """Layer l's hidden states in token order (N, n_dir d_l) in the chunk
+    buffer w."""
+    cdef Py_ssize_t k, off = 0
+    for k in range(l):
+        off += N * n_dir * cells[k * n_dir].d
+    return w + off
+
+
+# ---------------------------------------------------------------------------
+# Forward
+
+cdef void forward_lstm(const floating *p, const Cell *cl, const Chunk *ch,
+                       floating *w) noexcept nogil:
+    """One LSTM direction over the chunk, its input already in w + cl.x:
+    fills z, gates (i, g, f, o activated), tc, c and h, all packed."""
+    cdef Py_ssize_t s, k, j, r, n, d = cl.d, G = cl.G
+    cdef floating *z = w + cl.z
+    cdef floating *a
+    cdef floating *c = w + cl.c
+    cdef floating *h = w + cl.h
+    cdef floating *tc = w + cl.tc
+    cdef floating c_prev
+    for r in range(ch.N):
+        memcpy(z + r * G, p + cl.bx, G * sizeof(floating))
+    gemm(ch.N, cl.e, G, w + cl.x, cl.e, p + cl.WxT, G, z, G)
+    for s in range(ch.S):
+        n = ch.n_active[s]
+        if s > 0:
+            gemm(n, d, G, h + ch.row0[s - 1] * d, d, p + cl.WhT, G, z + ch.row0[s] * G, G)
+        for k in range(n):
+            r = ch.row0[s] + k
+            a = w + cl.gates + r * G
+            sigmoid(d, z + r * G, a)
+            tanh_(d, z + r * G + d, a + d)
+            sigmoid(2 * d, z + r * G + 2 * d, a + 2 * d)
+            for j in range(d):
+                c_prev = c[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
+                c[r * d + j] = a[2 * d + j] * c_prev + a[j] * a[d + j]
+            tanh_(d, c + r * d, tc + r * d)
+            for j in range(d):
+                h[r * d + j] = a[3 * d + j] * tc[r * d + j]
+
+
+cdef void forward_gru(const floating *p, const Cell *cl, const Chunk *ch,
+                      floating *w) noexcept nogil:
+    """One GRU direction over the chunk: fills z (a_r, a_z, a_n), gates (r,
+    z, n), c (Wh h_{t-1} + bh, whose last d entries are u) and h."""
+    cdef Py_ssize_t s, k, j, r, n, d = cl.d, G = cl.G
+    cdef floating *a
+    cdef floating *g
+    cdef floating *gh = w + cl.c
+    cdef floating *h = w + cl.h
+    cdef floating h_prev
+    for r in range(ch.N):
+        memcpy(w + cl.z + r * G, p + cl.bx, G * sizeof(floating))
+        memcpy(gh + r * G, p + cl.bh, G * sizeof(floating))
+    gemm(ch.N, cl.e, G, w + cl.x, cl.e, p + cl.WxT, G, w + cl.z, G)
+    for s in range(ch.S):
+        n = ch.n_active[s]
+        if s > 0:
+            gemm(n, d, G, h + ch.row0[s - 1] * d, d, p + cl.WhT, G, gh + ch.row0[s] * G, G)
+        for k in range(n):
+            r = ch.row0[s] + k
+            a = w + cl.z + r * G
+            g = w + cl.gates + r * G
+            for j in range(2 * d):
+                a[j] = a[j] + gh[r * G + j]
+            sigmoid(2 * d, a, g)
+            for j in range(d):
+                a[2 * d + j] = a[2 * d + j] + g[j] * gh[r * G + 2 * d + j]
+            tanh_(d, a + 2 * d, g + 2 * d)
+            for j in range(d):
+                h_prev = h[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
+                h[r * d + j] = (1 - g[d + j]) * g[2 * d + j] + g[d + j] * h_prev
+
+
+cdef void gather_input(const floating *src, Py_ssize_t ld, const Cell *cl, const Chunk *ch,
+                       Py_ssize_t dr, bint from_batch, floating *w) noexcept nogil:
+    """Copy the direction's input rows into packed order: from the batch's x
+    (from_batch, ld = e) or from the layer below's hidden states in token
+    order (ld = its width)."""
+    cdef Py_ssize_t r, row
+    for r in range(ch.N):
+        row = ch.local[dr * ch.N + r]
+        if from_batch:
+            row = ch.glob[row]
+        memcpy(w + cl.x + r * cl.e, src + row * ld, cl.e * sizeof(floating))
+
+
+# ---------------------------------------------------------------------------
+# Backward recursions (LRP and gradient), one direction of one layer
+#
+# Each takes: top (the sequences' output-layer rows of this direction,
+# why_k = top[tgt[k] * d]) or NULL below the top layer; inject (token rows,
+# ld_inject), what the layer above sent to each h_t, or NULL in the top
+# layer; and writes what reaches the direction's input to w + cl.out,
+# packed. The step's part for h_{t-1} is one product with Wh over the active
+# rows; the parts for x_t wait in z and go through Wx in one product after
+# the last step.
+
+cdef inline void start_sequences(const Cell *cl, const Chunk *ch, Py_ssize_t s,
+                                 const floating *top, const Py_ssize_t *tgt,
+                                 const floating *coef, bint lrp, floating *w) noexcept nogil:
+    """Rh (and Rc) of the sequences whose last step is s: from the output
+    layer in the top layer (LRP: why_j h_j coef[2k] + coef[2k+1]; gradient:
+    why_j), else zero."""
+    cdef Py_ssize_t k, j, r, d = cl.d
+    cdef const floating *why
+    for k in range(ch.n_active[s + 1], ch.n_active[s]):
+        r = ch.row0[s] + k
+        for j in range(d):
+            w[cl.Rc + k * d + j] = 0
+            if top == NULL:
+                w[cl.Rh + k * d + j] = 0
+            else:
+                why = top + tgt[k] * d
+                w[cl.Rh + k * d + j] = (why[j] * w[cl.h + r * d + j] * coef[2 * k]
+                                        + coef[2 * k + 1]) if lrp else why[j]
+
+
+cdef inline void add_inject(const Cell *cl, const Chunk *ch, Py_ssize_t s, Py_ssize_t dr,
                             const floating *inject, Py_ssize_t ld_inject,
-                            floating *scratch, floating *R) noexcept nogil:
-    """LRP through one direction into R (T, e), the relevance of its input.
+                            floating *w) noexcept nogil:
+    cdef Py_ssize_t k, j, row
+    if inject == NULL:
+        return
+    for k in range(ch.n_active[s]):
+        row = ch.local[dr * ch.N + ch.row0[s] + k]
+        for j in range(cl.d):
+            w[cl.Rh + k * cl.d + j] += inject[row * ld_inject + j]
 
-    In the top layer why (d,) is the target's row of this direction's output
-    weights and score = s[target] its relevance; in a lower layer why is
-    NULL and inject (T, ld_inject), in sentence order, holds the relevance
-    that the layer above sent to each h_t of this direction. Each
-    product gate * signal (o * tanh(c_t), i * g, f * c_{t-1}) passes the
+
+cdef void input_part(const floating *p, const Cell *cl, const Chunk *ch,
+                     Py_ssize_t first, Py_ssize_t n, bint lrp, floating *w) noexcept nogil:
+    """w + cl.out (N, e) = the columns first:first+n of z (packed) times the
+    matching rows of Wx; for LRP then times x, plus each row's bias share."""
+    cdef Py_ssize_t r, k, e = cl.e
+    cdef floating *out = w + cl.out
+    cdef const floating *x = w + cl.x
+    memset(out, 0, ch.N * e * sizeof(floating))
+    gemm(ch.N, n, e, w + cl.z + first, cl.G, p + cl.Wx + first * e, e, out, e)
+    if lrp:
+        for r in range(ch.N):
+            for k in range(e):
+                out[r * e + k] = x[r * e + k] * out[r * e + k] + w[cl.shares + r]
+
+
+cdef void lrp_lstm(const floating *p, const Cell *cl, const Chunk *ch, Py_ssize_t dr,
+                   const floating *top, const Py_ssize_t *tgt, const floating *coef,
+                   const floating *inject, Py_ssize_t ld_inject, floating eps,
+                   floating bias_factor, int rule, floating *rest,
+                   floating *w) noexcept nogil:
+    """LRP through one LSTM direction. h_t = o * tanh(c_t) -> (o, c_t), then
+    c_t -> (f * c_{t-1}, i * g); each product gate * signal passes the
     fraction gate_share(rule) of its relevance to the gate, the rest to the
     signal; a gate's relevance goes through its pre-activation to x_t and
-    h_{t-1} like g's. Returns the relevance left on this direction's
-    initial states.
-
-    The step's part for h_{t-1} is one product with Wh; the parts for x_t
-    wait in z (which becomes R / (z + eps sgn z), row by row) and go
-    through Wx in one product after the last step. scratch holds 8d + T
-    entries.
-    """
-    cdef const floating *Wx = p
-    cdef const floating *Wh = p + 8 * d * e
-    cdef const floating *b = Wh + 8 * d * d
-    cdef floating *Rh = scratch
-    cdef floating *Rc = scratch + d
-    cdef floating *q = scratch + 2 * d          # (4d,) per gate: R / (z + eps sgn z)
-    cdef floating *v = scratch + 6 * d
-    cdef floating *Ro = scratch + 7 * d
-    cdef floating *shares = scratch + 8 * d     # (T,) the bias share of x_t
-    cdef Py_ssize_t t, j, pos, G = 4 * d
+    h_{t-1} like g's. Adds the relevance left on each sequence's initial
+    states to rest (b,)."""
+    cdef Py_ssize_t s, k, j, r, n, d = cl.d, G = cl.G, e = cl.e
     cdef Py_ssize_t first = d if rule == RULE_SIGNAL else 0
     cdef Py_ssize_t last = 2 * d if rule == RULE_SIGNAL else G
-    cdef floating share, zz, Rig, Rfc, Rgate, rest = 0
-    cdef const floating *at
+    cdef floating *Rh = w + cl.Rh
+    cdef floating *Rc = w + cl.Rc
+    cdef floating *v = w + cl.v
+    cdef floating *c = w + cl.c
+    cdef floating *h = w + cl.h
+    cdef const floating *b = p + cl.bx
+    cdef const floating *a
     cdef floating *zt
+    cdef floating *Rg
+    cdef floating share, zz, c_prev, Rig, Rfc
+    for s in range(ch.S - 1, -1, -1):
+        n = ch.n_active[s]
+        start_sequences(cl, ch, s, top, tgt, coef, True, w)
+        add_inject(cl, ch, s, dr, inject, ld_inject, w)
+        for k in range(n):
+            r = ch.row0[s] + k
+            a = w + cl.gates + r * G
+            zt = w + cl.z + r * G
+            Rg = v + k * G          # the relevance of the gates i, g, f, o
+            share = 0
+            for j in range(d):
+                Rg[3 * d + j] = gate_share(rule, a[3 * d + j], w[cl.tc + r * d + j],
+                                           eps) * Rh[k * d + j]
+                Rc[k * d + j] = Rc[k * d + j] + (Rh[k * d + j] - Rg[3 * d + j])
+                zz = c[r * d + j]
+                Rc[k * d + j] = Rc[k * d + j] / (zz + eps * sgn(zz))
+                share = share + eps * sgn(zz) * Rc[k * d + j]
+            share = bias_factor * share / (2 * d)
+            for j in range(d):
+                c_prev = c[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
+                Rig = a[j] * a[d + j] * Rc[k * d + j] + share
+                Rfc = a[2 * d + j] * c_prev * Rc[k * d + j] + share
+                Rg[j] = gate_share(rule, a[j], a[d + j], eps) * Rig
+                Rg[d + j] = Rig - Rg[j]
+                Rc[k * d + j] = Rfc - gate_share(rule, a[2 * d + j], c_prev, eps) * Rfc
+                Rg[2 * d + j] = Rfc - Rc[k * d + j]
+            # the gates' pre-activations -> (x_t, h_{t-1})
+            share = 0
+            for j in range(first, last):
+                zz = zt[j]
+                zt[j] = Rg[j] / (zz + eps * sgn(zz))
+                share = share + (b[j] + eps * sgn(zz)) * zt[j]
+            w[cl.shares + r] = bias_factor * share / (d + e)
+        memset(v, 0, n * d * sizeof(floating))
+        if s > 0:
+            gemm(n, last - first, d, w + cl.z + ch.row0[s] * G + first, G,
+                 p + cl.Wh + first * d, d, v, d)
+        for k in range(n):
+            r = ch.row0[s] + k
+            for j in range(d):
+                Rh[k * d + j] = ((h[(ch.row0[s - 1] + k) * d + j] * v[k * d + j]) if s > 0
+                                 else 0) + w[cl.shares + r]
+    for k in range(ch.b):
+        for j in range(d):
+            rest[k] = rest[k] + Rh[k * d + j] + Rc[k * d + j]
+    input_part(p, cl, ch, first, last - first, True, w)
 
-    output_relevance(why, by, score, d, n_dir, h + T * d, eps, bias_factor, Rh)
-    for j in range(d):
-        Rc[j] = 0
-    for t in range(T - 1, -1, -1):
-        pos = T - 1 - t if reverse else t
-        at = gates + t * G
-        zt = z + pos * G
-        if inject != NULL:
+
+cdef void lrp_gru(const floating *p, const Cell *cl, const Chunk *ch, Py_ssize_t dr,
+                  const floating *top, const Py_ssize_t *tgt, const floating *coef,
+                  const floating *inject, Py_ssize_t ld_inject, floating eps,
+                  floating bias_factor, floating *rest, floating *w) noexcept nogil:
+    """LRP through one GRU direction, the gates taking no relevance: h_t ->
+    ((1 - z) n, z h_{t-1}), each passing all to its signal; a_n -> (x_t,
+    m = r * u); m passes all to u; u -> h_{t-1}. a_n's stabilized relevance
+    waits in z for the product with Wx_n."""
+    cdef Py_ssize_t s, k, j, r, n, d = cl.d, G = cl.G, e = cl.e
+    cdef floating *Rh = w + cl.Rh
+    cdef floating *Rp = w + cl.Rc               # relevance of z * h_{t-1}
+    cdef floating *v = w + cl.v
+    cdef floating *h = w + cl.h
+    cdef const floating *bx = p + cl.bx
+    cdef const floating *bh = p + cl.bh
+    cdef const floating *g
+    cdef const floating *gh
+    cdef floating *at
+    cdef floating *q
+    cdef floating share, share2, zz, h_prev
+    for s in range(ch.S - 1, -1, -1):
+        n = ch.n_active[s]
+        start_sequences(cl, ch, s, top, tgt, coef, True, w)
+        add_inject(cl, ch, s, dr, inject, ld_inject, w)
+        for k in range(n):
+            r = ch.row0[s] + k
+            g = w + cl.gates + r * G
+            gh = w + cl.c + r * G
+            at = w + cl.z + r * G
+            q = v + k * G
+            share = 0
             for j in range(d):
-                Rh[j] = Rh[j] + inject[pos * ld_inject + j]
-        # h_t = o * tanh(c_t) -> (o, c_t); then c_t -> (f * c_{t-1}, i * g);
-        # the relevance of the gates i, g, f, o is parked where q will hold it
-        share = 0
-        if rule == RULE_SIGNAL:     # the signals take all: the loops stay simple
-            for j in range(d):
-                Rc[j] = Rc[j] + Rh[j]
-                zz = c[(t + 1) * d + j]
-                q[j] = Rc[j] / (zz + eps * sgn(zz))
+                zz = h[r * d + j]
+                q[j] = Rh[k * d + j] / (zz + eps * sgn(zz))
                 share = share + eps * sgn(zz) * q[j]
             share = bias_factor * share / (2 * d)
             for j in range(d):
-                q[d + j] = at[j] * at[d + j] * q[j] + share
-                Rc[j] = at[2 * d + j] * c[t * d + j] * q[j] + share
-        else:
+                h_prev = h[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
+                Rp[k * d + j] = g[d + j] * h_prev * q[j] + share
+                zz = at[2 * d + j]
+                q[j] = ((1 - g[d + j]) * g[2 * d + j] * q[j] + share) / (zz + eps * sgn(zz))
+            # a_n -> (x_t, m = r * u)
+            share = 0
             for j in range(d):
-                Ro[j] = gate_share(rule, at[3 * d + j], tc[t * d + j], eps) * Rh[j]
-                Rc[j] = Rc[j] + (Rh[j] - Ro[j])
-                zz = c[(t + 1) * d + j]
-                q[j] = Rc[j] / (zz + eps * sgn(zz))
-                share = share + eps * sgn(zz) * q[j]
-            share = bias_factor * share / (2 * d)
+                share = share + (bx[2 * d + j] + eps * sgn(at[2 * d + j])) * q[j]
+                at[2 * d + j] = q[j]
+            share = bias_factor * share / (d + e)
+            w[cl.shares + r] = share
+            # m passes all to u; u -> h_{t-1}
+            share2 = 0
             for j in range(d):
-                Rig = at[j] * at[d + j] * q[j] + share
-                Rfc = at[2 * d + j] * c[t * d + j] * q[j] + share
-                Rgate = gate_share(rule, at[j], at[d + j], eps) * Rig
-                Rc[j] = Rfc - gate_share(rule, at[2 * d + j], c[t * d + j], eps) * Rfc
-                q[j] = Rgate
-                q[d + j] = Rig - Rgate
-                q[2 * d + j] = Rfc - Rc[j]
-                q[3 * d + j] = Ro[j]
-        # the gates' pre-activations -> (x_t, h_{t-1})
-        share = 0
-        for j in range(first, last):
-            zz = zt[j]
-            q[j] = q[j] / (zz + eps * sgn(zz))
-            zt[j] = q[j]
-            share = share + (b[j] + eps * sgn(zz)) * q[j]
-        share = bias_factor * share / (d + e)
-        shares[pos] = share
-        memset(v, 0, d * sizeof(floating))
-        gemv_t(last - first, d, Wh + first * d, d, q + first, v)
-        for j in range(d):
-            Rh[j] = h[t * d + j] * v[j] + share
-    input_relevance(T, last - first, e, z + first, 4 * d, Wx + first * e, x, shares, R)
-    for j in range(d):
-        rest = rest + Rh[j] + Rc[j]
-    return rest
-
-
-cdef void input_relevance(Py_ssize_t T, Py_ssize_t n, Py_ssize_t e, const floating *Q,
-                          Py_ssize_t ldq, const floating *W, const floating *x,
-                          const floating *shares, floating *R) noexcept nogil:
-    """R (T, e) = x * (Q W) + shares[:, None]: the relevance of the inputs,
-    for Q (T, n) with row stride ldq (upper relevance / stabilized
-    pre-activation) and the weights W (n, e) between them."""
-    cdef Py_ssize_t t, k
-    memset(R, 0, T * e * sizeof(floating))
-    gemm(T, n, e, Q, ldq, W, e, R, e)
-    for t in range(T):
-        for k in range(e):
-            R[t * e + k] = x[t * e + k] * R[t * e + k] + shares[t]
-
-
-cdef void gradient_direction(const floating *p, const floating *why,
-                             Py_ssize_t e, Py_ssize_t d, Py_ssize_t T,
-                             bint reverse, const floating *gates,
-                             const floating *tc, const floating *c,
-                             const floating *inject, Py_ssize_t ld_inject,
-                             floating *dz, floating *scratch,
-                             floating *G_out) noexcept nogil:
-    """d s[target] / d x through one direction into G_out (T, e).
-
-    why (d,): the target's output weights (top layer) or NULL; inject
-    (T, ld_inject), sentence order: the gradient the layer above sends to
-    each h_t of this direction, or NULL.
-
-    dz (T, 4d) receives the pre-activation gradients in sentence order;
-    the input gradients are then one product G_out = dz Wx.
-    """
-    cdef const floating *Wx = p
-    cdef const floating *Wh = p + 8 * d * e
-    cdef floating *dh = scratch
-    cdef floating *dc = scratch + d
-    cdef floating *dzt
-    cdef Py_ssize_t t, j, pos, G = 4 * d
-    cdef floating gi, gg, gf, go, tcj
-    cdef const floating *at
-
-    for j in range(d):
-        dh[j] = why[j] if why != NULL else 0
-        dc[j] = 0
-    for t in range(T - 1, -1, -1):
-        pos = T - 1 - t if reverse else t
-        at = gates + t * G
-        dzt = dz + pos * G
-        if inject != NULL:
+                zz = gh[2 * d + j]
+                q[j] = (g[j] * zz * q[j] + share) / (zz + eps * sgn(zz))
+                share2 = share2 + (bh[2 * d + j] + eps * sgn(zz)) * q[j]
+            q[d] = bias_factor * share2 / d
+        # the rows' q (d,) at v + k G with their share behind them; u -> h_{t-1}
+        memset(Rh, 0, n * d * sizeof(floating))
+        if s > 0:
+            gemm(n, d, d, v, G, p + cl.Wh + 2 * d * d, d, Rh, d)
+        for k in range(n):
             for j in range(d):
-                dh[j] = dh[j] + inject[pos * ld_inject + j]
+                h_prev = h[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
+                Rh[k * d + j] = Rp[k * d + j] + h_prev * Rh[k * d + j] + v[k * G + d]
+    for k in range(ch.b):
         for j in range(d):
-            gi = at[j]
-            gg = at[d + j]
-            gf = at[2 * d + j]
-            go = at[3 * d + j]
-            tcj = tc[t * d + j]
-            dc[j] = dc[j] + dh[j] * go * (1 - tcj * tcj)
-            dzt[j] = dc[j] * gg * gi * (1 - gi)
-            dzt[d + j] = dc[j] * gi * (1 - gg * gg)
-            dzt[2 * d + j] = dc[j] * c[t * d + j] * gf * (1 - gf)
-            dzt[3 * d + j] = dh[j] * tcj * go * (1 - go)
-            dc[j] = dc[j] * gf
-        memset(dh, 0, d * sizeof(floating))
-        gemv_t(G, d, Wh, d, dzt, dh)
-    memset(G_out, 0, T * e * sizeof(floating))
-    gemm(T, G, e, dz, G, Wx, e, G_out, e)
+            rest[k] = rest[k] + Rh[k * d + j]
+    input_part(p, cl, ch, 2 * d, d, True, w)
 
 
-cdef void gru_forward_direction(const floating *p, Py_ssize_t e, Py_ssize_t d,
-                                const floating *x, Py_ssize_t T, bint reverse,
-                                floating *a, floating *gates, floating *gh,
-                                floating *h) noexcept nogil:
-    """Run one GRU direction over x (T, e).
-
-    Fills a (T, 3d) pre-activations a_r, a_z, a_n in sentence order, and in
-    processing order: gates (T, 3d) r, z, n; gh (T, 3d) = Wh h_{t-1} + bh,
-    whose last d entries are u; h (T+1, d) whose row 0 is the zero initial
-    state and row t+1 the state after step t.
-    """
-    cdef const floating *WxT = p + 3 * d * e
-    cdef const floating *WhT = p + 6 * d * e + 3 * d * d
-    cdef const floating *bx = WhT + 3 * d * d
-    cdef const floating *bh = bx + 3 * d
-    cdef Py_ssize_t t, j, pos, G = 3 * d
-    cdef floating *at
-    cdef floating *gt
-    cdef floating *ght
-    for t in range(T):
-        memcpy(a + t * G, bx, G * sizeof(floating))
-    gemm(T, e, G, x, e, WxT, G, a, G)
-    memset(h, 0, d * sizeof(floating))
-    for t in range(T):
-        pos = T - 1 - t if reverse else t
-        at = a + pos * G
-        gt = gates + t * G
-        ght = gh + t * G
-        memcpy(ght, bh, G * sizeof(floating))
-        gemv_t(d, G, WhT, G, h + t * d, ght)
-        for j in range(2 * d):
-            at[j] = at[j] + ght[j]
-        sigmoid(2 * d, at, gt)
-        for j in range(d):
-            at[2 * d + j] = at[2 * d + j] + gt[j] * ght[2 * d + j]
-        tanh_(d, at + 2 * d, gt + 2 * d)
-        for j in range(d):
-            h[(t + 1) * d + j] = ((1 - gt[d + j]) * gt[2 * d + j]
-                                  + gt[d + j] * h[t * d + j])
-
-
-cdef floating gru_lrp_direction(const floating *p, const floating *why, floating by,
-                                floating score, Py_ssize_t e, Py_ssize_t d,
-                                Py_ssize_t n_dir, const floating *x, Py_ssize_t T,
-                                bint reverse, floating *a,
-                                const floating *gates, const floating *gh,
-                                const floating *h, floating eps, floating bias_factor,
-                                const floating *inject, Py_ssize_t ld_inject,
-                                floating *scratch, floating *R) noexcept nogil:
-    """LRP through one GRU direction into R (T, e); the arguments as for
-    lrp_direction, the states as gru_forward_direction leaves them (a_n
-    becomes R / (a_n + eps sgn a_n), whose product with Wx_n comes after
-    the last step). Returns the relevance left on the initial state."""
-    cdef const floating *Wx = p
-    cdef const floating *Wh = p + 6 * d * e
-    cdef const floating *bx = Wh + 6 * d * d
-    cdef const floating *bh = bx + 3 * d
-    cdef floating *Rh = scratch
-    cdef floating *Rp = scratch + d             # relevance of z * h_{t-1}
-    cdef floating *q = scratch + 2 * d          # R / (z + eps sgn z) of one layer
-    cdef floating *v = scratch + 3 * d
-    cdef floating *shares = scratch + 8 * d     # (T,) the bias share of x_t
-    cdef Py_ssize_t t, j, pos, G = 3 * d
-    cdef floating share, share2, zz, rest = 0
-    cdef floating *at
-    cdef const floating *gt
-    cdef const floating *ght
-
-    output_relevance(why, by, score, d, n_dir, h + T * d, eps, bias_factor, Rh)
-    for t in range(T - 1, -1, -1):
-        pos = T - 1 - t if reverse else t
-        at = a + pos * G
-        gt = gates + t * G
-        ght = gh + t * G
-        if inject != NULL:
+cdef void gradient_lstm(const floating *p, const Cell *cl, const Chunk *ch, Py_ssize_t dr,
+                        const floating *top, const Py_ssize_t *tgt,
+                        const floating *inject, Py_ssize_t ld_inject,
+                        floating *w) noexcept nogil:
+    """d s[target] / d x through one LSTM direction; z receives the
+    pre-activation gradients."""
+    cdef Py_ssize_t s, k, j, r, n, d = cl.d, G = cl.G
+    cdef floating *dh = w + cl.Rh
+    cdef floating *dc = w + cl.Rc
+    cdef floating *c = w + cl.c
+    cdef const floating *a
+    cdef floating *dz
+    cdef floating gi, gg, gf, go, tcj, c_prev
+    for s in range(ch.S - 1, -1, -1):
+        n = ch.n_active[s]
+        start_sequences(cl, ch, s, top, tgt, NULL, False, w)
+        add_inject(cl, ch, s, dr, inject, ld_inject, w)
+        for k in range(n):
+            r = ch.row0[s] + k
+            a = w + cl.gates + r * G
+            dz = w + cl.z + r * G
             for j in range(d):
-                Rh[j] = Rh[j] + inject[pos * ld_inject + j]
-        # h_t -> ((1 - z) n, z h_{t-1}); each passes all to its signal
-        share = 0
-        for j in range(d):
-            zz = h[(t + 1) * d + j]
-            q[j] = Rh[j] / (zz + eps * sgn(zz))
-            share = share + eps * sgn(zz) * q[j]
-        share = bias_factor * share / (2 * d)
-        for j in range(d):
-            Rp[j] = gt[d + j] * h[t * d + j] * q[j] + share
-            zz = at[2 * d + j]
-            q[j] = ((1 - gt[d + j]) * gt[2 * d + j] * q[j] + share) / (zz + eps * sgn(zz))
-        # a_n -> (x_t, m = r * u)
-        share = 0
-        for j in range(d):
-            share = share + (bx[2 * d + j] + eps * sgn(at[2 * d + j])) * q[j]
-            at[2 * d + j] = q[j]
-        share = bias_factor * share / (d + e)
-        shares[pos] = share
-        # m passes all to u; u -> h_{t-1}
-        share2 = 0
-        for j in range(d):
-            zz = ght[2 * d + j]
-            q[j] = (gt[j] * zz * q[j] + share) / (zz + eps * sgn(zz))
-            share2 = share2 + (bh[2 * d + j] + eps * sgn(zz)) * q[j]
-        share2 = bias_factor * share2 / d
-        memset(v, 0, d * sizeof(floating))
-        gemv_t(d, d, Wh + 2 * d * d, d, q, v)
-        for j in range(d):
-            Rh[j] = Rp[j] + h[t * d + j] * v[j] + share2
-    input_relevance(T, d, e, a + 2 * d, G, Wx + 2 * d * e, x, shares, R)
-    for j in range(d):
-        rest = rest + Rh[j]
-    return rest
+                gi = a[j]
+                gg = a[d + j]
+                gf = a[2 * d + j]
+                go = a[3 * d + j]
+                tcj = w[cl.tc + r * d + j]
+                c_prev = c[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
+                dc[k * d + j] = dc[k * d + j] + dh[k * d + j] * go * (1 - tcj * tcj)
+                dz[j] = dc[k * d + j] * gg * gi * (1 - gi)
+                dz[d + j] = dc[k * d + j] * gi * (1 - gg * gg)
+                dz[2 * d + j] = dc[k * d + j] * c_prev * gf * (1 - gf)
+                dz[3 * d + j] = dh[k * d + j] * tcj * go * (1 - go)
+                dc[k * d + j] = dc[k * d + j] * gf
+        memset(dh, 0, n * d * sizeof(floating))
+        if s > 0:
+            gemm(n, G, d, w + cl.z + ch.row0[s] * G, G, p + cl.Wh, d, dh, d)
+    input_part(p, cl, ch, 0, G, False, w)
 
 
-cdef void gru_gradient_direction(const floating *p, const floating *why,
-                                 Py_ssize_t e, Py_ssize_t d, Py_ssize_t T,
-                                 bint reverse, const floating *gates,
-                                 const floating *gh, const floating *h,
-                                 const floating *inject, Py_ssize_t ld_inject,
-                                 floating *da, floating *scratch,
-                                 floating *G_out) noexcept nogil:
-    """d s[target] / d x through one GRU direction into G_out (T, e); the
-    arguments as for gradient_direction. da (T, 3d) receives the gradients
-    of a_r, a_z, a_n in sentence order; then G_out = da Wx."""
-    cdef const floating *Wx = p
-    cdef const floating *Wh = p + 6 * d * e
-    cdef floating *dh = scratch
-    cdef floating *coef = scratch + d           # (3d,) what Wh^T carries to h_{t-1}
-    cdef floating *dat
-    cdef Py_ssize_t t, j, pos, G = 3 * d
-    cdef floating r, z, n, da_n
-    cdef const floating *gt
-    cdef const floating *ght
-
-    for j in range(d):
-        dh[j] = why[j] if why != NULL else 0
-    for t in range(T - 1, -1, -1):
-        pos = T - 1 - t if reverse else t
-        gt = gates + t * G
-        ght = gh + t * G
-        dat = da + pos * G
-        if inject != NULL:
+cdef void gradient_gru(const floating *p, const Cell *cl, const Chunk *ch, Py_ssize_t dr,
+                       const floating *top, const Py_ssize_t *tgt,
+                       const floating *inject, Py_ssize_t ld_inject,
+                       floating *w) noexcept nogil:
+    """d s[target] / d x through one GRU direction; z receives the gradients
+    of a_r, a_z, a_n; v the coefficients that Wh carries to h_{t-1}."""
+    cdef Py_ssize_t s, k, j, r, n, d = cl.d, G = cl.G
+    cdef floating *dh = w + cl.Rh
+    cdef floating *v = w + cl.v
+    cdef const floating *g
+    cdef const floating *gh
+    cdef floating *da
+    cdef floating rr, zz, nn, da_n, h_prev
+    for s in range(ch.S - 1, -1, -1):
+        n = ch.n_active[s]
+        start_sequences(cl, ch, s, top, tgt, NULL, False, w)
+        add_inject(cl, ch, s, dr, inject, ld_inject, w)
+        for k in range(n):
+            r = ch.row0[s] + k
+            g = w + cl.gates + r * G
+            gh = w + cl.c + r * G
+            da = w + cl.z + r * G
             for j in range(d):
-                dh[j] = dh[j] + inject[pos * ld_inject + j]
-        for j in range(d):
-            r = gt[j]
-            z = gt[d + j]
-            n = gt[2 * d + j]
-            da_n = dh[j] * (1 - z) * (1 - n * n)
-            dat[j] = da_n * ght[2 * d + j] * r * (1 - r)
-            dat[d + j] = dh[j] * (h[t * d + j] - n) * z * (1 - z)
-            dat[2 * d + j] = da_n
-            coef[j] = dat[j]
-            coef[d + j] = dat[d + j]
-            coef[2 * d + j] = da_n * r
-            dh[j] = dh[j] * z
-        gemv_t(G, d, Wh, d, coef, dh)
-    memset(G_out, 0, T * e * sizeof(floating))
-    gemm(T, G, e, da, G, Wx, e, G_out, e)
+                rr = g[j]
+                zz = g[d + j]
+                nn = g[2 * d + j]
+                h_prev = w[cl.h + (ch.row0[s - 1] + k) * d + j] if s > 0 else 0
+                da_n = dh[k * d + j] * (1 - zz) * (1 - nn * nn)
+                da[j] = da_n * gh[2 * d + j] * rr * (1 - rr)
+                da[d + j] = dh[k * d + j] * (h_prev - nn) * zz * (1 - zz)
+                da[2 * d + j] = da_n
+                v[k * G + j] = da[j]
+                v[k * G + d + j] = da[d + j]
+                v[k * G + 2 * d + j] = da_n * rr
+                dh[k * d + j] = dh[k * d + j] * zz
+        if s > 0:
+            gemm(n, G, d, v, G, p + cl.Wh, d, dh, d)
+    input_part(p, cl, ch, 0, G, False, w)
 
 
-cdef void forward_layer_direction(const floating *params, Py_ssize_t l, Py_ssize_t dr,
-                                  bint gru, Py_ssize_t n_layers, Py_ssize_t n_dir,
-                                  Py_ssize_t e, Py_ssize_t d, const floating *x,
-                                  Py_ssize_t T, floating *work,
-                                  floating *H) noexcept nogil:
-    """The forward pass of direction dr of layer l (see explain_sequence for
-    the layout of work and H); below the top layer its hidden states go to
-    H in sentence order."""
-    cdef Py_ssize_t t, pos, per_dir = direction_size(T, d), D = n_dir * d
-    cdef const floating *xl = x if l == 0 else H + (l - 1) * T * D
-    cdef Py_ssize_t e_l = e if l == 0 else D
-    cdef floating *st = work + (l * n_dir + dr) * per_dir
-    cdef floating *h = hidden_states(st, T, d)
-    cdef const floating *p = params + block_offset(l, dr, n_dir, e, d, gru)
-    if gru:
-        gru_forward_direction(p, e_l, d, xl, T, dr == 1, st, st + 3 * T * d, st + 6 * T * d,
-                              h)
-    else:
-        forward_direction(p, e_l, d, xl, T, dr == 1, st, st + 4 * T * d, st + 8 * T * d,
-                          st + 9 * T * d, h)
-    if l < n_layers - 1:
-        for t in range(T):
-            pos = T - 1 - t if dr == 1 else t
-            memcpy(H + l * T * D + pos * D + dr * d, h + (t + 1) * d, d * sizeof(floating))
+# ---------------------------------------------------------------------------
+# One chunk, all layers
+
+cdef struct Problem:
+    # what every chunk of one call shares
+    Py_ssize_t n_layers, n_dir, C, e, N
+    bint gru, do_lrp, do_grad
+    int rule
 
 
-cdef void explain_sequence(const floating *params, Py_ssize_t n_layers, bint gru,
-                           const floating *Why, const floating *by,
-                           Py_ssize_t n_dir, Py_ssize_t e, Py_ssize_t d,
-                           Py_ssize_t C, const floating *x, Py_ssize_t T,
-                           Py_ssize_t N, Py_ssize_t *target, floating eps,
-                           floating bias_factor, int rule, bint do_lrp, bint do_grad,
-                           floating *scores, floating *R, floating *rest,
-                           floating *Gr, floating *words, floating *work,
-                           int n_inner) noexcept nogil:
-    """Forward pass and the requested backward passes of one sequence, the
-    directions of each layer on up to n_inner threads.
-
-    x (T, e); R and Gr point at the sequence's first row in the direction-0
-    plane of (n_dir, N, e) outputs, words at its first entry in row 0 of
-    the (3, N) word-level output (rows: LRP, SA, GI); *target < 0 is
-    replaced by the argmax. Layer l > 0 reads the hidden states of layer
-    l - 1, both directions concatenated (forward first), in sentence order.
-    gru: GRU cells instead of LSTM cells.
-    """
-    cdef Py_ssize_t k, j, t, l, best, dr
-    cdef Py_ssize_t per_dir = direction_size(T, d), D = n_dir * d
-    cdef floating *H = work + n_layers * n_dir * per_dir      # (n_layers - 1, T, D)
-    cdef floating *down = H + (n_layers - 1) * T * D           # 3 x (T, D)
-    cdef floating *scratch = down + (3 * T * D if n_layers > 1 else 0)   # per direction
-    cdef floating *st
-    cdef floating acc, acc2, g, rest_total = 0
-
-    # states of (layer l, direction dr): z, gates, tanh(c), c, h at st; the
-    # directions of a layer are independent and may run on n_inner threads
-    for l in range(n_layers):
-        for dr in prange(n_dir, num_threads=n_inner, schedule="static"):
-            forward_layer_direction(params, l, dr, gru, n_layers, n_dir, e, d, x, T,
-                                    work, H)
-    for k in range(C):
-        scores[k] = by[k]
-        for dr in range(n_dir):
-            st = hidden_states(work + ((n_layers - 1) * n_dir + dr) * per_dir, T, d)
-            for j in range(d):
-                scores[k] = scores[k] + Why[(dr * C + k) * d + j] * st[T * d + j]
-    if target[0] < 0:
-        best = 0
-        for k in range(1, C):
-            if scores[k] > scores[best]:
-                best = k
-        target[0] = best
-    if do_lrp:
-        rest_total = backward_layers(params, n_layers, gru, Why, by, scores, n_dir, e, d,
-                                     C, x, T, N, target[0], eps, bias_factor, rule, True,
-                                     H, down, scratch, work, R, n_inner)
-    if do_grad:
-        # overwrites z, which LRP no longer needs
-        backward_layers(params, n_layers, gru, Why, by, scores, n_dir, e, d, C, x, T, N,
-                        target[0], eps, bias_factor, rule, False, H, down, scratch, work, Gr,
-                        n_inner)
-    rest[0] = rest_total
-    # word level: LRP sum_k R[t, k], SA sum_k g[t, k]^2, GI sum_k g[t, k] x[t, k]
-    for t in range(T):
-        if do_lrp:
-            acc = 0
-            for k in range(e):
-                acc = acc + R[t * e + k]
-                if n_dir == 2:
-                    acc = acc + R[(N + t) * e + k]
-            words[t] = acc
-        if do_grad:
-            acc = 0
-            acc2 = 0
-            for k in range(e):
-                g = Gr[t * e + k]
-                if n_dir == 2:
-                    g = g + Gr[(N + t) * e + k]
-                acc = acc + g * g
-                acc2 = acc2 + g * x[t * e + k]
-            words[N + t] = acc
-            words[2 * N + t] = acc2
-
-
-cdef floating backward_layers(const floating *params, Py_ssize_t n_layers, bint gru,
-                              const floating *Why, const floating *by,
-                              const floating *scores, Py_ssize_t n_dir, Py_ssize_t e,
-                              Py_ssize_t d, Py_ssize_t C, const floating *x,
-                              Py_ssize_t T, Py_ssize_t N, Py_ssize_t target,
-                              floating eps, floating bias_factor, int rule, bint lrp,
-                              floating *H, floating *down, floating *scratch,
-                              floating *work, floating *out0, int n_inner) noexcept nogil:
-    """LRP (lrp true) or the gradient from the top layer down to x.
-
-    Each layer sends what reaches its input, summed over its directions, to
-    the hidden states of the layer below, through two (T, n_dir d) buffers
-    used in turn and a third for the second direction's share. out0 is the
-    direction-0 plane of the (n_dir, N, e) output; direction dr works in
-    scratch + dr (8d + T). The directions of a layer run on up to n_inner
-    threads. Returns the relevance left on the initial states (LRP), summed
-    in the order layer by layer from the top, direction 0 first.
-    """
-    cdef Py_ssize_t l, dr, j, D = n_dir * d
-    cdef floating *inject = NULL
-    cdef floating *into
-    cdef floating rest = 0
-    cdef floating rests[2]
-    for l in range(n_layers - 1, -1, -1):
-        into = down + ((n_layers - 1 - l) % 2) * T * D
-        for dr in prange(n_dir, num_threads=n_inner, schedule="static"):
-            rests[dr] = backward_direction(
-                params, l, dr, n_layers, gru, Why, by, scores, n_dir, e, d, C, x, T, N,
-                target, eps, bias_factor, rule, lrp, H, inject,
-                out0 + dr * N * e if l == 0 else (into if dr == 0 else down + 2 * T * D),
-                scratch + dr * (8 * d + T), work)
-        for dr in range(n_dir):
-            rest = rest + rests[dr]
-        if l > 0:
-            if n_dir == 2:
-                for j in range(T * D):
-                    into[j] = into[j] + down[2 * T * D + j]
-            inject = into
-    return rest
-
-
-cdef floating backward_direction(const floating *params, Py_ssize_t l, Py_ssize_t dr,
-                                 Py_ssize_t n_layers, bint gru, const floating *Why,
-                                 const floating *by, const floating *scores,
-                                 Py_ssize_t n_dir, Py_ssize_t e, Py_ssize_t d, Py_ssize_t C,
-                                 const floating *x, Py_ssize_t T, Py_ssize_t N,
-                                 Py_ssize_t target, floating eps, floating bias_factor,
-                                 int rule, bint lrp, const floating *H,
-                                 const floating *inject, floating *out,
-                                 floating *scratch, floating *work) noexcept nogil:
-    """LRP or the gradient through direction dr of layer l into out (T, e_l);
-    inject: what the layer above sent to the hidden states (T, n_dir d), or
-    NULL in the top layer. Returns the relevance left on the initial states
-    (LRP; 0 for the gradient)."""
-    cdef Py_ssize_t D = n_dir * d, e_l = e if l == 0 else D
-    cdef const floating *xl = x if l == 0 else H + (l - 1) * T * D
-    cdef floating *st = work + (l * n_dir + dr) * direction_size(T, d)
-    cdef floating *h = hidden_states(st, T, d)
-    cdef const floating *p = params + block_offset(l, dr, n_dir, e, d, gru)
-    cdef const floating *why = Why + (dr * C + target) * d if l == n_layers - 1 else NULL
-    cdef const floating *inj = inject + dr * d if inject != NULL else NULL
-    if lrp and gru:
-        return gru_lrp_direction(p, why, by[target], scores[target], e_l, d, n_dir, xl, T,
-                                 dr == 1, st, st + 3 * T * d, st + 6 * T * d, h, eps,
-                                 bias_factor, inj, D, scratch, out)
+cdef void backward_direction(const floating *params, const Cell *cl, const Chunk *ch,
+                             const Problem *pb, Py_ssize_t dr, const floating *top,
+                             const Py_ssize_t *tgt, const floating *coef,
+                             const floating *inject, floating eps, floating bias_factor,
+                             bint lrp, floating *w) noexcept nogil:
+    """One direction's LRP or gradient; inject is the carry buffer (token
+    rows of n_dir d) or NULL in the top layer."""
+    cdef Py_ssize_t ld = pb.n_dir * cl.d
+    cdef const floating *inj = inject + dr * cl.d if inject != NULL else NULL
+    cdef floating *rest = w + ch.rests + dr * ch.b
     if lrp:
-        return lrp_direction(p, why, by[target], scores[target], e_l, d, n_dir, xl, T,
-                             dr == 1, st, st + 4 * T * d, st + 8 * T * d, st + 9 * T * d, h,
-                             eps, bias_factor, rule, inj, D, scratch, out)
-    if gru:
-        gru_gradient_direction(p, why, e_l, d, T, dr == 1, st + 3 * T * d, st + 6 * T * d,
-                               h, inj, D, st, scratch, out)
+        memset(rest, 0, ch.b * sizeof(floating))
+    if lrp and pb.gru:
+        lrp_gru(params, cl, ch, dr, top, tgt, coef, inj, ld, eps, bias_factor, rest, w)
+    elif lrp:
+        lrp_lstm(params, cl, ch, dr, top, tgt, coef, inj, ld, eps, bias_factor, pb.rule,
+                 rest, w)
+    elif pb.gru:
+        gradient_gru(params, cl, ch, dr, top, tgt, inj, ld, w)
     else:
-        gradient_direction(p, why, e_l, d, T, dr == 1, st + 4 * T * d, st + 8 * T * d,
-                           st + 9 * T * d, inj, D, st, scratch, out)
+        gradient_lstm(params, cl, ch, dr, top, tgt, inj, ld, w)
+
+
+cdef void backward_layers(const floating *params, const Cell *cells, const Chunk *ch,
+                          const Problem *pb, const floating *Why, const Py_ssize_t *tgt,
+                          const floating *coef, floating eps, floating bias_factor,
+                          bint lrp, floating *rest, floating *out0, floating *w,
+                          int n_inner) noexcept nogil:
+    """LRP (lrp true) or the gradient from the top layer down to x. Each
+    layer's directions run on up to n_inner threads; what reaches a layer's
+    input is then summed over its directions (forward first) into the
+    token-order carry buffer for the layer below or, for the first layer,
+    copied to out0, the (n_dir, N, e) output. rest (b,) receives LRP's
+    relevance on the initial states, layer by layer from the top, forward
+    direction first."""
+    cdef Py_ssize_t l, dr, r, j, k, D, row
+    cdef Py_ssize_t n_dir = pb.n_dir, top_d = cells[(pb.n_layers - 1) * n_dir].d
+    cdef floating *carry = w + ch.carry
+    cdef floating *inject = NULL
+    cdef const floating *src
+    for l in range(pb.n_layers - 1, -1, -1):
+        for dr in prange(n_dir, num_threads=n_inner, schedule="static"):
+            backward_direction(params, &cells[l * n_dir + dr], ch, pb, dr,
+                               Why + dr * pb.C * top_d if l == pb.n_layers - 1 else NULL,
+                               tgt, coef, inject, eps, bias_factor, lrp, w)
+        if lrp:
+            for dr in range(n_dir):
+                for k in range(ch.b):
+                    rest[k] = rest[k] + w[ch.rests + dr * ch.b + k]
+        if l > 0:
+            D = cells[l * n_dir].e
+            memset(carry, 0, ch.N * D * sizeof(floating))
+            for dr in range(n_dir):
+                src = w + cells[l * n_dir + dr].out
+                for r in range(ch.N):
+                    row = ch.local[dr * ch.N + r]
+                    for j in range(D):
+                        carry[row * D + j] += src[r * D + j]
+            inject = carry
+        else:
+            for dr in range(n_dir):
+                src = w + cells[dr].out
+                for r in range(ch.N):
+                    row = ch.glob[ch.local[dr * ch.N + r]]
+                    memcpy(out0 + (dr * pb.N + row) * pb.e, src + r * pb.e,
+                           pb.e * sizeof(floating))
+
+
+cdef int explain_chunk(const floating *params, const Py_ssize_t[:, :, ::1] layout,
+                       const Problem *pb, const floating *Why, const floating *by,
+                       const floating *x, const Py_ssize_t *offsets,
+                       const Py_ssize_t *seq, Py_ssize_t b, Py_ssize_t *targets,
+                       floating eps, floating bias_factor, floating *scores,
+                       floating *relevance, floating *rest, floating *gradient,
+                       floating *words, floating *mass, int n_inner) noexcept nogil:
+    """Forward pass and the requested backward passes of the sequences
+    seq[0:b] (longest first) in lockstep; outputs as for `explain`. Returns
+    0, or -1 when out of memory."""
+    cdef Chunk ch
+    cdef Cell *cells
+    cdef Cell *cl
+    cdef floating *w = NULL
+    cdef floating *coef
+    cdef floating *chunk_rest
+    cdef Py_ssize_t *tgt
+    cdef Py_ssize_t l, dr, k, j, t, c, r, row, best, D, size, i, q
+    cdef Py_ssize_t n_dir = pb.n_dir, C = pb.C, e = pb.e, top_d
+    cdef const floating *h_last
+    cdef floating score, acc, acc2, gsum, sq, mass_k
+    if chunk_open(&ch, seq, b, offsets) != 0:
+        return -1
+    cells = <Cell *>malloc(pb.n_layers * n_dir * sizeof(Cell))
+    tgt = <Py_ssize_t *>malloc(b * sizeof(Py_ssize_t))
+    if cells != NULL and tgt != NULL:
+        size = cells_open(cells, layout, pb.gru, &ch)
+        w = <floating *>malloc((size + 3 * b) * sizeof(floating))
+    if w == NULL:
+        free(cells)
+        free(tgt)
+        free(ch.seq)
+        return -1
+    coef = w + size                 # (b, 2) LRP's output-layer coefficients
+    chunk_rest = coef + 2 * b       # (b,)
+    top_d = cells[(pb.n_layers - 1) * n_dir].d
+    # forward, layer by layer; below the top each layer's hidden states go
+    # to its token-order block, the next layer's input
+    for l in range(pb.n_layers):
+        for dr in prange(n_dir, num_threads=n_inner, schedule="static"):
+            forward_cell(params, cells, &ch, pb, dr, l, x, w)
+    # scores and targets
+    for k in range(b):
+        for c in range(C):
+            score = by[c]
+            for dr in range(n_dir):
+                cl = &cells[(pb.n_layers - 1) * n_dir + dr]
+                h_last = w + cl.h + (ch.row0[ch.length[k] - 1] + k) * top_d
+                for j in range(top_d):
+                    score = score + Why[(dr * C + c) * top_d + j] * h_last[j]
+            scores[seq[k] * C + c] = score
+        if targets[seq[k]] < 0:
+            best = 0
+            for c in range(1, C):
+                if scores[seq[k] * C + c] > scores[seq[k] * C + best]:
+                    best = c
+            targets[seq[k]] = best
+        tgt[k] = targets[seq[k]]
+        # the output layer's epsilon rule: h_j of the top layer gets
+        # why_j h_j r + share, r = s / (s + eps sgn s), N = n_dir d lower units
+        score = scores[seq[k] * C + tgt[k]]
+        coef[2 * k] = score / (score + eps * sgn(score))
+        coef[2 * k + 1] = (bias_factor * (by[tgt[k]] + eps * sgn(score)) / (n_dir * top_d)
+                           * coef[2 * k])
+        chunk_rest[k] = 0
+    if pb.do_lrp:
+        backward_layers(params, cells, &ch, pb, Why, tgt, coef, eps, bias_factor, True,
+                        chunk_rest, relevance, w, n_inner)
+    if pb.do_grad:
+        backward_layers(params, cells, &ch, pb, Why, tgt, coef, eps, bias_factor, False,
+                        chunk_rest, gradient, w, n_inner)
+    # word level: LRP sum_k R[t, k], SA sum_k g[t, k]^2, GI sum_k g[t, k] x[t, k];
+    # mass: sum of |R| over the sequence's inputs
+    for k in range(b):
+        rest[seq[k]] = chunk_rest[k]
+        mass_k = 0
+        for t in range(offsets[seq[k]], offsets[seq[k] + 1]):
+            if pb.do_lrp:
+                acc = 0
+                for dr in range(n_dir):
+                    for i in range(e):
+                        q = (dr * pb.N + t) * e + i
+                        acc = acc + relevance[q]
+                        mass_k = mass_k + (relevance[q] if relevance[q] >= 0 else -relevance[q])
+                words[t] = acc
+            if pb.do_grad:
+                acc = 0
+                acc2 = 0
+                for i in range(e):
+                    gsum = 0
+                    for dr in range(n_dir):
+                        gsum = gsum + gradient[(dr * pb.N + t) * e + i]
+                    acc = acc + gsum * gsum
+                    acc2 = acc2 + gsum * x[t * e + i]
+                words[pb.N + t] = acc
+                words[2 * pb.N + t] = acc2
+        mass[seq[k]] = mass_k
+    free(w)
+    free(cells)
+    free(tgt)
+    free(ch.seq)
     return 0
+
+
+cdef void forward_cell(const floating *params, const Cell *cells, const Chunk *ch,
+                       const Problem *pb, Py_ssize_t dr, Py_ssize_t l,
+                       const floating *x, floating *w) noexcept nogil:
+    """Gather the input of direction dr of layer l, run it, and below the top
+    layer write its hidden states to the layer's token-order block."""
+    cdef const Cell *cl = &cells[l * pb.n_dir + dr]
+    cdef Py_ssize_t r, D = pb.n_dir * cl.d
+    cdef floating *H = hidden_block(cells, pb.n_dir, l, ch.N, w)
+    if l == 0:
+        gather_input(x, pb.e, cl, ch, dr, True, w)
+    else:
+        gather_input(hidden_block(cells, pb.n_dir, l - 1, ch.N, w), cl.e, cl, ch, dr, False,
+                     w)
+    if pb.gru:
+        forward_gru(params, cl, ch, w)
+    else:
+        forward_lstm(params, cl, ch, w)
+    if l < pb.n_layers - 1:
+        for r in range(ch.N):
+            memcpy(H + ch.local[dr * ch.N + r] * D + dr * cl.d, w + cl.h + r * cl.d,
+                   cl.d * sizeof(floating))
 
 
 cdef bint all_finite(const floating *a, Py_ssize_t n) noexcept nogil:
@@ -754,71 +872,77 @@ cdef bint all_finite(const floating *a, Py_ssize_t n) noexcept nogil:
     return True
 
 
-cdef Py_ssize_t first_nonfinite(const floating[:, ::1] x) noexcept nogil:
-    """Index of the first row of x holding NaN or infinity, or -1."""
-    cdef Py_ssize_t i, k
-    cdef floating v
-    for i in range(x.shape[0]):
-        for k in range(x.shape[1]):
-            v = x[i, k]
-            if not (v - v == 0):    # false for NaN and for +-inf
-                return i
-    return -1
+class NonFiniteInput(ValueError):
+    """A row of the batch's x holds NaN or infinity (its index: `row`)."""
+
+    def __init__(self, row):
+        super().__init__(f"row {row} of x contains NaN or infinity")
+        self.row = row
 
 
-def explain(const floating[::1] params, Py_ssize_t n_layers, bint gru,
-            const floating[:, :, ::1] Why,
-            const floating[::1] by, const floating[:, ::1] x,
-            const Py_ssize_t[::1] offsets, Py_ssize_t[::1] targets,
-            double eps, double bias_factor, int rule, bint do_lrp, bint do_grad,
-            floating[:, ::1] scores, floating[:, :, ::1] relevance,
-            floating[::1] rest, floating[:, :, ::1] gradient,
-            floating[:, ::1] words, floating[:, ::1] work, int n_threads):
-    """Explain B sequences stored end to end in x (N, e) through n_layers
-    of LSTM (gru false) or GRU cells.
+def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, bint gru,
+            const floating[:, :, ::1] Why, const floating[::1] by,
+            const floating[:, ::1] x, const Py_ssize_t[::1] offsets,
+            const Py_ssize_t[::1] order, const Py_ssize_t[::1] chunks,
+            Py_ssize_t[::1] targets, double eps, double bias_factor, int gate_rule,
+            bint do_lrp, bint do_grad, floating[:, ::1] scores,
+            floating[:, :, ::1] relevance, floating[::1] rest,
+            floating[:, :, ::1] gradient, floating[:, ::1] words, floating[::1] mass,
+            int n_threads):
+    """Explain B sequences stored end to end in x (N, e) through the layers
+    of LSTM (gru false) or GRU cells described by layout.
 
-    offsets (B+1,), targets (B,) (entries < 0 become the predicted class),
-    rule: the LRP rule for gate * signal products (RULE_SIGNAL ...),
-    scores (B, C), relevance and gradient (n_dir, N, e) (ignored unless
-    do_lrp / do_grad), rest (B,), words (3, N) word-level relevance of LRP,
-    SA and GI, work (n_work, workspace_size(max T)) with one row per
-    thread; n_threads <= n_work. A single sequence (B = 1) runs its
-    directions on up to n_threads threads in one row of work. The caller
+    layout (n_layers, n_dir, 8): per direction of each layer, e_l, d_l and
+    the params offsets of Wx, WxT, Wh, WhT, bx, bh (see `Cell`); Why
+    (n_dir, C, d_top), by (C,); offsets (B+1,); order (B,) the sequences
+    longest first, cut into chunks order[chunks[i]:chunks[i+1]] that run in
+    lockstep; targets (B,) (entries < 0 become the predicted class);
+    gate_rule: the LRP rule for gate * signal products (RULE_SIGNAL ...).
+    Outputs: scores (B, C); relevance and gradient (n_dir, N, e), through
+    each direction of the first layer (untouched unless do_lrp / do_grad);
+    rest (B,) the LRP relevance on the initial states; words (3, N) the
+    word-level LRP, SA and GI; mass (B,) sum |relevance| of each sequence.
+    The chunks run on up to n_threads threads; a single chunk runs the
+    directions of each layer on up to n_threads threads. The caller
     validates shapes.
 
-    Returns -1; or without computing anything the index of the first row
-    of x that holds NaN or infinity; or -2 when the LRP relevance
-    overflowed (an infinity or NaN in the word-level relevance or rest).
+    Raises NonFiniteInput (a ValueError) for NaN or infinity in x, before
+    computing anything, and MemoryError.
     """
-    cdef Py_ssize_t n_dir = Why.shape[0], C = Why.shape[1], d = Why.shape[2]
-    cdef Py_ssize_t e = x.shape[1], N = x.shape[0]
-    cdef Py_ssize_t B = targets.shape[0], k, row, bad
+    cdef Problem pb
+    cdef Py_ssize_t i, k, v, bad = -1, n_chunks = chunks.shape[0] - 1
+    cdef int failed = 0
     cdef floating feps = eps, fbias = bias_factor
     cdef floating *R0 = &relevance[0, 0, 0] if do_lrp else NULL
     cdef floating *G0 = &gradient[0, 0, 0] if do_grad else NULL
-
+    pb.n_layers = layout.shape[0]
+    pb.n_dir = layout.shape[1]
+    pb.C = Why.shape[1]
+    pb.e = x.shape[1]
+    pb.N = x.shape[0]
+    pb.gru = gru
+    pb.do_lrp = do_lrp
+    pb.do_grad = do_grad
+    pb.rule = gate_rule
     with nogil:
-        bad = first_nonfinite(x)
+        for i in range(x.shape[0]):
+            if not all_finite(&x[i, 0], x.shape[1]):
+                bad = i
+                break
     if bad >= 0:
-        return bad
-    # threads across sequences, or for one sequence across its directions
-    # (not both: OpenMP would serialize the inner of two nested teams)
+        raise NonFiniteInput(bad)
     with nogil:
-        if B == 1:
-            explain_sequence(&params[0], n_layers, gru, &Why[0, 0, 0], &by[0], n_dir, e, d,
-                             C, &x[0, 0], N, N, &targets[0], feps, fbias, rule, do_lrp,
-                             do_grad, &scores[0, 0], R0, &rest[0], G0, &words[0, 0],
-                             &work[0, 0], n_threads)
+        if n_chunks == 1:
+            failed = explain_chunk(&params[0], layout, &pb, &Why[0, 0, 0], &by[0], &x[0, 0],
+                                   &offsets[0], &order[0], order.shape[0], &targets[0], feps,
+                                   fbias, &scores[0, 0], R0, &rest[0], G0, &words[0, 0],
+                                   &mass[0], n_threads)
         else:
-            with parallel(num_threads=n_threads):
-                for k in prange(B, schedule="dynamic", chunksize=4):
-                    row = offsets[k]
-                    explain_sequence(&params[0], n_layers, gru, &Why[0, 0, 0], &by[0],
-                                     n_dir, e, d, C, &x[row, 0], offsets[k + 1] - row, N,
-                                     &targets[k], feps, fbias, rule, do_lrp, do_grad,
-                                     &scores[k, 0], R0 + row * e if do_lrp else NULL,
-                                     &rest[k], G0 + row * e if do_grad else NULL,
-                                     &words[0, row], &work[threadid(), 0], 1)
-    if do_lrp and not (all_finite(&words[0, 0], N) and all_finite(&rest[0], B)):
-        return -2
-    return -1
+            for i in prange(n_chunks, num_threads=n_threads, schedule="dynamic"):
+                if explain_chunk(&params[0], layout, &pb, &Why[0, 0, 0], &by[0], &x[0, 0],
+                                 &offsets[0], &order[chunks[i]], chunks[i + 1] - chunks[i],
+                                 &targets[0], feps, fbias, &scores[0, 0], R0, &rest[0], G0,
+                                 &words[0, 0], &mass[0], 1) != 0:
+                    failed = 1
+    if failed:
+        raise MemoryError("not enough memory for the kernels' states")

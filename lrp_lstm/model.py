@@ -1,4 +1,6 @@
 """The array-level model: an LSTM or GRU classifier and its explanations."""
+import contextlib
+
 import numpy as np
 
 from . import _validation as V
@@ -280,16 +282,27 @@ class BiLSTM:
     # -- computation ---------------------------------------------------------
 
     def _kernel_arrays(self, dtype):
-        """params (flat), Why (n_dir, C, d), bias (C,) in the kernels' layout."""
+        """params (flat), layout (n_layers, n_dir, 8), Why (n_dir, C, d_top) and
+        bias (C,) in the kernels' layout: each direction of each layer is the
+        block Wx (G, e_l) | WxT (e_l, G) | Wh (G, d_l) | WhT (d_l, G) | bx (G,)
+        | bh (G,), and its row of layout holds e_l, d_l and the offsets of
+        those six arrays (an LSTM's bh is folded into bx: the two biases act
+        as one)."""
         if dtype not in self._packed:
-            blocks = []
-            for w in (w for layer in self.layers for w in layer):
-                blocks += [w["Wxh"].ravel(), w["Wxh"].T.ravel(), w["Whh"].ravel(),
-                           w["Whh"].T.ravel()]
-                # an LSTM's two biases act as one; a GRU's hidden bias sits inside r * (.)
-                blocks += [w["bxh"] + w["bhh"]] if self.cell == "lstm" else [w["bxh"], w["bhh"]]
-            params = np.concatenate(blocks).astype(dtype)
-            self._packed[dtype] = (params,
+            blocks, layout, offset = [], [], 0
+            for layer in self.layers:
+                rows = []
+                for w in layer:
+                    G, e_l = w["Wxh"].shape
+                    bx = w["bxh"] + w["bhh"] if self.cell == "lstm" else w["bxh"]
+                    parts = (w["Wxh"], w["Wxh"].T, w["Whh"], w["Whh"].T, bx, w["bhh"])
+                    starts = np.cumsum([offset] + [a.size for a in parts])
+                    rows.append([e_l, w["Whh"].shape[1], *starts[:-1]])
+                    blocks += [a.ravel() for a in parts]
+                    offset = int(starts[-1])
+                layout.append(rows)
+            self._packed[dtype] = (np.concatenate(blocks).astype(dtype),
+                                   np.array(layout, dtype=np.intp),
                                    np.ascontiguousarray(np.stack(self.Why), dtype=dtype),
                                    self.bias.astype(dtype))
         return self._packed[dtype]
@@ -402,33 +415,36 @@ class BiLSTM:
         raise ValueError(f"unknown backend {backend!r}: expected 'cython' or 'numpy'")
 
     def _run_kernels(self, xs, targets, lrp, do_lrp, do_grad, n_threads, dtype, name):
-        params, Why, bias = self._kernel_arrays(dtype)
+        params, layout, Why, bias = self._kernel_arrays(dtype)
         B = len(xs)
         x, offsets = _stack(xs)
-        max_T = max(map(len, xs))
+        order, chunks = _chunks(np.diff(offsets))
         n_dir, e, N = len(self.layers[0]), self.input_size, x.shape[0]
-        # threads across inputs, or for a single input across its directions
-        n_threads = min(n_threads, B if B > 1 else n_dir)
         scores = np.empty((B, self.n_classes), dtype)
         relevance = np.empty((n_dir, N, e) if do_lrp else (1, 1, 1), dtype)
         gradient = np.empty((n_dir, N, e) if do_grad else (1, 1, 1), dtype)
         rest = np.zeros(B, dtype)
         words = np.empty((3, N), dtype)
-        work = np.empty((n_threads if B > 1 else 1,
-                         _kernels.workspace_size(max_T, self.n_layers, n_dir, e,
-                                                 self.hidden_size)), dtype)
-        bad = _kernels.explain(params, self.n_layers, self.cell == "gru", Why, bias, x,
-                               offsets, targets, *lrp,
-                               do_lrp, do_grad, scores, relevance, rest, gradient, words,
-                               work, n_threads)
-        if bad >= 0:
-            k = int(np.searchsorted(offsets, bad, side="right")) - 1
+        mass = np.zeros(B, dtype)
+        try:
+            with _blas_single_threaded(N):
+                _kernels.explain(params=params, layout=layout, gru=self.cell == "gru",
+                                 Why=Why, by=bias, x=x, offsets=offsets, order=order,
+                                 chunks=chunks, targets=targets, eps=lrp[0],
+                                 bias_factor=lrp[1], gate_rule=lrp[2], do_lrp=do_lrp,
+                                 do_grad=do_grad, scores=scores, relevance=relevance,
+                                 rest=rest, gradient=gradient, words=words, mass=mass,
+                                 n_threads=min(n_threads, max(len(chunks) - 1, n_dir)))
+        except _kernels.NonFiniteInput as err:
+            k = int(np.searchsorted(offsets, err.row, side="right")) - 1
             raise ValueError(f"{name or f'xs[{k}]'} contains NaN or infinity"
-                             + (" (after conversion to float32)" if dtype == np.float32 else ""))
+                             + (" (after conversion to float32)" if dtype == np.float32
+                                else "")) from None
+        overflow = do_lrp and not (np.isfinite(mass).all() and np.isfinite(rest).all())
         return {"scores": scores, "targets": targets, "offsets": offsets, "x": x,
                 "relevance": relevance if do_lrp else None, "rest": rest,
                 "gradient": gradient if do_grad else None, "words": words,
-                "overflow": bad == -2}
+                "overflow": overflow}
 
     def _run_oracle(self, xs, targets, lrp, do_lrp, do_grad, name):
         for k, x in enumerate(xs):
@@ -472,6 +488,40 @@ def _stack(xs):
     offsets = np.zeros(len(xs) + 1, dtype=np.intp)
     np.cumsum([x.shape[0] for x in xs], out=offsets[1:])
     return np.concatenate(xs), offsets
+
+
+# the lockstep chunks: at most this many sequences, and at least this many
+# chunks while there are enough sequences (so that threads have work)
+_CHUNK_SIZE = 64
+_MIN_CHUNKS = 4
+
+
+def _chunks(lengths):
+    """The kernels' lockstep plan for sequences of the given lengths (B,):
+    order (B,), the sequences longest first (ties in input order), and
+    bounds (n_chunks+1,), chunk i being order[bounds[i]:bounds[i+1]]. It
+    depends on the lengths alone, never on the number of threads, so
+    results do not either."""
+    B = len(lengths)
+    order = np.argsort(-lengths, kind="stable").astype(np.intp)
+    n_chunks = max(-(-B // _CHUNK_SIZE), min(B, _MIN_CHUNKS))
+    bounds = (np.arange(n_chunks + 1) * B) // n_chunks
+    return order, bounds.astype(np.intp)
+
+
+_blas_limiter = None
+
+
+def _blas_single_threaded(n_rows):
+    """A context in which SciPy's BLAS runs on the calling thread only (our
+    threads split the work); a no-op for inputs too small to reach BLAS."""
+    global _blas_limiter
+    if n_rows < 8:
+        return contextlib.nullcontext()
+    if _blas_limiter is None:
+        import threadpoolctl
+        _blas_limiter = threadpoolctl.ThreadpoolController()
+    return _blas_limiter.limit(limits=1, user_api="blas")
 
 
 _WORD_ROW = {"lrp": 0, "sa": 1, "gi": 2}
