@@ -73,13 +73,18 @@ Chunks are formed from the inputs alone, never from the number of threads,
 so the results do not depend on it.
 """
 from cython cimport floating
-from cython.parallel cimport prange, parallel
-from libc.stdlib cimport malloc, calloc, free
+from cython.parallel cimport prange
+from libc.stdlib cimport malloc, free
+from cython.parallel cimport threadid
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 
 cdef extern from "lrp_linalg.h" nogil:
+    void lrp_gemv_t_d(Py_ssize_t n_rows, Py_ssize_t n_cols, const double *A,
+                      Py_ssize_t lda, const double *coef, double *y)
+    void lrp_gemv_t_s(Py_ssize_t n_rows, Py_ssize_t n_cols, const float *A,
+                      Py_ssize_t lda, const float *coef, float *y)
     void lrp_gemm_d(Py_ssize_t n_t, Py_ssize_t n_rows, Py_ssize_t n_cols,
                     const double *X, Py_ssize_t ldx, const double *A, Py_ssize_t lda,
                     double *Y, Py_ssize_t ldy)
@@ -92,10 +97,12 @@ cdef extern from "lrp_linalg.h" nogil:
     void lrp_tanh_s(Py_ssize_t n, const float *z, float *out)
 
 
-# products with at least this many multiply-adds and rows go to BLAS (see
-# benchmarks/gemm.py for the measurement behind the numbers)
+# products with at least this many multiply-adds and rows go to BLAS; below,
+# our own products win (one sentence's steps and input projections)
 DEF BLAS_MIN_WORK = 200000
-DEF BLAS_MIN_ROWS = 8
+DEF BLAS_MIN_ROWS = 32
+# for the Python layer, which keeps BLAS's own threads out when it may be used
+blas_min_rows = BLAS_MIN_ROWS
 
 
 cdef inline void gemm(Py_ssize_t n_t, Py_ssize_t n_rows, Py_ssize_t n_cols,
@@ -117,6 +124,11 @@ cdef inline void gemm(Py_ssize_t n_t, Py_ssize_t n_rows, Py_ssize_t n_cols,
         else:
             sgemm(b"N", b"N", &m, &n, &k, &one_s, <float *>A, &ia, <float *>X, &ix,
                   &one_s, Y, &iy)
+    elif n_t == 1:      # one sentence's step: four rows of A at a time
+        if floating is double:
+            lrp_gemv_t_d(n_rows, n_cols, A, lda, X, Y)
+        else:
+            lrp_gemv_t_s(n_rows, n_cols, A, lda, X, Y)
     elif floating is double:
         lrp_gemm_d(n_t, n_rows, n_cols, X, ldx, A, lda, Y, ldy)
     else:
@@ -472,22 +484,34 @@ cdef void lrp_lstm(const floating *p, const Cell *cl, const Chunk *ch, Py_ssize_
             zt = w + cl.z + r * G
             Rg = v + k * G          # the relevance of the gates i, g, f, o
             share = 0
-            for j in range(d):
-                Rg[3 * d + j] = gate_share(rule, a[3 * d + j], w[cl.tc + r * d + j],
-                                           eps) * Rh[k * d + j]
-                Rc[k * d + j] = Rc[k * d + j] + (Rh[k * d + j] - Rg[3 * d + j])
-                zz = c[r * d + j]
-                Rc[k * d + j] = Rc[k * d + j] / (zz + eps * sgn(zz))
-                share = share + eps * sgn(zz) * Rc[k * d + j]
-            share = bias_factor * share / (2 * d)
-            for j in range(d):
-                c_prev = c[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
-                Rig = a[j] * a[d + j] * Rc[k * d + j] + share
-                Rfc = a[2 * d + j] * c_prev * Rc[k * d + j] + share
-                Rg[j] = gate_share(rule, a[j], a[d + j], eps) * Rig
-                Rg[d + j] = Rig - Rg[j]
-                Rc[k * d + j] = Rfc - gate_share(rule, a[2 * d + j], c_prev, eps) * Rfc
-                Rg[2 * d + j] = Rfc - Rc[k * d + j]
+            if rule == RULE_SIGNAL:     # the signals take all: the loops stay simple
+                for j in range(d):
+                    Rc[k * d + j] = Rc[k * d + j] + Rh[k * d + j]
+                    zz = c[r * d + j]
+                    Rc[k * d + j] = Rc[k * d + j] / (zz + eps * sgn(zz))
+                    share = share + eps * sgn(zz) * Rc[k * d + j]
+                share = bias_factor * share / (2 * d)
+                for j in range(d):
+                    c_prev = c[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
+                    Rg[d + j] = a[j] * a[d + j] * Rc[k * d + j] + share
+                    Rc[k * d + j] = a[2 * d + j] * c_prev * Rc[k * d + j] + share
+            else:
+                for j in range(d):
+                    Rg[3 * d + j] = gate_share(rule, a[3 * d + j], w[cl.tc + r * d + j],
+                                               eps) * Rh[k * d + j]
+                    Rc[k * d + j] = Rc[k * d + j] + (Rh[k * d + j] - Rg[3 * d + j])
+                    zz = c[r * d + j]
+                    Rc[k * d + j] = Rc[k * d + j] / (zz + eps * sgn(zz))
+                    share = share + eps * sgn(zz) * Rc[k * d + j]
+                share = bias_factor * share / (2 * d)
+                for j in range(d):
+                    c_prev = c[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
+                    Rig = a[j] * a[d + j] * Rc[k * d + j] + share
+                    Rfc = a[2 * d + j] * c_prev * Rc[k * d + j] + share
+                    Rg[j] = gate_share(rule, a[j], a[d + j], eps) * Rig
+                    Rg[d + j] = Rig - Rg[j]
+                    Rc[k * d + j] = Rfc - gate_share(rule, a[2 * d + j], c_prev, eps) * Rfc
+                    Rg[2 * d + j] = Rfc - Rc[k * d + j]
             # the gates' pre-activations -> (x_t, h_{t-1})
             share = 0
             for j in range(first, last):
@@ -743,14 +767,15 @@ cdef int explain_chunk(const floating *params, const Py_ssize_t[:, :, ::1] layou
                        const Py_ssize_t *seq, Py_ssize_t b, Py_ssize_t *targets,
                        floating eps, floating bias_factor, floating *scores,
                        floating *relevance, floating *rest, floating *gradient,
-                       floating *words, floating *mass, int n_inner) noexcept nogil:
+                       floating *words, floating *mass, floating *w, Py_ssize_t work_size,
+                       int n_inner) noexcept nogil:
     """Forward pass and the requested backward passes of the sequences
-    seq[0:b] (longest first) in lockstep; outputs as for `explain`. Returns
-    0, or -1 when out of memory."""
+    seq[0:b] (longest first) in lockstep, in the workspace w (work_size
+    entries); outputs as for `explain`. Returns 0, -1 when out of memory,
+    -2 when the workspace is too small."""
     cdef Chunk ch
     cdef Cell *cells
     cdef Cell *cl
-    cdef floating *w = NULL
     cdef floating *coef
     cdef floating *chunk_rest
     cdef Py_ssize_t *tgt
@@ -762,14 +787,17 @@ cdef int explain_chunk(const floating *params, const Py_ssize_t[:, :, ::1] layou
         return -1
     cells = <Cell *>malloc(pb.n_layers * n_dir * sizeof(Cell))
     tgt = <Py_ssize_t *>malloc(b * sizeof(Py_ssize_t))
-    if cells != NULL and tgt != NULL:
-        size = cells_open(cells, layout, pb.gru, &ch)
-        w = <floating *>malloc((size + 3 * b) * sizeof(floating))
-    if w == NULL:
+    if cells == NULL or tgt == NULL:
         free(cells)
         free(tgt)
         free(ch.seq)
         return -1
+    size = cells_open(cells, layout, pb.gru, &ch)
+    if size + 3 * b > work_size:
+        free(cells)
+        free(tgt)
+        free(ch.seq)
+        return -2
     coef = w + size                 # (b, 2) LRP's output-layer coefficients
     chunk_rest = coef + 2 * b       # (b,)
     top_d = cells[(pb.n_layers - 1) * n_dir].d
@@ -834,7 +862,6 @@ cdef int explain_chunk(const floating *params, const Py_ssize_t[:, :, ::1] layou
                 words[pb.N + t] = acc
                 words[2 * pb.N + t] = acc2
         mass[seq[k]] = mass_k
-    free(w)
     free(cells)
     free(tgt)
     free(ch.seq)
@@ -888,7 +915,7 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
             bint do_lrp, bint do_grad, floating[:, ::1] scores,
             floating[:, :, ::1] relevance, floating[::1] rest,
             floating[:, :, ::1] gradient, floating[:, ::1] words, floating[::1] mass,
-            int n_threads):
+            floating[:, ::1] work, int n_threads):
     """Explain B sequences stored end to end in x (N, e) through the layers
     of LSTM (gru false) or GRU cells described by layout.
 
@@ -902,16 +929,18 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     each direction of the first layer (untouched unless do_lrp / do_grad);
     rest (B,) the LRP relevance on the initial states; words (3, N) the
     word-level LRP, SA and GI; mass (B,) sum |relevance| of each sequence.
-    The chunks run on up to n_threads threads; a single chunk runs the
+    work (n_threads, size): one row per thread, size at least
+    workspace_size of every chunk. The chunks run on up to n_threads threads; a single chunk runs the
     directions of each layer on up to n_threads threads. The caller
     validates shapes.
 
     Raises NonFiniteInput (a ValueError) for NaN or infinity in x, before
-    computing anything, and MemoryError.
+    computing anything, MemoryError, and ValueError for a workspace that
+    is too small.
     """
     cdef Problem pb
     cdef Py_ssize_t i, k, v, bad = -1, n_chunks = chunks.shape[0] - 1
-    cdef int failed = 0
+    cdef int rc = 0, n_oom = 0, n_small = 0
     cdef floating feps = eps, fbias = bias_factor
     cdef floating *R0 = &relevance[0, 0, 0] if do_lrp else NULL
     cdef floating *G0 = &gradient[0, 0, 0] if do_grad else NULL
@@ -933,16 +962,37 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
         raise NonFiniteInput(bad)
     with nogil:
         if n_chunks == 1:
-            failed = explain_chunk(&params[0], layout, &pb, &Why[0, 0, 0], &by[0], &x[0, 0],
-                                   &offsets[0], &order[0], order.shape[0], &targets[0], feps,
-                                   fbias, &scores[0, 0], R0, &rest[0], G0, &words[0, 0],
-                                   &mass[0], n_threads)
+            rc = explain_chunk(&params[0], layout, &pb, &Why[0, 0, 0], &by[0], &x[0, 0],
+                               &offsets[0], &order[0], order.shape[0], &targets[0], feps,
+                               fbias, &scores[0, 0], R0, &rest[0], G0, &words[0, 0],
+                               &mass[0], &work[0, 0], work.shape[1], n_threads)
+            n_oom = rc == -1
+            n_small = rc == -2
         else:
             for i in prange(n_chunks, num_threads=n_threads, schedule="dynamic"):
-                if explain_chunk(&params[0], layout, &pb, &Why[0, 0, 0], &by[0], &x[0, 0],
-                                 &offsets[0], &order[chunks[i]], chunks[i + 1] - chunks[i],
-                                 &targets[0], feps, fbias, &scores[0, 0], R0, &rest[0], G0,
-                                 &words[0, 0], &mass[0], 1) != 0:
-                    failed = 1
-    if failed:
+                rc = explain_chunk(&params[0], layout, &pb, &Why[0, 0, 0], &by[0], &x[0, 0],
+                                   &offsets[0], &order[chunks[i]], chunks[i + 1] - chunks[i],
+                                   &targets[0], feps, fbias, &scores[0, 0], R0, &rest[0], G0,
+                                   &words[0, 0], &mass[0], &work[threadid(), 0],
+                                   work.shape[1], 1)
+                n_oom += rc == -1
+                n_small += rc == -2
+    if n_small:
+        raise ValueError("the workspace is smaller than workspace_size of a chunk")
+    if n_oom:
         raise MemoryError("not enough memory for the kernels' states")
+
+
+def workspace_size(const Py_ssize_t[:, :, ::1] layout, bint gru, Py_ssize_t b,
+                   Py_ssize_t N):
+    """Entries of the workspace of one chunk of b sequences and N tokens."""
+    cdef Chunk ch
+    cdef Cell *cells = <Cell *>malloc(layout.shape[0] * layout.shape[1] * sizeof(Cell))
+    cdef Py_ssize_t size
+    if cells == NULL:
+        raise MemoryError()
+    ch.b = b
+    ch.N = N
+    size = cells_open(cells, layout, gru, &ch) + 3 * b
+    free(cells)
+    return size

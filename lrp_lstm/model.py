@@ -1,5 +1,6 @@
 """The array-level model: an LSTM or GRU classifier and its explanations."""
 import contextlib
+import threading
 
 import numpy as np
 
@@ -426,6 +427,11 @@ class BiLSTM:
         rest = np.zeros(B, dtype)
         words = np.empty((3, N), dtype)
         mass = np.zeros(B, dtype)
+        n_threads = min(n_threads, max(len(chunks) - 1, n_dir))
+        tokens = np.concatenate(([0], np.cumsum(np.diff(offsets)[order])))[chunks]
+        size = max(_kernels.workspace_size(layout, self.cell == "gru", int(b - a), int(n))
+                   for a, b, n in zip(chunks[:-1], chunks[1:], np.diff(tokens)))
+        work = _workspace(n_threads if len(chunks) > 2 else 1, size, dtype)
         try:
             with _blas_single_threaded(N):
                 _kernels.explain(params=params, layout=layout, gru=self.cell == "gru",
@@ -434,7 +440,7 @@ class BiLSTM:
                                  bias_factor=lrp[1], gate_rule=lrp[2], do_lrp=do_lrp,
                                  do_grad=do_grad, scores=scores, relevance=relevance,
                                  rest=rest, gradient=gradient, words=words, mass=mass,
-                                 n_threads=min(n_threads, max(len(chunks) - 1, n_dir)))
+                                 work=work, n_threads=n_threads)
         except _kernels.NonFiniteInput as err:
             k = int(np.searchsorted(offsets, err.row, side="right")) - 1
             raise ValueError(f"{name or f'xs[{k}]'} contains NaN or infinity"
@@ -490,23 +496,53 @@ def _stack(xs):
     return np.concatenate(xs), offsets
 
 
-# the lockstep chunks: at most this many sequences, and at least this many
-# chunks while there are enough sequences (so that threads have work)
-_CHUNK_SIZE = 64
-_MIN_CHUNKS = 4
+# the lockstep plan: chunks of at most _CHUNK_SIZE sequences and
+# _CHUNK_TOKENS tokens (bigger chunks amortize BLAS's packing of the weights
+# over more rows), at least _MIN_CHUNKS of them while there are enough
+# sequences, so that threads have work
+_CHUNK_SIZE = 128
+_CHUNK_TOKENS = 8192
+_MIN_CHUNKS = 2
 
 
 def _chunks(lengths):
     """The kernels' lockstep plan for sequences of the given lengths (B,):
     order (B,), the sequences longest first (ties in input order), and
-    bounds (n_chunks+1,), chunk i being order[bounds[i]:bounds[i+1]]. It
-    depends on the lengths alone, never on the number of threads, so
-    results do not either."""
+    bounds (n_chunks+1,), chunk i being order[bounds[i]:bounds[i+1]], cut
+    where the chunks hold about equal numbers of tokens. It depends on the
+    lengths alone, never on the number of threads, so results do not either."""
     B = len(lengths)
+    if B == 1:
+        return np.zeros(1, np.intp), np.array((0, 1), np.intp)
     order = np.argsort(-lengths, kind="stable").astype(np.intp)
-    n_chunks = max(-(-B // _CHUNK_SIZE), min(B, _MIN_CHUNKS))
-    bounds = (np.arange(n_chunks + 1) * B) // n_chunks
+    tokens = np.cumsum(lengths[order])
+    n_chunks = max(-(-B // _CHUNK_SIZE), -(-int(tokens[-1]) // _CHUNK_TOKENS),
+                   min(B, _MIN_CHUNKS))
+    n_chunks = min(n_chunks, B)
+    cuts = np.searchsorted(tokens, tokens[-1] * np.arange(1, n_chunks) / n_chunks) + 1
+    bounds = np.concatenate(([0], cuts, [B]))
+    # every chunk non-empty
+    bounds = np.maximum(bounds, np.arange(n_chunks + 1))
+    bounds = np.minimum(bounds, B - n_chunks + np.arange(n_chunks + 1))
     return order, bounds.astype(np.intp)
+
+
+_workspaces = threading.local()
+_CACHED_WORKSPACE = 256 << 20     # bytes a calling thread keeps between calls
+
+
+def _workspace(n_rows, size, dtype):
+    """An uninitialized (n_rows, size) workspace; up to _CACHED_WORKSPACE bytes
+    are kept per calling thread for its next call (fresh pages cost more
+    than the explanation of a short batch)."""
+    cached = getattr(_workspaces, "array", None)
+    if (cached is not None and cached.dtype == dtype and cached.shape[0] >= n_rows
+            and cached.shape[1] >= size):
+        return cached
+    work = np.empty((n_rows, size), dtype)
+    if work.nbytes <= _CACHED_WORKSPACE:
+        _workspaces.array = work
+    return work
 
 
 _blas_limiter = None
@@ -516,7 +552,7 @@ def _blas_single_threaded(n_rows):
     """A context in which SciPy's BLAS runs on the calling thread only (our
     threads split the work); a no-op for inputs too small to reach BLAS."""
     global _blas_limiter
-    if n_rows < 8:
+    if n_rows < _kernels.blas_min_rows:
         return contextlib.nullcontext()
     if _blas_limiter is None:
         import threadpoolctl

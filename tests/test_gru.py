@@ -113,15 +113,16 @@ def test_gru_gate_order_batches_and_round_trips(tmp_path):
     rng = np.random.default_rng(45)
     xs = [rng.normal(0, 1, (T, 6)) for T in (1, 9, 4)]
     batch = model.explain_batch(xs, ("lrp", "gi"), n_threads=2)
-    for x, res in zip(xs, batch):
-        np.testing.assert_array_equal(other.explain(x, "lrp").relevance, res["lrp"].relevance)
-        np.testing.assert_array_equal(model.explain(x, "gi", n_threads=2).relevance,
-                                      res["gi"].relevance)
+    for x, res in zip(xs, batch):    # batches sum in another order: equal to rounding
+        np.testing.assert_allclose(other.explain(x, "lrp").relevance, res["lrp"].relevance,
+                                   rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(model.explain(x, "gi", n_threads=2).relevance,
+                                   res["gi"].relevance, rtol=1e-12, atol=1e-15)
     path = tmp_path / "gru.npz"
     lrp_lstm.save_model(model, path)
     back = lrp_lstm.load_model(path)
     assert back.cell == "gru"
-    np.testing.assert_array_equal(back.explain(xs[1]).relevance, batch[1]["lrp"].relevance)
+    np.testing.assert_array_equal(back.explain(xs[1]).relevance, model.explain(xs[1]).relevance)
     import pickle
     again = pickle.loads(pickle.dumps(model))
     assert again.cell == "gru"
