@@ -10,6 +10,7 @@
 import argparse
 import json
 import sys
+import warnings
 
 
 def _parser():
@@ -84,6 +85,8 @@ def _explain(clf, args, out):
     width = max(len(t) for t in expl.tokens)
     for tok, r in zip(expl.tokens, expl.word_relevance):
         out.write(f"{tok:<{width}}  {r:+.6f}\n")
+    if expl.amplification is not None:
+        print(f"amplification: {expl.amplification:.3g} (sum |R| / |score|)", file=sys.stderr)
 
 
 def _predict(clf, args, out):
@@ -140,12 +143,17 @@ def _evaluate(clf, args, out):
 
 def main(argv=None):
     args = _parser().parse_args(argv)
+    from .model import AmplificationWarning
     from .text import load_sst
 
     try:
         clf = load_sst()
-        {"explain": _explain, "predict": _predict,
-         "evaluate": _evaluate}[args.command](clf, args, sys.stdout)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", AmplificationWarning)
+            {"explain": _explain, "predict": _predict,
+             "evaluate": _evaluate}[args.command](clf, args, sys.stdout)
+        for w in caught:
+            print(f"lrp-lstm: warning: {w.message}", file=sys.stderr)
     except (ValueError, TypeError, OSError) as exc:
         print(f"lrp-lstm: error: {exc}", file=sys.stderr)
         return 1

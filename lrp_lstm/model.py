@@ -1,6 +1,7 @@
 """The array-level model: an LSTM or GRU classifier and its explanations."""
 import contextlib
 import threading
+import warnings
 
 import numpy as np
 
@@ -8,6 +9,20 @@ from . import _validation as V
 from . import _kernels, oracle
 
 _DIRECTION_KEYS = ("Wxh", "bxh", "Whh", "bhh")
+
+
+class AmplificationWarning(UserWarning):
+    """LRP relevance far larger than the score it explains.
+
+    Issued when an explanation's `amplification` (sum |R| + |rest|, over
+    |score|) exceeds `AmplificationWarning.threshold`, which may be set.
+    The epsilon rule's shares |term / sum| grow large where the terms of a
+    sum nearly cancel, and they multiply along the recursion; beyond the
+    default threshold the heatmap is dominated by that growth rather than by
+    the input (see the README's section on long inputs).
+    """
+
+    threshold = 1e3
 _SIDES = ("Left", "Right")
 
 
@@ -32,6 +47,10 @@ class Explanation:
     gradient_fwd, gradient_bwd : (T, e) SA and GI only: the gradient through
         each direction (gradient_bwd is None for a unidirectional model)
     eps, bias_factor, gate_rule : the LRP parameters used (LRP only)
+    amplification : float, LRP only: (sum |relevance| + |relevance_rest|) /
+        |scores[target]|; 1 for relevance of one sign that is conserved,
+        much larger where relevance of both signs grows and cancels (see
+        AmplificationWarning)
 
     `relevance` and `gradient` are summed from the per-direction parts when
     first read.
@@ -39,10 +58,11 @@ class Explanation:
 
     __slots__ = ("method", "target", "scores", "word_relevance", "relevance_fwd",
                  "relevance_bwd", "relevance_rest", "gradient_fwd", "gradient_bwd",
-                 "eps", "bias_factor", "gate_rule", "_x", "_relevance", "_gradient")
+                 "eps", "bias_factor", "gate_rule", "amplification", "_x", "_relevance",
+                 "_gradient")
 
     def __init__(self, method, target, scores, word_relevance, parts, x,
-                 relevance_rest=None, lrp=None):
+                 relevance_rest=None, lrp=None, amplification=None):
         self.method = method
         self.target = target
         self.scores = scores
@@ -55,6 +75,7 @@ class Explanation:
             self.gradient_fwd, self.gradient_bwd = fwd, bwd
             self.relevance_fwd = self.relevance_bwd = None
         self.relevance_rest = relevance_rest
+        self.amplification = amplification
         self.eps, self.bias_factor, self.gate_rule = lrp or (None, None, None)
         self._x = x
         self._relevance = self._gradient = None
@@ -400,6 +421,8 @@ class BiLSTM:
                                     "a / (a + b), which is large where gate + signal is "
                                     "near 0; try 'abs' or 'half'" if gate_rule == "prop"
                                     else ""))
+        if "lrp" in methods:
+            _warn_amplification(out["amplification"], _name)
         return _explanations(out, methods, single, (eps, bias_factor, gate_rule))
 
     def _compute(self, xs, targets, lrp, do_lrp, do_grad, n_threads, dtype, backend, name):
@@ -450,7 +473,8 @@ class BiLSTM:
         return {"scores": scores, "targets": targets, "offsets": offsets, "x": x,
                 "relevance": relevance if do_lrp else None, "rest": rest,
                 "gradient": gradient if do_grad else None, "words": words,
-                "overflow": overflow}
+                "overflow": overflow, "amplification": _amplification(mass, rest, scores,
+                                                                       targets)}
 
     def _run_oracle(self, xs, targets, lrp, do_lrp, do_grad, name):
         for k, x in enumerate(xs):
@@ -480,6 +504,10 @@ class BiLSTM:
             out["words"][0] = out["relevance"].sum(axis=(0, 2))
         # an infinity or NaN anywhere in the relevance reaches these sums
         out["overflow"] = do_lrp and not np.isfinite(out["rest"].sum() + out["words"][0].sum())
+        mass = (np.array([np.abs(r["relevance"]).sum() for r in results], dtype=dtype)
+                if do_lrp else np.zeros(len(xs), dtype))
+        out["amplification"] = _amplification(mass, out["rest"], out["scores"],
+                                              out["targets"])
         if do_grad:
             g = out["gradient"].sum(axis=0)
             out["words"][1] = (g * g).sum(axis=1)
@@ -560,6 +588,27 @@ def _blas_single_threaded(n_rows):
     return _blas_limiter.limit(limits=1, user_api="blas")
 
 
+def _amplification(mass, rest, scores, targets):
+    """(B,) (sum |R| + |rest|) / |score of the target| of each input."""
+    score = np.abs(scores[np.arange(len(targets)), targets]).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (mass + np.abs(rest)) / score
+
+
+def _warn_amplification(amplification, name):
+    """One AmplificationWarning for the inputs above the threshold."""
+    over = np.flatnonzero(amplification > AmplificationWarning.threshold)
+    if not len(over):
+        return
+    worst = float(amplification[over].max())
+    what = (name or "the input") if len(amplification) == 1 else (
+        f"{len(over)} of {len(amplification)} inputs (xs[{', '.join(map(str, over[:10]))}"
+        + (", ...]" if len(over) > 10 else "]") + ")")
+    warnings.warn(f"LRP relevance of {what} is amplified up to {worst:.3g}x its score "
+                  f"(AmplificationWarning.threshold = {AmplificationWarning.threshold:g}); "
+                  "see the README on long inputs", AmplificationWarning, stacklevel=3)
+
+
 _WORD_ROW = {"lrp": 0, "sa": 1, "gi": 2}
 
 
@@ -576,7 +625,8 @@ def _explanations(out, methods, single, lrp):
             if m == "lrp":
                 expl[m] = Explanation(m, target, scores[k], words[0, a:b],
                                       out["relevance"][:, a:b], x[a:b],
-                                      relevance_rest=rest[k].item(), lrp=lrp)
+                                      relevance_rest=rest[k].item(), lrp=lrp,
+                                      amplification=float(out["amplification"][k]))
             else:
                 expl[m] = Explanation(m, target, scores[k], words[_WORD_ROW[m], a:b],
                                       out["gradient"][:, a:b], x[a:b])

@@ -88,6 +88,7 @@ class TextExplanation:
     scores : (C,) output scores; probabilities : (C,) their softmax
     predicted : the predicted class; target : the explained class
     method : "lrp", "sa" or "gi"; class_names : C names
+    amplification : LRP only, (sum |R| + |rest|) / |score| (see Explanation)
     explanation : the array-level Explanation (relevance (T, e), ...)
     """
 
@@ -101,6 +102,7 @@ class TextExplanation:
         self.predicted = int(np.argmax(self.scores))
         self.target = explanation.target
         self.method = explanation.method
+        self.amplification = explanation.amplification
 
     def __repr__(self):
         words = " ".join(f"{t}({r:+.3f})" for t, r in zip(self.tokens, self.word_relevance))
@@ -109,12 +111,15 @@ class TextExplanation:
 
     def to_dict(self):
         """A JSON-ready dict: tokens, word_relevance, scores, probabilities,
-        predicted, target, method."""
-        return {"tokens": self.tokens,
-                "word_relevance": [float(r) for r in self.word_relevance],
-                "scores": [float(s) for s in self.scores],
-                "probabilities": [float(p) for p in self.probabilities],
-                "predicted": self.predicted, "target": self.target, "method": self.method}
+        predicted, target, method, and for LRP amplification."""
+        out = {"tokens": self.tokens,
+               "word_relevance": [float(r) for r in self.word_relevance],
+               "scores": [float(s) for s in self.scores],
+               "probabilities": [float(p) for p in self.probabilities],
+               "predicted": self.predicted, "target": self.target, "method": self.method}
+        if self.amplification is not None:
+            out["amplification"] = self.amplification
+        return out
 
     def to_html(self):
         """A self-contained HTML heatmap: each token on a background from blue

@@ -1,0 +1,62 @@
+"""The amplification diagnostic of LRP and its warning."""
+import warnings
+
+import numpy as np
+import pytest
+
+import lrp_lstm
+from conftest import random_model, shared_path
+from lrp_lstm.datasets import read_sst
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_amplification_is_the_relevance_mass_over_the_score(backend):
+    model = random_model(seed=3, e=6, d=5, C=3, bias=True)
+    x = np.random.default_rng(4).normal(0, 1, (9, 6))
+    for bias_factor in (0.0, 1.0):
+        e = model.explain(x, target=1, bias_factor=bias_factor, backend=backend)
+        expected = ((np.abs(e.relevance_fwd).sum() + np.abs(e.relevance_bwd).sum()
+                     + abs(e.relevance_rest)) / abs(e.scores[1]))
+        assert e.amplification == pytest.approx(expected, rel=1e-12)
+        if bias_factor == 1.0:   # conserved relevance: at least the score
+            assert e.amplification >= 1 - 1e-12
+    assert model.explain(x, "sa").amplification is None
+
+
+def test_warning_fires_above_the_threshold_and_names_the_inputs(monkeypatch):
+    model = random_model(seed=5, e=6, d=5, C=3)
+    rng = np.random.default_rng(6)
+    xs = [rng.normal(0, 1, (T, 6)) for T in (3, 12, 5, 30)]
+    amps = np.array([e.amplification for e in model.explain_batch(xs)])
+    # a threshold between the inputs' amplifications: exactly those above it are named
+    threshold = float(np.sort(amps)[1])
+    monkeypatch.setattr(lrp_lstm.AmplificationWarning, "threshold", threshold)
+    over = np.flatnonzero(amps > threshold)
+    with pytest.warns(lrp_lstm.AmplificationWarning) as record:
+        model.explain_batch(xs)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert f"{len(over)} of 4 inputs" in message
+    assert f"xs[{', '.join(map(str, over))}]" in message
+    # no warning for a method without relevance, nor below the threshold
+    monkeypatch.setattr(lrp_lstm.AmplificationWarning, "threshold", float(amps.max()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", lrp_lstm.AmplificationWarning)
+        model.explain_batch(xs)
+        model.explain_batch(xs, "gi")
+
+
+def test_default_threshold_separates_sst_sentences_from_long_random_inputs():
+    sst_test = read_sst(shared_path("sst", "test.txt"))
+    # the measurements behind the default (README): the embedded model's
+    # largest amplification on the SST test set is about 700 (signal rule),
+    # a 2000-word input of random vocabulary words is amplified beyond 1e10
+    clf = lrp_lstm.load_sst()
+    xs = [clf.embeddings[clf.token_ids(s.tokens)] for s in sst_test]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", lrp_lstm.AmplificationWarning)
+        clf.model.explain_batch(xs, n_threads=2)
+    rng = np.random.default_rng(0)
+    x = clf.embeddings[rng.integers(1, len(clf.vocab), 2000)]
+    with pytest.warns(lrp_lstm.AmplificationWarning, match="amplified up to"):
+        clf.model.explain(x, bias_factor=1.0)
