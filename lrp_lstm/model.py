@@ -1,5 +1,7 @@
 """The array-level model: an LSTM or GRU classifier and its explanations."""
 import contextlib
+import os
+import sys
 import threading
 import warnings
 
@@ -604,11 +606,16 @@ def _warn_amplification(amplification, name):
     what = (name or "the input") if len(amplification) == 1 else (
         f"{len(over)} of {len(amplification)} inputs (xs[{', '.join(map(str, over[:10]))}"
         + (", ...]" if len(over) > 10 else "]") + ")")
+    # point the warning at the first caller outside this package
+    level, frame = 1, sys._getframe(0)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
     warnings.warn(f"LRP relevance of {what} is amplified up to {worst:.3g}x its score "
                   f"(AmplificationWarning.threshold = {AmplificationWarning.threshold:g}); "
-                  "see the README on long inputs", AmplificationWarning, stacklevel=3)
+                  "see the README on long inputs", AmplificationWarning, stacklevel=level)
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _WORD_ROW = {"lrp": 0, "sa": 1, "gi": 2}
 
 

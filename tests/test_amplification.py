@@ -35,6 +35,7 @@ def test_warning_fires_above_the_threshold_and_names_the_inputs(monkeypatch):
     with pytest.warns(lrp_lstm.AmplificationWarning) as record:
         model.explain_batch(xs)
     assert len(record) == 1
+    assert record[0].filename == __file__     # points at the caller
     message = str(record[0].message)
     assert f"{len(over)} of 4 inputs" in message
     assert f"xs[{', '.join(map(str, over))}]" in message
