@@ -405,22 +405,28 @@ cdef void gather_input(const floating *src, Py_ssize_t ld, const Cell *cl, const
 
 cdef inline void start_sequences(const Cell *cl, const Chunk *ch, Py_ssize_t s,
                                  const floating *top, const Py_ssize_t *tgt,
-                                 const floating *coef, bint lrp, floating *w) noexcept nogil:
+                                 const floating *coef, bint lrp, bint absolute,
+                                 floating *w) noexcept nogil:
     """Rh (and Rc) of the sequences whose last step is s: from the output
-    layer in the top layer (LRP: why_j h_j coef[2k] + coef[2k+1]; gradient:
-    why_j), else zero."""
+    layer in the top layer (LRP: why_j h_j coef[2k] + coef[2k+1], with
+    |why_j h_j| for the abs sum rule; gradient: why_j), else zero."""
     cdef Py_ssize_t k, j, r, d = cl.d
     cdef const floating *why
+    cdef floating term
     for k in range(ch.n_active[s + 1], ch.n_active[s]):
         r = ch.row0[s] + k
         for j in range(d):
             w[cl.Rc + k * d + j] = 0
             if top == NULL:
                 w[cl.Rh + k * d + j] = 0
-            else:
+            elif lrp:
                 why = top + tgt[k] * d
-                w[cl.Rh + k * d + j] = (why[j] * w[cl.h + r * d + j] * coef[2 * k]
-                                        + coef[2 * k + 1]) if lrp else why[j]
+                term = why[j] * w[cl.h + r * d + j]
+                if absolute and term < 0:
+                    term = -term
+                w[cl.Rh + k * d + j] = term * coef[2 * k] + coef[2 * k + 1]
+            else:
+                w[cl.Rh + k * d + j] = top[tgt[k] * d + j]
 
 
 cdef inline void add_inject(const Cell *cl, const Chunk *ch, Py_ssize_t s, Py_ssize_t dr,
@@ -436,47 +442,102 @@ cdef inline void add_inject(const Cell *cl, const Chunk *ch, Py_ssize_t s, Py_ss
 
 
 cdef void input_part(const floating *p, const Cell *cl, const Chunk *ch,
-                     Py_ssize_t first, Py_ssize_t n, bint lrp, floating *w) noexcept nogil:
+                     Py_ssize_t first, Py_ssize_t n, bint lrp, bint absolute,
+                     floating *w) noexcept nogil:
     """w + cl.out (N, e) = the columns first:first+n of z (packed) times the
-    matching rows of Wx; for LRP then times x, plus each row's bias share."""
+    matching rows of Wx (p: the weights or, for the abs sum rule, their
+    absolute values); for LRP then times x (|x|), plus each row's bias
+    share."""
     cdef Py_ssize_t r, k, e = cl.e
     cdef floating *out = w + cl.out
     cdef const floating *x = w + cl.x
+    cdef floating xv
     memset(out, 0, ch.N * e * sizeof(floating))
     gemm(ch.N, n, e, w + cl.z + first, cl.G, p + cl.Wx + first * e, e, out, e)
     if lrp:
         for r in range(ch.N):
             for k in range(e):
-                out[r * e + k] = x[r * e + k] * out[r * e + k] + w[cl.shares + r]
+                xv = x[r * e + k]
+                if absolute and xv < 0:
+                    xv = -xv
+                out[r * e + k] = xv * out[r * e + k] + w[cl.shares + r]
 
 
-cdef void lrp_lstm(const floating *p, const Cell *cl, const Chunk *ch, Py_ssize_t dr,
-                   const floating *top, const Py_ssize_t *tgt, const floating *coef,
-                   const floating *inject, Py_ssize_t ld_inject, floating eps,
-                   floating bias_factor, int rule, floating *rest,
+cdef void abs_sums(const floating *ap, const Cell *cl, const Chunk *ch, Py_ssize_t dst,
+                   Py_ssize_t n, const floating *bias, Py_ssize_t x_cols, Py_ssize_t h_cols,
                    floating *w) noexcept nogil:
+    """For the abs sum rule: the columns dst:dst+n of z (packed) become the
+    absolute sums |bias| + |Wx| |x_t| + |Wh| |h_{t-1}| of n pre-activations,
+    |Wx| the columns x_cols:x_cols+n of the absolute WxT and |Wh| those
+    h_cols:h_cols+n of the absolute WhT (ap: the absolute weights), either
+    left out when its columns are -1. Uses out and v as scratch."""
+    cdef Py_ssize_t r, k, s, G = cl.G, d = cl.d, e = cl.e
+    cdef floating *z = w + cl.z
+    cdef floating *xa = w + cl.out
+    cdef floating *ha = w + cl.v
+    cdef floating t
+    for r in range(ch.N):
+        memcpy(z + r * G + dst, bias, n * sizeof(floating))
+    if x_cols >= 0:
+        for k in range(ch.N * e):
+            t = w[cl.x + k]
+            xa[k] = t if t >= 0 else -t
+        gemm(ch.N, e, n, xa, e, ap + cl.WxT + x_cols, G, z + dst, G)
+    if h_cols >= 0:
+        for s in range(1, ch.S):
+            for k in range(ch.n_active[s] * d):
+                t = w[cl.h + ch.row0[s - 1] * d + k]
+                ha[k] = t if t >= 0 else -t
+            gemm(ch.n_active[s], d, n, ha, d, ap + cl.WhT + h_cols, G,
+                 z + ch.row0[s] * G + dst, G)
+
+
+cdef inline floating split_products(int rule, const floating *a, floating c_prev,
+                                    floating Rig, floating Rfc, floating eps,
+                                    Py_ssize_t j, Py_ssize_t d, floating *Rg) noexcept nogil:
+    """i * g -> (i, g) and f * c_{t-1} -> (f, c_{t-1}) by the gate rule: Rg
+    (G,) receives the relevance of i, g and f at j; returns that of
+    c_{t-1}."""
+    cdef floating R_prev = Rfc - gate_share(rule, a[2 * d + j], c_prev, eps) * Rfc
+    Rg[j] = gate_share(rule, a[j], a[d + j], eps) * Rig
+    Rg[d + j] = Rig - Rg[j]
+    Rg[2 * d + j] = Rfc - R_prev
+    return R_prev
+
+
+cdef void lrp_lstm(const floating *p, const floating *ap, const Cell *cl, const Chunk *ch,
+                   Py_ssize_t dr, const floating *top, const Py_ssize_t *tgt,
+                   const floating *coef, const floating *inject, Py_ssize_t ld_inject,
+                   floating eps, floating bias_factor, int rule, bint absolute,
+                   floating *rest, floating *w) noexcept nogil:
     """LRP through one LSTM direction. h_t = o * tanh(c_t) -> (o, c_t), then
     c_t -> (f * c_{t-1}, i * g); each product gate * signal passes the
     fraction gate_share(rule) of its relevance to the gate, the rest to the
     signal; a gate's relevance goes through its pre-activation to x_t and
-    h_{t-1} like g's. Adds the relevance left on each sequence's initial
-    states to rest (b,)."""
+    h_{t-1} like g's. The sums (c_t and the pre-activations) split by the
+    epsilon rule or, when absolute, by the abs rule: each term gets
+    |term| / (sum |term| + |bias|), the bias's share spread by bias_factor
+    (ap: the absolute weights, in params' layout). Adds the relevance left
+    on each sequence's initial states to rest (b,)."""
     cdef Py_ssize_t s, k, j, r, n, d = cl.d, G = cl.G, e = cl.e
     cdef Py_ssize_t first = d if rule == RULE_SIGNAL else 0
     cdef Py_ssize_t last = 2 * d if rule == RULE_SIGNAL else G
+    cdef const floating *pw = ap if absolute else p    # the weights relevance goes through
     cdef floating *Rh = w + cl.Rh
     cdef floating *Rc = w + cl.Rc
     cdef floating *v = w + cl.v
     cdef floating *c = w + cl.c
     cdef floating *h = w + cl.h
-    cdef const floating *b = p + cl.bx
+    cdef const floating *b = pw + cl.bx
     cdef const floating *a
     cdef floating *zt
     cdef floating *Rg
-    cdef floating share, zz, c_prev, Rig, Rfc
+    cdef floating share, zz, c_prev, Rig, Rfc, Ro, fc, ig, hp
+    if absolute:
+        abs_sums(ap, cl, ch, first, last - first, ap + cl.bx + first, first, first, w)
     for s in range(ch.S - 1, -1, -1):
         n = ch.n_active[s]
-        start_sequences(cl, ch, s, top, tgt, coef, True, w)
+        start_sequences(cl, ch, s, top, tgt, coef, True, absolute, w)
         add_inject(cl, ch, s, dr, inject, ld_inject, w)
         for k in range(n):
             r = ch.row0[s] + k
@@ -484,7 +545,20 @@ cdef void lrp_lstm(const floating *p, const Cell *cl, const Chunk *ch, Py_ssize_
             zt = w + cl.z + r * G
             Rg = v + k * G          # the relevance of the gates i, g, f, o
             share = 0
-            if rule == RULE_SIGNAL:     # the signals take all: the loops stay simple
+            if absolute:
+                for j in range(d):
+                    Ro = gate_share(rule, a[3 * d + j], w[cl.tc + r * d + j], eps) * Rh[k * d + j]
+                    Rg[3 * d + j] = Ro
+                    Rc[k * d + j] = Rc[k * d + j] + (Rh[k * d + j] - Ro)
+                    c_prev = c[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
+                    fc = a[2 * d + j] * c_prev
+                    ig = a[j] * a[d + j]
+                    fc = fc if fc >= 0 else -fc
+                    ig = ig if ig >= 0 else -ig
+                    zz = Rc[k * d + j] / (fc + ig) if fc + ig > 0 else 0
+                    Rc[k * d + j] = split_products(rule, a, c_prev, ig * zz, fc * zz, eps, j, d,
+                                                   Rg)
+            elif rule == RULE_SIGNAL:     # the signals take all: the loops stay simple
                 for j in range(d):
                     Rc[k * d + j] = Rc[k * d + j] + Rh[k * d + j]
                     zz = c[r * d + j]
@@ -508,55 +582,66 @@ cdef void lrp_lstm(const floating *p, const Cell *cl, const Chunk *ch, Py_ssize_
                     c_prev = c[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
                     Rig = a[j] * a[d + j] * Rc[k * d + j] + share
                     Rfc = a[2 * d + j] * c_prev * Rc[k * d + j] + share
-                    Rg[j] = gate_share(rule, a[j], a[d + j], eps) * Rig
-                    Rg[d + j] = Rig - Rg[j]
-                    Rc[k * d + j] = Rfc - gate_share(rule, a[2 * d + j], c_prev, eps) * Rfc
-                    Rg[2 * d + j] = Rfc - Rc[k * d + j]
-            # the gates' pre-activations -> (x_t, h_{t-1})
+                    Rc[k * d + j] = split_products(rule, a, c_prev, Rig, Rfc, eps, j, d, Rg)
+            # the gates' pre-activations -> (x_t, h_{t-1}); z holds the
+            # pre-activations (epsilon rule) or their absolute sums (abs rule)
             share = 0
             for j in range(first, last):
                 zz = zt[j]
-                zt[j] = Rg[j] / (zz + eps * sgn(zz))
-                share = share + (b[j] + eps * sgn(zz)) * zt[j]
+                if absolute:
+                    zt[j] = Rg[j] / zz if zz > 0 else 0
+                    share = share + b[j] * zt[j]
+                else:
+                    zt[j] = Rg[j] / (zz + eps * sgn(zz))
+                    share = share + (b[j] + eps * sgn(zz)) * zt[j]
             w[cl.shares + r] = bias_factor * share / (d + e)
         memset(v, 0, n * d * sizeof(floating))
         if s > 0:
             gemm(n, last - first, d, w + cl.z + ch.row0[s] * G + first, G,
-                 p + cl.Wh + first * d, d, v, d)
+                 pw + cl.Wh + first * d, d, v, d)
         for k in range(n):
             r = ch.row0[s] + k
             for j in range(d):
-                Rh[k * d + j] = ((h[(ch.row0[s - 1] + k) * d + j] * v[k * d + j]) if s > 0
-                                 else 0) + w[cl.shares + r]
+                hp = h[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
+                if absolute and hp < 0:
+                    hp = -hp
+                Rh[k * d + j] = hp * v[k * d + j] + w[cl.shares + r]
     for k in range(ch.b):
         for j in range(d):
             rest[k] = rest[k] + Rh[k * d + j] + Rc[k * d + j]
-    input_part(p, cl, ch, first, last - first, True, w)
+    input_part(pw, cl, ch, first, last - first, True, absolute, w)
 
 
-cdef void lrp_gru(const floating *p, const Cell *cl, const Chunk *ch, Py_ssize_t dr,
-                  const floating *top, const Py_ssize_t *tgt, const floating *coef,
-                  const floating *inject, Py_ssize_t ld_inject, floating eps,
-                  floating bias_factor, floating *rest, floating *w) noexcept nogil:
+cdef void lrp_gru(const floating *p, const floating *ap, const Cell *cl, const Chunk *ch,
+                  Py_ssize_t dr, const floating *top, const Py_ssize_t *tgt,
+                  const floating *coef, const floating *inject, Py_ssize_t ld_inject,
+                  floating eps, floating bias_factor, bint absolute, floating *rest,
+                  floating *w) noexcept nogil:
     """LRP through one GRU direction, the gates taking no relevance: h_t ->
     ((1 - z) n, z h_{t-1}), each passing all to its signal; a_n -> (x_t,
-    m = r * u); m passes all to u; u -> h_{t-1}. a_n's stabilized relevance
-    waits in z for the product with Wx_n."""
+    m = r * u); m passes all to u; u -> h_{t-1}. The sums split by the
+    epsilon rule or, when absolute, by the abs rule (see lrp_lstm), whose
+    absolute sums of a_n and u wait in z's unused a_r and a_z columns. a_n's
+    scaled relevance waits in z for the product with Wx_n."""
     cdef Py_ssize_t s, k, j, r, n, d = cl.d, G = cl.G, e = cl.e
+    cdef const floating *pw = ap if absolute else p    # the weights relevance goes through
     cdef floating *Rh = w + cl.Rh
     cdef floating *Rp = w + cl.Rc               # relevance of z * h_{t-1}
     cdef floating *v = w + cl.v
     cdef floating *h = w + cl.h
-    cdef const floating *bx = p + cl.bx
-    cdef const floating *bh = p + cl.bh
+    cdef const floating *bx = pw + cl.bx
+    cdef const floating *bh = pw + cl.bh
     cdef const floating *g
     cdef const floating *gh
     cdef floating *at
     cdef floating *q
-    cdef floating share, share2, zz, h_prev
+    cdef floating share, share2, zz, h_prev, A, B, m
+    if absolute:
+        abs_sums(ap, cl, ch, 0, d, ap + cl.bx + 2 * d, 2 * d, -1, w)
+        abs_sums(ap, cl, ch, d, d, ap + cl.bh + 2 * d, -1, 2 * d, w)
     for s in range(ch.S - 1, -1, -1):
         n = ch.n_active[s]
-        start_sequences(cl, ch, s, top, tgt, coef, True, w)
+        start_sequences(cl, ch, s, top, tgt, coef, True, absolute, w)
         add_inject(cl, ch, s, dr, inject, ld_inject, w)
         for k in range(n):
             r = ch.row0[s] + k
@@ -564,43 +649,66 @@ cdef void lrp_gru(const floating *p, const Cell *cl, const Chunk *ch, Py_ssize_t
             gh = w + cl.c + r * G
             at = w + cl.z + r * G
             q = v + k * G
+            # h_t -> ((1 - z) n, z h_{t-1}); then a_n -> (x_t, m = r * u)
             share = 0
-            for j in range(d):
-                zz = h[r * d + j]
-                q[j] = Rh[k * d + j] / (zz + eps * sgn(zz))
-                share = share + eps * sgn(zz) * q[j]
-            share = bias_factor * share / (2 * d)
-            for j in range(d):
-                h_prev = h[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
-                Rp[k * d + j] = g[d + j] * h_prev * q[j] + share
-                zz = at[2 * d + j]
-                q[j] = ((1 - g[d + j]) * g[2 * d + j] * q[j] + share) / (zz + eps * sgn(zz))
-            # a_n -> (x_t, m = r * u)
-            share = 0
-            for j in range(d):
-                share = share + (bx[2 * d + j] + eps * sgn(at[2 * d + j])) * q[j]
-                at[2 * d + j] = q[j]
+            if absolute:
+                for j in range(d):
+                    h_prev = h[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
+                    A = (1 - g[d + j]) * g[2 * d + j]
+                    B = g[d + j] * h_prev
+                    A = A if A >= 0 else -A
+                    B = B if B >= 0 else -B
+                    zz = Rh[k * d + j] / (A + B) if A + B > 0 else 0
+                    Rp[k * d + j] = B * zz
+                    m = g[j] * gh[2 * d + j]
+                    at[j] = at[j] + (m if m >= 0 else -m)      # the sum of a_n, complete
+                    q[j] = A * zz / at[j] if at[j] > 0 else 0
+                    share = share + bx[2 * d + j] * q[j]
+                    at[2 * d + j] = q[j]
+            else:
+                for j in range(d):
+                    zz = h[r * d + j]
+                    q[j] = Rh[k * d + j] / (zz + eps * sgn(zz))
+                    share = share + eps * sgn(zz) * q[j]
+                share = bias_factor * share / (2 * d)
+                for j in range(d):
+                    h_prev = h[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
+                    Rp[k * d + j] = g[d + j] * h_prev * q[j] + share
+                    zz = at[2 * d + j]
+                    q[j] = ((1 - g[d + j]) * g[2 * d + j] * q[j] + share) / (zz + eps * sgn(zz))
+                share = 0
+                for j in range(d):
+                    share = share + (bx[2 * d + j] + eps * sgn(at[2 * d + j])) * q[j]
+                    at[2 * d + j] = q[j]
             share = bias_factor * share / (d + e)
             w[cl.shares + r] = share
             # m passes all to u; u -> h_{t-1}
             share2 = 0
             for j in range(d):
                 zz = gh[2 * d + j]
-                q[j] = (g[j] * zz * q[j] + share) / (zz + eps * sgn(zz))
-                share2 = share2 + (bh[2 * d + j] + eps * sgn(zz)) * q[j]
+                if absolute:
+                    m = g[j] * zz
+                    m = m if m >= 0 else -m
+                    q[j] = (m * q[j] + share) / at[d + j] if at[d + j] > 0 else 0
+                    share2 = share2 + bh[2 * d + j] * q[j]
+                else:
+                    q[j] = (g[j] * zz * q[j] + share) / (zz + eps * sgn(zz))
+                    share2 = share2 + (bh[2 * d + j] + eps * sgn(zz)) * q[j]
             q[d] = bias_factor * share2 / d
         # the rows' q (d,) at v + k G with their share behind them; u -> h_{t-1}
         memset(Rh, 0, n * d * sizeof(floating))
         if s > 0:
-            gemm(n, d, d, v, G, p + cl.Wh + 2 * d * d, d, Rh, d)
+            gemm(n, d, d, v, G, pw + cl.Wh + 2 * d * d, d, Rh, d)
         for k in range(n):
             for j in range(d):
                 h_prev = h[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
+                if absolute and h_prev < 0:
+                    h_prev = -h_prev
                 Rh[k * d + j] = Rp[k * d + j] + h_prev * Rh[k * d + j] + v[k * G + d]
     for k in range(ch.b):
         for j in range(d):
             rest[k] = rest[k] + Rh[k * d + j]
-    input_part(p, cl, ch, 2 * d, d, True, w)
+    input_part(pw, cl, ch, 2 * d, d, True, absolute, w)
 
 
 cdef void gradient_lstm(const floating *p, const Cell *cl, const Chunk *ch, Py_ssize_t dr,
@@ -618,7 +726,7 @@ cdef void gradient_lstm(const floating *p, const Cell *cl, const Chunk *ch, Py_s
     cdef floating gi, gg, gf, go, tcj, c_prev
     for s in range(ch.S - 1, -1, -1):
         n = ch.n_active[s]
-        start_sequences(cl, ch, s, top, tgt, NULL, False, w)
+        start_sequences(cl, ch, s, top, tgt, NULL, False, False, w)
         add_inject(cl, ch, s, dr, inject, ld_inject, w)
         for k in range(n):
             r = ch.row0[s] + k
@@ -640,7 +748,7 @@ cdef void gradient_lstm(const floating *p, const Cell *cl, const Chunk *ch, Py_s
         memset(dh, 0, n * d * sizeof(floating))
         if s > 0:
             gemm(n, G, d, w + cl.z + ch.row0[s] * G, G, p + cl.Wh, d, dh, d)
-    input_part(p, cl, ch, 0, G, False, w)
+    input_part(p, cl, ch, 0, G, False, False, w)
 
 
 cdef void gradient_gru(const floating *p, const Cell *cl, const Chunk *ch, Py_ssize_t dr,
@@ -658,7 +766,7 @@ cdef void gradient_gru(const floating *p, const Cell *cl, const Chunk *ch, Py_ss
     cdef floating rr, zz, nn, da_n, h_prev
     for s in range(ch.S - 1, -1, -1):
         n = ch.n_active[s]
-        start_sequences(cl, ch, s, top, tgt, NULL, False, w)
+        start_sequences(cl, ch, s, top, tgt, NULL, False, False, w)
         add_inject(cl, ch, s, dr, inject, ld_inject, w)
         for k in range(n):
             r = ch.row0[s] + k
@@ -680,7 +788,7 @@ cdef void gradient_gru(const floating *p, const Cell *cl, const Chunk *ch, Py_ss
                 dh[k * d + j] = dh[k * d + j] * zz
         if s > 0:
             gemm(n, G, d, v, G, p + cl.Wh, d, dh, d)
-    input_part(p, cl, ch, 0, G, False, w)
+    input_part(p, cl, ch, 0, G, False, False, w)
 
 
 # ---------------------------------------------------------------------------
@@ -690,7 +798,9 @@ cdef struct Problem:
     # what every chunk of one call shares
     Py_ssize_t n_layers, n_dir, C, e, N
     bint gru, do_lrp, do_grad
-    int rule
+    int rule                    # the gate rule (RULE_SIGNAL ...)
+    bint absolute               # the sum rule: abs (true) or epsilon
+    Py_ssize_t abs_offset       # abs rule: params + abs_offset, the absolute weights
 
 
 cdef void backward_direction(const floating *params, const Cell *cl, const Chunk *ch,
@@ -706,10 +816,11 @@ cdef void backward_direction(const floating *params, const Cell *cl, const Chunk
     if lrp:
         memset(rest, 0, ch.b * sizeof(floating))
     if lrp and pb.gru:
-        lrp_gru(params, cl, ch, dr, top, tgt, coef, inj, ld, eps, bias_factor, rest, w)
+        lrp_gru(params, params + pb.abs_offset, cl, ch, dr, top, tgt, coef, inj, ld, eps,
+                bias_factor, pb.absolute, rest, w)
     elif lrp:
-        lrp_lstm(params, cl, ch, dr, top, tgt, coef, inj, ld, eps, bias_factor, pb.rule,
-                 rest, w)
+        lrp_lstm(params, params + pb.abs_offset, cl, ch, dr, top, tgt, coef, inj, ld, eps,
+                 bias_factor, pb.rule, pb.absolute, rest, w)
     elif pb.gru:
         gradient_gru(params, cl, ch, dr, top, tgt, inj, ld, w)
     else:
@@ -823,12 +934,25 @@ cdef int explain_chunk(const floating *params, const Py_ssize_t[:, :, ::1] layou
                     best = c
             targets[seq[k]] = best
         tgt[k] = targets[seq[k]]
-        # the output layer's epsilon rule: h_j of the top layer gets
-        # why_j h_j r + share, r = s / (s + eps sgn s), N = n_dir d lower units
+        # the output layer, N = n_dir d lower units: by the epsilon rule h_j
+        # of the top layer gets why_j h_j r + share, r = s / (s + eps sgn s);
+        # by the abs rule |why_j h_j| r + share, r = s / (sum |why h| + |by|)
         score = scores[seq[k] * C + tgt[k]]
-        coef[2 * k] = score / (score + eps * sgn(score))
-        coef[2 * k + 1] = (bias_factor * (by[tgt[k]] + eps * sgn(score)) / (n_dir * top_d)
-                           * coef[2 * k])
+        if pb.absolute:
+            acc = by[tgt[k]] if by[tgt[k]] >= 0 else -by[tgt[k]]
+            for dr in range(n_dir):
+                cl = &cells[(pb.n_layers - 1) * n_dir + dr]
+                h_last = w + cl.h + (ch.row0[ch.length[k] - 1] + k) * top_d
+                for j in range(top_d):
+                    acc2 = Why[(dr * C + tgt[k]) * top_d + j] * h_last[j]
+                    acc = acc + (acc2 if acc2 >= 0 else -acc2)
+            coef[2 * k] = score / acc if acc > 0 else 0
+            coef[2 * k + 1] = (bias_factor * (by[tgt[k]] if by[tgt[k]] >= 0 else -by[tgt[k]])
+                               / (n_dir * top_d) * coef[2 * k])
+        else:
+            coef[2 * k] = score / (score + eps * sgn(score))
+            coef[2 * k + 1] = (bias_factor * (by[tgt[k]] + eps * sgn(score)) / (n_dir * top_d)
+                               * coef[2 * k])
         chunk_rest[k] = 0
     if pb.do_lrp:
         backward_layers(params, cells, &ch, pb, Why, tgt, coef, eps, bias_factor, True,
@@ -912,7 +1036,7 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
             const floating[:, ::1] x, const Py_ssize_t[::1] offsets,
             const Py_ssize_t[::1] order, const Py_ssize_t[::1] chunks,
             Py_ssize_t[::1] targets, double eps, double bias_factor, int gate_rule,
-            bint do_lrp, bint do_grad, floating[:, ::1] scores,
+            bint sum_abs, bint do_lrp, bint do_grad, floating[:, ::1] scores,
             floating[:, :, ::1] relevance, floating[::1] rest,
             floating[:, :, ::1] gradient, floating[:, ::1] words, floating[::1] mass,
             floating[:, ::1] work, int n_threads):
@@ -924,7 +1048,9 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     (n_dir, C, d_top), by (C,); offsets (B+1,); order (B,) the sequences
     longest first, cut into chunks order[chunks[i]:chunks[i+1]] that run in
     lockstep; targets (B,) (entries < 0 become the predicted class);
-    gate_rule: the LRP rule for gate * signal products (RULE_SIGNAL ...).
+    gate_rule: the LRP rule for gate * signal products (RULE_SIGNAL ...);
+    sum_abs: the abs sum rule instead of epsilon, for which params holds the
+    weights followed by their absolute values (2 P entries).
     Outputs: scores (B, C); relevance and gradient (n_dir, N, e), through
     each direction of the first layer (untouched unless do_lrp / do_grad);
     rest (B,) the LRP relevance on the initial states; words (3, N) the
@@ -953,6 +1079,8 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     pb.do_lrp = do_lrp
     pb.do_grad = do_grad
     pb.rule = gate_rule
+    pb.absolute = sum_abs
+    pb.abs_offset = params.shape[0] // 2 if sum_abs else 0
     with nogil:
         for i in range(x.shape[0]):
             if not all_finite(&x[i, 0], x.shape[1]):

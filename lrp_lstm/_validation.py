@@ -11,6 +11,9 @@ import numpy as np
 METHODS = ("lrp", "sa", "gi")
 # LRP rules for the products gate * signal, numbered as in the kernels
 GATE_RULES = ("signal", "half", "prop", "abs")
+# LRP rules for the sums (the cell state and the pre-activations): the
+# reference's epsilon rule, and shares |term| / sum |term|
+SUM_RULES = ("epsilon", "abs")
 # recurrent cells and their gates in the kernels' order (see cython/_kernels.pyx)
 CELLS = {"lstm": "igfo", "gru": "rzn"}
 DTYPES = (np.float32, np.float64)
@@ -155,6 +158,13 @@ def check_gate_order(gate_order, cell="lstm"):
                "permutation of 'rzn' (r reset, z update, n candidate), e.g. 'rzn' "
                "(PyTorch) or 'zrn' (Keras)"))
     return order
+
+
+def check_sum_rule(sum_rule):
+    """Return the sum rule's number in SUM_RULES, else raise ValueError."""
+    if sum_rule not in SUM_RULES:
+        raise ValueError(f"unknown sum_rule {sum_rule!r}: expected one of {SUM_RULES}")
+    return SUM_RULES.index(sum_rule)
 
 
 def check_gate_rule(gate_rule):

@@ -48,7 +48,7 @@ class Explanation:
     gradient : (T, e) SA and GI only: d scores[target] / d x
     gradient_fwd, gradient_bwd : (T, e) SA and GI only: the gradient through
         each direction (gradient_bwd is None for a unidirectional model)
-    eps, bias_factor, gate_rule : the LRP parameters used (LRP only)
+    eps, bias_factor, gate_rule, sum_rule : the LRP parameters used (LRP only)
     amplification : float, LRP only: (sum |relevance| + |relevance_rest|) /
         |scores[target]|; 1 for relevance of one sign that is conserved,
         much larger where relevance of both signs grows and cancels (see
@@ -60,8 +60,8 @@ class Explanation:
 
     __slots__ = ("method", "target", "scores", "word_relevance", "relevance_fwd",
                  "relevance_bwd", "relevance_rest", "gradient_fwd", "gradient_bwd",
-                 "eps", "bias_factor", "gate_rule", "amplification", "_x", "_relevance",
-                 "_gradient")
+                 "eps", "bias_factor", "gate_rule", "sum_rule", "amplification", "_x",
+                 "_relevance", "_gradient")
 
     def __init__(self, method, target, scores, word_relevance, parts, x,
                  relevance_rest=None, lrp=None, amplification=None):
@@ -78,7 +78,7 @@ class Explanation:
             self.relevance_fwd = self.relevance_bwd = None
         self.relevance_rest = relevance_rest
         self.amplification = amplification
-        self.eps, self.bias_factor, self.gate_rule = lrp or (None, None, None)
+        self.eps, self.bias_factor, self.gate_rule, self.sum_rule = lrp or (None,) * 4
         self._x = x
         self._relevance = self._gradient = None
 
@@ -305,13 +305,20 @@ class BiLSTM:
 
     # -- computation ---------------------------------------------------------
 
-    def _kernel_arrays(self, dtype):
+    def _kernel_arrays(self, dtype, absolute=False):
         """params (flat), layout (n_layers, n_dir, 8), Why (n_dir, C, d_top) and
         bias (C,) in the kernels' layout: each direction of each layer is the
         block Wx (G, e_l) | WxT (e_l, G) | Wh (G, d_l) | WhT (d_l, G) | bx (G,)
         | bh (G,), and its row of layout holds e_l, d_l and the offsets of
         those six arrays (an LSTM's bh is folded into bx: the two biases act
-        as one)."""
+        as one). absolute: params followed by their absolute values, for the
+        abs sum rule."""
+        if absolute:
+            key = (dtype, "abs")
+            if key not in self._packed:
+                params = self._kernel_arrays(dtype)[0]
+                self._packed[key] = (np.concatenate((params, np.abs(params))),)
+            return self._packed[key]
         if dtype not in self._packed:
             blocks, layout, offset = [], [], 0
             for layer in self.layers:
@@ -344,7 +351,7 @@ class BiLSTM:
         xs = self._check_inputs(xs, dtype, _name)
         if not xs:
             return np.zeros((0, self.n_classes), dtype)
-        out = self._compute(xs, np.full(len(xs), -1, dtype=np.intp), (1.0, 0.0, 0), False,
+        out = self._compute(xs, np.full(len(xs), -1, dtype=np.intp), (1.0, 0.0, 0, 0), False,
                             False, n_threads, dtype, backend, _name)
         return out["scores"]
 
@@ -355,7 +362,8 @@ class BiLSTM:
                 for k, x in enumerate(xs)]
 
     def explain(self, x, method="lrp", target=None, eps=1e-3, bias_factor=0.0,
-                gate_rule="signal", backend="cython", dtype=np.float64, n_threads=1):
+                gate_rule="signal", sum_rule="epsilon", backend="cython", dtype=np.float64,
+                n_threads=1):
         """Explain the score of `target` for one input x (T, e).
 
         method : "lrp" (Layer-wise Relevance Propagation), "sa" (Sensitivity
@@ -372,17 +380,23 @@ class BiLSTM:
             stabilized by eps) or "abs" (|a|/(|a|+|b|) to the gate). A
             gate's relevance goes on through its pre-activation to x and h.
             GRU models take "signal" only (their gates get no relevance).
+        sum_rule : how LRP splits the relevance of a sum (the cell state
+            c_t = f c_{t-1} + i g, the gates' pre-activations, the output
+            layer) among its terms: "epsilon" (term / (sum + eps sgn(sum)),
+            the reference's rule) or "abs" (|term| / (sum of |term| +
+            |bias|): shares in [0, 1], so relevance cannot grow along the
+            sequence; it takes the sign of the score)
         backend : "cython" (compiled kernels) or "numpy" (the plain oracle)
         dtype : np.float64 or np.float32, the precision of the computation
         n_threads : 2 runs the two directions of a bidirectional model on
             two threads (lower latency, same results); None for every core
         """
         return self.explain_batch((x,), method, None if target is None else (target,),
-                                  eps, bias_factor, gate_rule, n_threads=n_threads,
+                                  eps, bias_factor, gate_rule, sum_rule, n_threads=n_threads,
                                   dtype=dtype, backend=backend, _name="x")[0]
 
     def explain_batch(self, xs, method="lrp", targets=None, eps=1e-3, bias_factor=0.0,
-                      gate_rule="signal", n_threads=None, dtype=np.float64,
+                      gate_rule="signal", sum_rule="epsilon", n_threads=None, dtype=np.float64,
                       backend="cython", _name=None):
         """Explain a list of inputs of any lengths, xs[k] of shape (T_k, e).
 
@@ -397,6 +411,7 @@ class BiLSTM:
         eps = V.check_eps(eps)
         bias_factor = V.check_bias_factor(bias_factor)
         rule = V.check_gate_rule(gate_rule)
+        sums = V.check_sum_rule(sum_rule)
         if rule and self.cell == "gru":
             raise ValueError(f"gate_rule={gate_rule!r} is defined for LSTM cells; a GRU's "
                              "gates take no relevance (gate_rule='signal')")
@@ -413,7 +428,7 @@ class BiLSTM:
                                 for k, t in enumerate(targets)], dtype=np.intp)
         if B == 0:
             return []
-        out = self._compute(xs, targets, (eps, bias_factor, rule), "lrp" in methods,
+        out = self._compute(xs, targets, (eps, bias_factor, rule, sums), "lrp" in methods,
                             "sa" in methods or "gi" in methods, n_threads, dtype, backend,
                             _name)
         if out["overflow"]:
@@ -425,14 +440,14 @@ class BiLSTM:
                                     else ""))
         if "lrp" in methods:
             _warn_amplification(out["amplification"], _name)
-        return _explanations(out, methods, single, (eps, bias_factor, gate_rule))
+        return _explanations(out, methods, single, (eps, bias_factor, gate_rule, sum_rule))
 
     def _compute(self, xs, targets, lrp, do_lrp, do_grad, n_threads, dtype, backend, name):
         """Run a backend on validated inputs; return its stacked outputs:
         scores (B, C), targets (B,), offsets (B+1,), x (N, e), relevance and
         gradient (n_dir, N, e) or None, rest (B,), words (3, N), and
         overflow: whether an infinity or NaN reached the LRP relevance. lrp
-        is (eps, bias_factor, gate rule number)."""
+        is (eps, bias_factor, gate rule number, sum rule number)."""
         if backend == "cython":
             return self._run_kernels(xs, targets, lrp, do_lrp, do_grad, n_threads, dtype,
                                      name)
@@ -442,6 +457,9 @@ class BiLSTM:
 
     def _run_kernels(self, xs, targets, lrp, do_lrp, do_grad, n_threads, dtype, name):
         params, layout, Why, bias = self._kernel_arrays(dtype)
+        sum_abs = do_lrp and V.SUM_RULES[lrp[3]] == "abs"
+        if sum_abs:     # the abs rule reads the absolute weights behind the weights
+            params = self._kernel_arrays(dtype, absolute=True)[0]
         B = len(xs)
         x, offsets = _stack(xs)
         order, chunks = _chunks(np.diff(offsets))
@@ -462,7 +480,8 @@ class BiLSTM:
                 _kernels.explain(params=params, layout=layout, gru=self.cell == "gru",
                                  Why=Why, by=bias, x=x, offsets=offsets, order=order,
                                  chunks=chunks, targets=targets, eps=lrp[0],
-                                 bias_factor=lrp[1], gate_rule=lrp[2], do_lrp=do_lrp,
+                                 bias_factor=lrp[1], gate_rule=lrp[2], sum_abs=sum_abs,
+                                 do_lrp=do_lrp,
                                  do_grad=do_grad, scores=scores, relevance=relevance,
                                  rest=rest, gradient=gradient, words=words, mass=mass,
                                  work=work, n_threads=n_threads)
@@ -487,10 +506,10 @@ class BiLSTM:
                   for layer in self.layers]
         Why = [w.astype(dtype) for w in self.Why]
         bias = self.bias.astype(dtype)
-        eps, bias_factor, rule = lrp
+        eps, bias_factor, rule, sums = lrp
         results = [oracle.explain(layers, Why, bias, x, int(t), dtype.type(eps),
                                   dtype.type(bias_factor), V.GATE_RULES[rule], do_lrp,
-                                  do_grad, self.cell)
+                                  do_grad, self.cell, V.SUM_RULES[sums])
                    for x, t in zip(xs, targets)]
         x, offsets = _stack(xs)
         out = {"scores": np.stack([r["scores"] for r in results]),

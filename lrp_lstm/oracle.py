@@ -38,6 +38,25 @@ def lrp_epsilon(a, W, b, z, R_out, n_lower, eps, bias_factor):
     return (numerator / (z + eps * sign)[None, :] * R_out[None, :]).sum(axis=1)
 
 
+def lrp_sum(parts, b, z, R_out, n_lower, eps, bias_factor, sum_rule):
+    """LRP through z = sum over parts of W.T a, + b, by the sum rule.
+
+    parts: list of (a (D_p,), W (D_p, M)); b (M,), z (M,), R_out (M,);
+    n_lower: the number of lower units (over all parts) the bias share is
+    spread over. Returns one R_in (D_p,) per part. "epsilon": lrp_epsilon
+    for each part. "abs": each term w_jk a_j gets |w_jk a_j| / (sum_j
+    |w_jk a_j| + |b_k|) of R_out[k] (nothing where that sum is 0), and
+    bias_factor spreads the bias's share equally over the lower units.
+    """
+    if sum_rule == "epsilon":
+        return [lrp_epsilon(a, W, b, z, R_out, n_lower, eps, bias_factor) for a, W in parts]
+    terms = [np.abs(W * a[:, None]) for a, W in parts]
+    den = sum(t.sum(axis=0) for t in terms) + np.abs(b)
+    q = np.where(den > 0, R_out / np.where(den > 0, den, 1), 0).astype(R_out.dtype)
+    share = bias_factor * (np.abs(b) * q).sum() / n_lower
+    return [(t * q[None, :]).sum(axis=1) + share for t in terms]
+
+
 def run_direction(weights, x):
     """Forward pass of one direction over x (T, e) in processing order.
 
@@ -131,30 +150,25 @@ def gate_fraction(rule, a, b, eps):
     raise ValueError(f"unknown gate rule {rule!r}")
 
 
-def lrp_direction(weights, Why_row, bias_t, score, n_output_lower, state, x,
-                  eps, bias_factor, gate_rule="signal", R_from_above=None):
+def lrp_direction(weights, R_top, state, x, eps, bias_factor, gate_rule="signal",
+                  R_from_above=None, sum_rule="epsilon"):
     """LRP of one direction, x (T, e) in processing order.
 
-    The top layer starts from the output layer (Why_row (d,), the target
-    score); a lower layer has Why_row None and receives R_from_above
-    (T, d), the relevance of each h_t sent down by the layer above, in
-    processing order. Each product gate * signal (o * tanh(c_t), i * g,
-    f * c_{t-1}) gives the gate_fraction of its relevance to the gate, the
-    rest to the signal; each gate's relevance then goes through its
-    pre-activation to x_t and h_{t-1}. Returns (R_x (T, e) in processing
-    order, relevance on the initial states).
+    The top layer starts from R_top (d,), what the output layer sent to the
+    last hidden state; a lower layer has R_top None and receives
+    R_from_above (T, d), the relevance of each h_t sent down by the layer
+    above, in processing order. Each product gate * signal (o * tanh(c_t),
+    i * g, f * c_{t-1}) gives the gate_fraction of its relevance to the
+    gate, the rest to the signal; each gate's relevance then goes through
+    its pre-activation to x_t and h_{t-1}; sums split by lrp_sum. Returns
+    (R_x (T, e) in processing order, relevance on the initial states).
     """
     d = weights["Whh"].shape[1]
     e = weights["Wxh"].shape[1]
     T = x.shape[0]
     dtype = x.dtype
-    one = np.ones(1, dtype)
     Rx = np.zeros((T, e), dtype)
-    if Why_row is not None:   # output layer, one upper unit: the target score
-        Rh = lrp_epsilon(state["h"][T], Why_row[:, None], bias_t * one, score * one,
-                         score * one, n_output_lower, eps, bias_factor)
-    else:
-        Rh = np.zeros(d, dtype)
+    Rh = R_top if R_top is not None else np.zeros(d, dtype)
     Rc = np.zeros(d, dtype)
     identity = np.eye(d, dtype=dtype)
     zero_bias = np.zeros(d, dtype)
@@ -166,8 +180,8 @@ def lrp_direction(weights, Why_row, bias_t, score, n_output_lower, state, x,
         c_t, c_prev = state["c"][t + 1], state["c"][t]
         R_gate = {"o": gate_fraction(gate_rule, o, np.tanh(c_t), eps) * Rh}
         Rc = Rc + (Rh - R_gate["o"])
-        R_fc = lrp_epsilon(f * c_prev, identity, zero_bias, c_t, Rc, 2 * d, eps, bias_factor)
-        R_ig = lrp_epsilon(i * g, identity, zero_bias, c_t, Rc, 2 * d, eps, bias_factor)
+        R_fc, R_ig = lrp_sum([(f * c_prev, identity), (i * g, identity)], zero_bias, c_t, Rc,
+                             2 * d, eps, bias_factor, sum_rule)
         R_gate["i"] = gate_fraction(gate_rule, i, g, eps) * R_ig
         R_gate["g"] = R_ig - R_gate["i"]
         R_gate["f"] = gate_fraction(gate_rule, f, c_prev, eps) * R_fc
@@ -177,10 +191,11 @@ def lrp_direction(weights, Why_row, bias_t, score, n_output_lower, state, x,
             rows = blocks[q]
             b = weights["bxh"][rows] + weights["bhh"][rows]
             z = state["z"][t, rows]
-            Rx[t] += lrp_epsilon(x[t], weights["Wxh"][rows].T, b, z, R_gate[q], d + e,
-                                 eps, bias_factor)
-            Rh += lrp_epsilon(state["h"][t], weights["Whh"][rows].T, b, z, R_gate[q], d + e,
-                              eps, bias_factor)
+            R_x, R_h = lrp_sum([(x[t], weights["Wxh"][rows].T),
+                                (state["h"][t], weights["Whh"][rows].T)], b, z, R_gate[q],
+                               d + e, eps, bias_factor, sum_rule)
+            Rx[t] += R_x
+            Rh += R_h
     return Rx, Rh.sum() + Rc.sum()
 
 
@@ -214,8 +229,8 @@ def gradient_direction(weights, Why_row, state, G_from_above=None):
     return Gx
 
 
-def lrp_gru_direction(weights, Why_row, bias_t, score, n_output_lower, state, x,
-                      eps, bias_factor, R_from_above=None):
+def lrp_gru_direction(weights, R_top, state, x, eps, bias_factor, R_from_above=None,
+                      sum_rule="epsilon"):
     """LRP of one GRU direction, x (T, e) in processing order, the gates
     taking no relevance (signal-take-all).
 
@@ -230,13 +245,8 @@ def lrp_gru_direction(weights, Why_row, bias_t, score, n_output_lower, state, x,
     e = weights["Wxh"].shape[1]
     T = x.shape[0]
     dtype = x.dtype
-    one = np.ones(1, dtype)
     Rx = np.zeros((T, e), dtype)
-    if Why_row is not None:
-        Rh = lrp_epsilon(state["h"][T], Why_row[:, None], bias_t * one, score * one,
-                         score * one, n_output_lower, eps, bias_factor)
-    else:
-        Rh = np.zeros(d, dtype)
+    Rh = R_top if R_top is not None else np.zeros(d, dtype)
     identity = np.eye(d, dtype=dtype)
     zero_bias = np.zeros(d, dtype)
     n_rows = slice(2 * d, 3 * d)
@@ -245,15 +255,14 @@ def lrp_gru_direction(weights, Why_row, bias_t, score, n_output_lower, state, x,
             Rh = Rh + R_from_above[t]
         r, z, n, u = (state[q][t] for q in "rznu")
         h_t, h_prev = state["h"][t + 1], state["h"][t]
-        R_n = lrp_epsilon((1 - z) * n, identity, zero_bias, h_t, Rh, 2 * d, eps, bias_factor)
-        R_prev = lrp_epsilon(z * h_prev, identity, zero_bias, h_t, Rh, 2 * d, eps,
-                             bias_factor)
+        R_n, R_prev = lrp_sum([((1 - z) * n, identity), (z * h_prev, identity)], zero_bias,
+                              h_t, Rh, 2 * d, eps, bias_factor, sum_rule)
         a_n, b_n = state["a"][t, n_rows], weights["bxh"][n_rows]
-        Rx[t] = lrp_epsilon(x[t], weights["Wxh"][n_rows].T, b_n, a_n, R_n, e + d, eps,
-                            bias_factor)
-        R_m = lrp_epsilon(r * u, identity, b_n, a_n, R_n, e + d, eps, bias_factor)
-        Rh = R_prev + lrp_epsilon(h_prev, weights["Whh"][n_rows].T, weights["bhh"][n_rows],
-                                  u, R_m, d, eps, bias_factor)
+        Rx[t], R_m = lrp_sum([(x[t], weights["Wxh"][n_rows].T), (r * u, identity)], b_n, a_n,
+                             R_n, e + d, eps, bias_factor, sum_rule)
+        R_u, = lrp_sum([(h_prev, weights["Whh"][n_rows].T)], weights["bhh"][n_rows], u, R_m, d,
+                       eps, bias_factor, sum_rule)
+        Rh = R_prev + R_u
     return Rx, Rh.sum()
 
 
@@ -278,7 +287,7 @@ def gradient_gru_direction(weights, Why_row, state, G_from_above=None):
 
 
 def explain(layers, Why, bias, x, target, eps, bias_factor, gate_rule, do_lrp, do_grad,
-            cell="lstm"):
+            cell="lstm", sum_rule="epsilon"):
     """Everything the kernels compute for one sequence x (T, e).
 
     target < 0 means the predicted class. Returns a dict with scores (C,),
@@ -290,42 +299,52 @@ def explain(layers, Why, bias, x, target, eps, bias_factor, gate_rule, do_lrp, d
     if target < 0:
         target = int(np.argmax(scores))
     n_dir = len(layers[0])
-    d = layers[0][0]["Whh"].shape[1]
     out = {"scores": scores, "target": target}
 
-    def down(backward_one):
-        """Run backward_one(layer, direction, weights, Why row or None,
-        input in processing order, what reaches h from above in processing
-        order) from the top layer down; return the first layer's results in
+    def down(backward_one, top):
+        """Run backward_one(weights, top (d,) or None, state, input in
+        processing order, what reaches h from above in processing order)
+        from the top layer down, top[j] being what the top layer's
+        direction j starts from; return the first layer's results in
         sentence order."""
         from_above = None
         for k in reversed(range(len(layers))):
             results = []
             for j, w in enumerate(layers[k]):
+                d = w["Whh"].shape[1]
                 flip = (lambda a: a) if j == 0 else (lambda a: a[::-1])
                 above = None if from_above is None else flip(from_above[:, j * d:(j + 1) * d])
-                why = Why[j][target] if k == len(layers) - 1 else None
-                results.append(flip(backward_one(k, j, w, why, flip(inputs[k]), above)))
+                start = top[j] if k == len(layers) - 1 else None
+                results.append(flip(backward_one(w, start, states[k][j], flip(inputs[k]),
+                                                 above)))
             from_above = sum(results)
         return np.stack(results)
 
     if do_lrp:
         rest = [0.0]
+        # the output layer: one upper unit, the target score, and the last
+        # hidden states of the top layer's directions as lower units
+        one = np.ones(1, scores.dtype)
+        last = [st["h"][-1] for st in states[-1]]
+        R_top = lrp_sum([(h, Why[j][target][:, None]) for j, h in enumerate(last)],
+                        bias[target] * one, scores[target] * one, scores[target] * one,
+                        sum(len(h) for h in last), eps, bias_factor, sum_rule)
 
-        def lrp_one(k, j, w, why, xk, above):
+        def lrp_one(w, start, state, xk, above):
             if cell == "lstm":
-                Rk, rk = lrp_direction(w, why, bias[target], scores[target], n_dir * d,
-                                       states[k][j], xk, eps, bias_factor, gate_rule, above)
+                Rk, rk = lrp_direction(w, start, state, xk, eps, bias_factor, gate_rule, above,
+                                       sum_rule)
             else:
-                Rk, rk = lrp_gru_direction(w, why, bias[target], scores[target], n_dir * d,
-                                           states[k][j], xk, eps, bias_factor, above)
+                Rk, rk = lrp_gru_direction(w, start, state, xk, eps, bias_factor, above,
+                                           sum_rule)
             rest[0] = rest[0] + rk
             return Rk
 
-        out["relevance"] = down(lrp_one)
+        out["relevance"] = down(lrp_one, R_top)
         out["rest"] = rest[0]
     if do_grad:
         gradient_one = gradient_direction if cell == "lstm" else gradient_gru_direction
-        out["gradient"] = down(lambda k, j, w, why, xk, above:
-                               gradient_one(w, why, states[k][j], above))
+        out["gradient"] = down(lambda w, start, state, xk, above:
+                               gradient_one(w, start, state, above),
+                               [Why[j][target] for j in range(n_dir)])
     return out
