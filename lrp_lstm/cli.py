@@ -1,7 +1,8 @@
 """The `lrp-lstm` command (also `python -m lrp_lstm`), on the embedded SST model.
 
     lrp-lstm explain "TEXT" [--method lrp|sa|gi] [--target K] [--eps E]
-                            [--bias-factor B] [--json] [--html FILE] [--png FILE]
+                            [--bias-factor B] [--gate-rule R] [--sum-rule S]
+                            [--json] [--html FILE] [--png FILE]
     lrp-lstm explain -          one text per line on standard input, one JSON line each
     lrp-lstm predict "TEXT"
     lrp-lstm evaluate --data SST_FILE [--min-length 10] [--steps 5] [--json FILE]
@@ -12,6 +13,9 @@ import json
 import sys
 import warnings
 
+from . import _validation as V
+from .evaluate import DELETION_METHODS, GATE_RULE_METHODS
+
 
 def _parser():
     parser = argparse.ArgumentParser(
@@ -21,15 +25,18 @@ def _parser():
 
     ex = sub.add_parser("explain", help="relevance of each token of a text")
     ex.add_argument("text", help='the text, or "-" to read one text per line from stdin')
-    ex.add_argument("--method", choices=("lrp", "sa", "gi"), default="lrp",
+    ex.add_argument("--method", choices=V.METHODS, default="lrp",
                     help="lrp (default), sa (sensitivity) or gi (gradient x input)")
     ex.add_argument("--target", type=int, default=None,
                     help="class to explain (default: the predicted class)")
     ex.add_argument("--eps", type=float, default=1e-3, help="LRP stabilizer (default 1e-3)")
     ex.add_argument("--bias-factor", type=float, default=0.0,
                     help="1.0 redistributes bias relevance (default 0.0)")
-    ex.add_argument("--gate-rule", choices=("signal", "half", "prop", "abs"),
+    ex.add_argument("--gate-rule", choices=V.GATE_RULES,
                     default="signal", help="LRP rule for gate * signal products")
+    ex.add_argument("--sum-rule", choices=V.SUM_RULES, default="epsilon",
+                    help="LRP rule for sums: epsilon (the reference's) or abs "
+                         "(|term| / sum |term|: relevance cannot grow with the length)")
     ex.add_argument("--json", action="store_true", help="print one JSON object")
     ex.add_argument("--html", metavar="FILE", help="write an HTML heatmap")
     ex.add_argument("--png", metavar="FILE", help="write a PNG heatmap (needs matplotlib)")
@@ -43,9 +50,10 @@ def _parser():
     ev.add_argument("--min-length", type=int, default=10,
                     help="keep sentences of at least this many tokens (default 10)")
     ev.add_argument("--steps", type=int, default=5, help="words to delete (default 5)")
-    ev.add_argument("--methods", nargs="+", default=["lrp", "sa", "gi", "random"],
-                    choices=["lrp", "lrp-half", "lrp-prop", "lrp-abs", "sa", "gi", "random"],
-                    help="lrp-RULE is LRP with another gate rule (default: lrp sa gi random)")
+    ev.add_argument("--methods", nargs="+", default=list(DELETION_METHODS),
+                    choices=DELETION_METHODS + GATE_RULE_METHODS,
+                    help="lrp-RULE is LRP with another gate rule, lrp+abs (lrp-RULE+abs) with "
+                         "the abs sum rule (default: lrp sa gi random)")
     ev.add_argument("--random-runs", type=int, default=10,
                     help="seeded runs averaged for random deletion (default 10)")
     ev.add_argument("--json", metavar="FILE", help="write the accuracies as JSON")
@@ -57,7 +65,7 @@ def _parser():
 
 def _explain(clf, args, out):
     kwargs = {"method": args.method, "eps": args.eps, "bias_factor": args.bias_factor,
-              "gate_rule": args.gate_rule}
+              "gate_rule": args.gate_rule, "sum_rule": args.sum_rule}
     if args.text == "-":
         if args.html or args.png:
             raise ValueError("--html and --png take a single text, not '-'")

@@ -19,8 +19,11 @@ from . import _validation as V
 
 SETTINGS = ("correct", "incorrect")
 DELETION_METHODS = ("lrp", "sa", "gi", "random")
-# LRP with the other gate rules: "lrp-half", "lrp-prop", "lrp-abs"
-GATE_RULE_METHODS = ("lrp-half", "lrp-prop", "lrp-abs")
+# LRP with other rules: "lrp-GATE" with gate rule GATE (half, prop, abs),
+# and "+abs" after either for the abs sum rule ("lrp+abs", "lrp-half+abs")
+GATE_RULE_METHODS = tuple(
+    f"lrp{'' if g == 'signal' else '-' + g}{'' if s == 'epsilon' else '+' + s}"
+    for s in V.SUM_RULES for g in V.GATE_RULES)[1:]
 
 
 def deletion_order(word_relevance, setting):
@@ -35,8 +38,8 @@ def deletion_curve(model, xs, labels, method, steps=5, setting="correct", n_rand
     """Accuracy after deleting 0, 1, ..., steps words of each sentence.
 
     model: a BiLSTM; xs: list of (T_k, e) inputs; labels: (B,) true classes;
-    method: "lrp", "sa", "gi", "random", or "lrp-RULE" for LRP with another
-    gate rule (half, prop, abs). Only the sentences of `setting`
+    method: "lrp", "sa", "gi", "random", or one of GATE_RULE_METHODS, LRP
+    with other rules ("lrp-half", "lrp+abs", ...). Only the sentences of `setting`
     (classified correctly or not by the model on the full input) take part.
     Returns (accuracies (steps+1,), number of sentences in the setting).
     """
@@ -73,10 +76,12 @@ def deletion_curve(model, xs, labels, method, steps=5, setting="correct", n_rand
 
 
 def _explain(model, xs, method, targets, eps, bias_factor, n_threads):
-    """explain_batch for "lrp", "sa", "gi" or "lrp-RULE" (LRP with gate rule RULE)."""
+    """explain_batch for "lrp", "sa", "gi" or an LRP variant "lrp-GATE+SUM"."""
+    method, _, sum_rule = method.partition("+")
     base, _, rule = method.partition("-")
     return model.explain_batch(xs, base, targets=targets, eps=eps, bias_factor=bias_factor,
-                               gate_rule=rule or "signal", n_threads=n_threads)
+                               gate_rule=rule or "signal", sum_rule=sum_rule or "epsilon",
+                               n_threads=n_threads)
 
 
 def _accuracies(model, xs, labels, orders, steps, n_threads):

@@ -266,24 +266,25 @@ class TextClassifier:
         return scores.argmax(axis=1)
 
     def explain(self, text, method="lrp", target=None, eps=1e-3, bias_factor=0.0,
-                gate_rule="signal", dtype=np.float64, n_threads=1):
+                gate_rule="signal", sum_rule="epsilon", dtype=np.float64, n_threads=1):
         """Explain one text; see BiLSTM.explain for the parameters.
 
         Returns a TextExplanation (a dict of them for a tuple of methods).
         """
         return self.explain_batch([text], method, None if target is None else [target],
-                                  eps, bias_factor, gate_rule, n_threads=n_threads,
+                                  eps, bias_factor, gate_rule, sum_rule, n_threads=n_threads,
                                   dtype=dtype)[0]
 
     def explain_batch(self, texts, method="lrp", targets=None, eps=1e-3, bias_factor=0.0,
-                      gate_rule="signal", n_threads=None, dtype=np.float64):
+                      gate_rule="signal", sum_rule="epsilon", n_threads=None,
+                      dtype=np.float64):
         """Explain many texts in one kernel call; one TextExplanation per text."""
         if isinstance(texts, str):
             raise TypeError("texts must be a list of str; use explain() for one text")
         embedded = [self.embed(t) for t in texts]
         results = self.model.explain_batch([x for _, x in embedded], method, targets, eps,
-                                           bias_factor, gate_rule, n_threads=n_threads,
-                                           dtype=dtype)
+                                           bias_factor, gate_rule, sum_rule,
+                                           n_threads=n_threads, dtype=dtype)
         out = []
         for (tokens, _), res in zip(embedded, results):
             if isinstance(res, dict):

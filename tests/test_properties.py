@@ -137,3 +137,37 @@ def test_tiny_half_rule_by_hand():
         assert expl.relevance[0, 0] == pytest.approx(R_x, rel=1e-12)
     with pytest.raises(ValueError, match="gate_rule"):
         model.explain(np.array([[x]]), gate_rule="gate-take-all")
+
+
+@settings(max_examples=50, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(e=st.integers(1, 60), d=st.integers(1, 60), C=st.integers(1, 8), T=st.integers(1, 120),
+       n_layers=st.integers(1, 3), bidirectional=st.booleans(), bias=st.booleans(),
+       cell=st.sampled_from(["lstm", "gru"]), seed=st.integers(0, 2**32 - 1),
+       bias_factor=st.sampled_from([0.0, 1.0]),
+       gate_rule=st.sampled_from(["signal", "half", "abs"]))
+def test_abs_sum_rule_conserves_bounds_and_equals_oracle(e, d, C, T, n_layers, bidirectional,
+                                                         bias, cell, seed, bias_factor,
+                                                         gate_rule):
+    if cell == "gru":
+        gate_rule = "signal"
+    rng = np.random.default_rng(seed)
+    model = lrp_lstm.BiLSTM.from_dict(random_weights(rng, e, d, C, bidirectional, bias,
+                                                     n_layers, cell), cell=cell)
+    x = rng.normal(0, 1, (T, e))
+    kw = {"target": int(rng.integers(C)), "bias_factor": bias_factor, "gate_rule": gate_rule,
+          "sum_rule": "abs"}
+    fast = model.explain(x, **kw)
+    plain = model.explain(x, backend="numpy", **kw)
+    assert fast.sum_rule == "abs"
+    score = abs(fast.scores[kw["target"]])
+    # every share lies in [0, 1]: relevance never exceeds the score, and with
+    # bias_factor = 1 it is all of it
+    assert fast.amplification <= 1 + 1e-10
+    if bias_factor == 1.0:
+        total = fast.relevance.sum() + fast.relevance_rest
+        assert abs(total - fast.scores[kw["target"]]) <= 1e-10 * max(score, 1e-300)
+        assert fast.amplification == pytest.approx(1, abs=1e-10)
+    np.testing.assert_allclose(fast.relevance, plain.relevance, rtol=0,
+                               atol=1e-10 * max(score, 1e-300))
+    assert abs(fast.relevance_rest - plain.relevance_rest) <= 1e-10 * max(score, 1e-300)
