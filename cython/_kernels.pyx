@@ -160,19 +160,14 @@ cdef inline floating sgn(floating z) noexcept nogil:
 cdef enum:
     RULE_SIGNAL = 0     # 0: the signal takes all (the reference's rule)
     RULE_HALF = 1       # 1/2
-    RULE_PROP = 2       # a / (a + b), the denominator stabilized by eps
-    RULE_ABS = 3        # |a| / (|a| + |b|), 1/2 when both are 0
+    RULE_ABS = 2        # |a| / (|a| + |b|), 1/2 when both are 0
 
 
-cdef inline floating gate_share(int rule, floating a, floating b,
-                                floating eps) noexcept nogil:
+cdef inline floating gate_share(int rule, floating a, floating b) noexcept nogil:
     """Fraction of the relevance of a * b (a the gate) that goes to a."""
     cdef floating s
     if rule == RULE_HALF:
         return 0.5
-    if rule == RULE_PROP:
-        s = a + b
-        return a / (s + eps * sgn(s))
     if rule == RULE_ABS:
         s = (a if a >= 0 else -a) + (b if b >= 0 else -b)
         return (a if a >= 0 else -a) / s if s > 0 else 0.5
@@ -493,13 +488,13 @@ cdef void abs_sums(const floating *ap, const Cell *cl, const Chunk *ch, Py_ssize
 
 
 cdef inline floating split_products(int rule, const floating *a, floating c_prev,
-                                    floating Rig, floating Rfc, floating eps,
-                                    Py_ssize_t j, Py_ssize_t d, floating *Rg) noexcept nogil:
+                                    floating Rig, floating Rfc, Py_ssize_t j, Py_ssize_t d,
+                                    floating *Rg) noexcept nogil:
     """i * g -> (i, g) and f * c_{t-1} -> (f, c_{t-1}) by the gate rule: Rg
     (G,) receives the relevance of i, g and f at j; returns that of
     c_{t-1}."""
-    cdef floating R_prev = Rfc - gate_share(rule, a[2 * d + j], c_prev, eps) * Rfc
-    Rg[j] = gate_share(rule, a[j], a[d + j], eps) * Rig
+    cdef floating R_prev = Rfc - gate_share(rule, a[2 * d + j], c_prev) * Rfc
+    Rg[j] = gate_share(rule, a[j], a[d + j]) * Rig
     Rg[d + j] = Rig - Rg[j]
     Rg[2 * d + j] = Rfc - R_prev
     return R_prev
@@ -547,7 +542,7 @@ cdef void lrp_lstm(const floating *p, const floating *ap, const Cell *cl, const 
             share = 0
             if absolute:
                 for j in range(d):
-                    Ro = gate_share(rule, a[3 * d + j], w[cl.tc + r * d + j], eps) * Rh[k * d + j]
+                    Ro = gate_share(rule, a[3 * d + j], w[cl.tc + r * d + j]) * Rh[k * d + j]
                     Rg[3 * d + j] = Ro
                     Rc[k * d + j] = Rc[k * d + j] + (Rh[k * d + j] - Ro)
                     c_prev = c[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
@@ -556,8 +551,7 @@ cdef void lrp_lstm(const floating *p, const floating *ap, const Cell *cl, const 
                     fc = fc if fc >= 0 else -fc
                     ig = ig if ig >= 0 else -ig
                     zz = Rc[k * d + j] / (fc + ig) if fc + ig > 0 else 0
-                    Rc[k * d + j] = split_products(rule, a, c_prev, ig * zz, fc * zz, eps, j, d,
-                                                   Rg)
+                    Rc[k * d + j] = split_products(rule, a, c_prev, ig * zz, fc * zz, j, d, Rg)
             elif rule == RULE_SIGNAL:     # the signals take all: the loops stay simple
                 for j in range(d):
                     Rc[k * d + j] = Rc[k * d + j] + Rh[k * d + j]
@@ -571,8 +565,8 @@ cdef void lrp_lstm(const floating *p, const floating *ap, const Cell *cl, const 
                     Rc[k * d + j] = a[2 * d + j] * c_prev * Rc[k * d + j] + share
             else:
                 for j in range(d):
-                    Rg[3 * d + j] = gate_share(rule, a[3 * d + j], w[cl.tc + r * d + j],
-                                               eps) * Rh[k * d + j]
+                    Rg[3 * d + j] = (gate_share(rule, a[3 * d + j], w[cl.tc + r * d + j])
+                                     * Rh[k * d + j])
                     Rc[k * d + j] = Rc[k * d + j] + (Rh[k * d + j] - Rg[3 * d + j])
                     zz = c[r * d + j]
                     Rc[k * d + j] = Rc[k * d + j] / (zz + eps * sgn(zz))
@@ -582,7 +576,7 @@ cdef void lrp_lstm(const floating *p, const floating *ap, const Cell *cl, const 
                     c_prev = c[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
                     Rig = a[j] * a[d + j] * Rc[k * d + j] + share
                     Rfc = a[2 * d + j] * c_prev * Rc[k * d + j] + share
-                    Rc[k * d + j] = split_products(rule, a, c_prev, Rig, Rfc, eps, j, d, Rg)
+                    Rc[k * d + j] = split_products(rule, a, c_prev, Rig, Rfc, j, d, Rg)
             # the gates' pre-activations -> (x_t, h_{t-1}); z holds the
             # pre-activations (epsilon rule) or their absolute sums (abs rule)
             share = 0

@@ -10,7 +10,7 @@ import numpy as np
 
 METHODS = ("lrp", "sa", "gi")
 # LRP rules for the products gate * signal, numbered as in the kernels
-GATE_RULES = ("signal", "half", "prop", "abs")
+GATE_RULES = ("signal", "half", "abs")
 # LRP rules for the sums (the cell state and the pre-activations): the
 # reference's epsilon rule, and shares |term| / sum |term|
 SUM_RULES = ("epsilon", "abs")
@@ -168,7 +168,14 @@ def check_sum_rule(sum_rule):
 
 
 def check_gate_rule(gate_rule):
-    """Return the kernels' number of an LRP gate rule."""
+    """Return the gate rule's number in GATE_RULES, else raise ValueError."""
+    if gate_rule == "prop":
+        raise ValueError(
+            "gate_rule='prop' is not offered: its share a / (a + b) is unbounded where gate "
+            "+ signal is near 0, and the relevance explodes on almost every input (median "
+            "amplification 1e28 on SST test sentences, overflow on 200-token documents, "
+            "with either sum rule); use gate_rule='abs' (|a| / (|a| + |b|)) with "
+            "sum_rule='abs'")
     if gate_rule not in GATE_RULES:
         raise ValueError(f"unknown gate_rule {gate_rule!r}: expected one of {GATE_RULES}")
     return GATE_RULES.index(gate_rule)

@@ -127,13 +127,7 @@ def _evaluate(clf, args, out):
               f"from {args.data}: accuracy (%) after 0..{args.steps} deletions\n")
     out.write(evaluate.format_table(table) + "\n")
     if args.pointing:
-        leaves = {}
-        for s in trees:
-            for a, b, label in s.phrases:
-                if b - a == 1:
-                    leaves.setdefault(label, set()).add(s.tokens[a])
-        fillers = sorted(leaves.get(2, ()))
-        deciders = sorted(leaves.get(0, set()) | leaves.get(4, set()))
+        fillers, deciders = evaluate.pointing_vocabulary(trees)
         _, pxs, pos = evaluate.constructed_sentences(clf, fillers, deciders, args.pointing)
         table["pointing"] = {m: evaluate.pointing_game(clf.model, pxs, pos, m)
                              for m in args.methods}

@@ -75,13 +75,19 @@ def deletion_curve(model, xs, labels, method, steps=5, setting="correct", n_rand
     return _accuracies(model, xs, labels, orders, steps, n_threads), len(xs)
 
 
-def _explain(model, xs, method, targets, eps, bias_factor, n_threads):
-    """explain_batch for "lrp", "sa", "gi" or an LRP variant "lrp-GATE+SUM"."""
+def method_rules(method):
+    """(method, gate_rule, sum_rule) of a method name: "lrp-half+abs" is
+    ("lrp", "half", "abs"), "sa" is ("sa", "signal", "epsilon")."""
     method, _, sum_rule = method.partition("+")
     base, _, rule = method.partition("-")
+    return base, rule or "signal", sum_rule or "epsilon"
+
+
+def _explain(model, xs, method, targets, eps, bias_factor, n_threads):
+    """explain_batch for "lrp", "sa", "gi" or an LRP variant "lrp-GATE+SUM"."""
+    base, gate_rule, sum_rule = method_rules(method)
     return model.explain_batch(xs, base, targets=targets, eps=eps, bias_factor=bias_factor,
-                               gate_rule=rule or "signal", sum_rule=sum_rule or "epsilon",
-                               n_threads=n_threads)
+                               gate_rule=gate_rule, sum_rule=sum_rule, n_threads=n_threads)
 
 
 def _accuracies(model, xs, labels, orders, steps, n_threads):
@@ -163,6 +169,18 @@ def pointing_game(model, xs, deciding, method, target=None, eps=1e-3, bias_facto
     explanations = _explain(model, xs, method, target, eps, bias_factor, n_threads)
     hits = [int(np.argmax(e.word_relevance)) in set(p) for e, p in zip(explanations, deciding)]
     return float(np.mean(hits))
+
+
+def pointing_vocabulary(trees):
+    """(fillers, deciders) for constructed_sentences from SST trees: the
+    words labelled neutral (2) on their own, and those labelled very
+    negative or very positive (0, 4), each sorted."""
+    leaves = {}
+    for s in trees:
+        for a, b, label in s.phrases:
+            if b - a == 1:
+                leaves.setdefault(label, set()).add(s.tokens[a])
+    return sorted(leaves.get(2, ())), sorted(leaves.get(0, set()) | leaves.get(4, set()))
 
 
 def constructed_sentences(clf, fillers, deciders, n=500, length=(6, 15), seed=0):

@@ -376,9 +376,10 @@ class BiLSTM:
         gate_rule : how LRP splits the relevance of a product gate * signal
             (i * g, f * c_{t-1}, o * tanh(c_t)); with a = gate, b = signal:
             "signal" (all to the signal; the reference's rule), "half"
-            (half each), "prop" (a/(a+b) to the gate, the denominator
-            stabilized by eps) or "abs" (|a|/(|a|+|b|) to the gate). A
-            gate's relevance goes on through its pre-activation to x and h.
+            (half each) or "abs" (|a|/(|a|+|b|) to the gate). A gate's
+            relevance goes on through its pre-activation to x and h; with
+            the epsilon sum rule that amplifies relevance through
+            pre-activations near 0 (use sum_rule="abs" with these rules).
             GRU models take "signal" only (their gates get no relevance).
         sum_rule : how LRP splits the relevance of a sum (the cell state
             c_t = f c_{t-1} + i g, the gates' pre-activations, the output
@@ -434,10 +435,9 @@ class BiLSTM:
         if out["overflow"]:
             raise FloatingPointError(
                 f"LRP relevance overflowed ({np.dtype(dtype).name}) with gate_rule="
-                f"{gate_rule!r}" + (": the 'prop' rule multiplies relevance by "
-                                    "a / (a + b), which is large where gate + signal is "
-                                    "near 0; try 'abs' or 'half'" if gate_rule == "prop"
-                                    else ""))
+                f"{gate_rule!r} and sum_rule={sum_rule!r}: the epsilon rule's shares grow "
+                "where the terms of a sum nearly cancel, and multiply along the sequence; "
+                "sum_rule='abs' keeps every share within [0, 1]")
         if "lrp" in methods:
             _warn_amplification(out["amplification"], _name)
         return _explanations(out, methods, single, (eps, bias_factor, gate_rule, sum_rule))

@@ -134,16 +134,13 @@ def forward(layers, Why, bias, x, cell="lstm"):
     return scores, states, inputs
 
 
-def gate_fraction(rule, a, b, eps):
+def gate_fraction(rule, a, b):
     """Share of the relevance of the product a * b (a the gate, b the signal)
     that goes to the gate, element-wise (Arras et al., BlackboxNLP 2019)."""
     if rule == "signal":
         return np.zeros_like(a)
     if rule == "half":
         return np.full_like(a, 0.5)
-    if rule == "prop":
-        s = a + b
-        return a / (s + eps * np.where(s >= 0, 1.0, -1.0))
     if rule == "abs":
         s = np.abs(a) + np.abs(b)
         return np.where(s > 0, np.abs(a) / np.where(s > 0, s, 1.0), 0.5).astype(a.dtype)
@@ -178,13 +175,13 @@ def lrp_direction(weights, R_top, state, x, eps, bias_factor, gate_rule="signal"
             Rh = Rh + R_from_above[t]
         i, g, f, o = (state[q][t] for q in "igfo")
         c_t, c_prev = state["c"][t + 1], state["c"][t]
-        R_gate = {"o": gate_fraction(gate_rule, o, np.tanh(c_t), eps) * Rh}
+        R_gate = {"o": gate_fraction(gate_rule, o, np.tanh(c_t)) * Rh}
         Rc = Rc + (Rh - R_gate["o"])
         R_fc, R_ig = lrp_sum([(f * c_prev, identity), (i * g, identity)], zero_bias, c_t, Rc,
                              2 * d, eps, bias_factor, sum_rule)
-        R_gate["i"] = gate_fraction(gate_rule, i, g, eps) * R_ig
+        R_gate["i"] = gate_fraction(gate_rule, i, g) * R_ig
         R_gate["g"] = R_ig - R_gate["i"]
-        R_gate["f"] = gate_fraction(gate_rule, f, c_prev, eps) * R_fc
+        R_gate["f"] = gate_fraction(gate_rule, f, c_prev) * R_fc
         Rc = R_fc - R_gate["f"]
         Rh = np.zeros(d, dtype)
         for q in ("g",) if gate_rule == "signal" else "igfo":

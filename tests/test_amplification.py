@@ -61,3 +61,27 @@ def test_default_threshold_separates_sst_sentences_from_long_random_inputs():
     x = clf.embeddings[rng.integers(1, len(clf.vocab), 2000)]
     with pytest.warns(lrp_lstm.AmplificationWarning, match="amplified up to"):
         clf.model.explain(x, bias_factor=1.0)
+
+
+def test_rule_names_and_refusals():
+    assert lrp_lstm.SUM_RULES == ("epsilon", "abs")
+    assert lrp_lstm.GATE_RULES == ("signal", "half", "abs")
+    model = random_model(seed=7, e=4, d=3, C=2)
+    x = np.random.default_rng(8).normal(0, 1, (5, 4))
+    with pytest.raises(ValueError, match="'prop' is not offered.*sum_rule='abs'"):
+        model.explain(x, gate_rule="prop")
+    with pytest.raises(ValueError, match=r"unknown sum_rule 'alpha'.*\('epsilon', 'abs'\)"):
+        model.explain(x, sum_rule="alpha")
+
+
+@pytest.mark.parametrize("T", [20, 2000, 10000])
+def test_abs_sum_rule_stays_bounded_on_long_random_word_inputs(T):
+    # the epsilon rule's amplification grows exponentially with T here
+    # (median 3.7e12 at T = 2000); the abs rule's cannot exceed 1
+    clf = lrp_lstm.load_sst()
+    x = clf.embeddings[np.random.default_rng(T).integers(1, len(clf.vocab), T)]
+    e = clf.model.explain(x, bias_factor=1.0, sum_rule="abs")
+    score = e.scores[e.target]
+    assert e.amplification <= 1 + 1e-10
+    assert abs(e.relevance.sum() + e.relevance_rest - score) <= 1e-10 * abs(score)
+    assert np.all(e.relevance * np.sign(score) >= 0)    # one sign: that of the score

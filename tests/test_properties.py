@@ -14,7 +14,7 @@ dims = st.integers(1, 200)
           suppress_health_check=[HealthCheck.too_slow])
 @given(e=dims, d=dims, C=dims, T=dims, bidirectional=st.booleans(), bias=st.booleans(),
        seed=st.integers(0, 2**32 - 1), bias_factor=st.sampled_from([0.0, 1.0]),
-       gate_rule=st.sampled_from(["signal", "half", "prop", "abs"]))
+       gate_rule=st.sampled_from(["signal", "half", "abs"]))
 def test_conservation_and_cython_equals_oracle(e, d, C, T, bidirectional, bias, seed,
                                                bias_factor, gate_rule):
     rng = np.random.default_rng(seed)
@@ -22,14 +22,7 @@ def test_conservation_and_cython_equals_oracle(e, d, C, T, bidirectional, bias, 
     x = rng.normal(0, 1, (T, e))
     target = int(rng.integers(C))
     kw = {"target": target, "bias_factor": bias_factor, "gate_rule": gate_rule}
-    try:
-        fast = model.explain(x, ("lrp", "sa", "gi"), **kw)
-    except FloatingPointError:
-        # only the prop rule can blow relevance up; the oracle must agree
-        assert gate_rule == "prop"
-        with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="prop"):
-            model.explain(x, ("lrp", "sa", "gi"), backend="numpy", **kw)
-        return
+    fast = model.explain(x, ("lrp", "sa", "gi"), **kw)
     plain = model.explain(x, ("lrp", "sa", "gi"), backend="numpy", **kw)
     assert fast["lrp"].gate_rule == gate_rule
     lrp = fast["lrp"]
@@ -38,8 +31,8 @@ def test_conservation_and_cython_equals_oracle(e, d, C, T, bidirectional, bias, 
         if bidirectional:
             total += lrp.relevance_bwd.sum()
         # relative to the relevance mass: rules that feed the gates can
-        # amplify relevance (through gate pre-activations near 0, and for prop
-        # through a / (a + b)) and then cancel it
+        # amplify relevance (through gate pre-activations near 0) and then
+        # cancel it
         mass = max(1.0, abs(lrp.scores[target]), np.abs(lrp.relevance).sum()
                    + abs(lrp.relevance_rest))
         assert abs(total - lrp.scores[target]) <= 1e-10 * mass
