@@ -197,7 +197,7 @@ def plot(rows):
             pts = [(r["T"], r["median"]) for r in rows
                    if r["inputs"] == source and r["rule"] == rule and np.isfinite(r["median"])]
             if pts:
-                ax.plot(*zip(*pts), marker="o", label=rule,
+                ax.plot(*zip(*pts), marker="o", label=rule, color=f"C{RULES.index(rule)}",
                         linestyle="--" if "+abs" in rule else "-")
         ax.set_xscale("log")
         ax.set_yscale("log")

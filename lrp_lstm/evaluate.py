@@ -125,11 +125,12 @@ def word_deletion(model, xs, labels, methods=DELETION_METHODS, steps=5, n_random
 def format_table(table):
     """The accuracies as a text table, one row per method and setting (in %)."""
     steps = len(next(iter(table.values()))["correct"])
-    head = f"{'method':<10}{'setting':<11}{'n':>6}" + "".join(f"{k:>8}" for k in range(steps))
+    width = max(10, *(len(m) + 2 for m in table))
+    head = f"{'method':<{width}}{'setting':<11}{'n':>6}" + "".join(f"{k:>8}" for k in range(steps))
     lines = [head]
     for method, row in table.items():
         for setting in SETTINGS:
-            lines.append(f"{method:<10}{setting:<11}{row['n_' + setting]:>6}"
+            lines.append(f"{method:<{width}}{setting:<11}{row['n_' + setting]:>6}"
                          + "".join(f"{100 * a:>8.1f}" for a in row[setting]))
     return "\n".join(lines)
 
