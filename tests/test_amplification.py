@@ -61,6 +61,26 @@ def test_default_threshold_separates_sst_sentences_from_long_random_inputs():
     x = clf.embeddings[rng.integers(1, len(clf.vocab), 2000)]
     with pytest.warns(lrp_lstm.AmplificationWarning, match="amplified up to"):
         clf.model.explain(x, bias_factor=1.0)
+    # every gate rule: no amplification above 1e6 on a test sentence without
+    # the warning naming that sentence
+    for gate_rule in lrp_lstm.GATE_RULES:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", lrp_lstm.AmplificationWarning)
+            amps = np.array([e.amplification for e in clf.model.explain_batch(
+                xs, gate_rule=gate_rule, n_threads=2)])
+        named = set()
+        for w in caught:
+            listed = str(w.message).split("xs[")[1].split("]")[0]
+            named |= {int(k) for k in listed.replace(", ...", "").split(", ")}
+        over = np.flatnonzero(amps > 1e6)
+        assert len(caught) == (1 if (amps > lrp_lstm.AmplificationWarning.threshold).any()
+                               else 0)
+        # the message lists up to ten inputs: those it lists are above the threshold
+        assert all(amps[k] > lrp_lstm.AmplificationWarning.threshold for k in named)
+        assert gate_rule == "signal" or len(over) > 0    # the gate-feeding rules explode
+        if len(over):
+            assert f"{(amps > lrp_lstm.AmplificationWarning.threshold).sum()} of" in str(
+                caught[0].message)
 
 
 def test_rule_names_and_refusals():
