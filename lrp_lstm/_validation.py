@@ -72,6 +72,19 @@ def check_input(x, input_size, dtype, name="x"):
         return np.ascontiguousarray(arr, dtype=dtype)
 
 
+def check_mask(mask, T, name="mask"):
+    """Return mask as a (T,) bool array with at least one True step."""
+    arr = np.asarray(mask)
+    if arr.dtype != np.bool_:
+        raise TypeError(f"{name} must be a bool array (True on the steps to use), "
+                        f"got dtype {arr.dtype}")
+    if arr.shape != (T,):
+        raise ValueError(f"{name} must have shape ({T},) like its input, got {arr.shape}")
+    if not arr.any():
+        raise ValueError(f"{name} selects no step: at least one must be True")
+    return arr
+
+
 def check_target(target, n_classes, name="target"):
     """Return target as an int in 0..C-1, or -1 for None (the predicted class)."""
     if target is None:

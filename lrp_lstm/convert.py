@@ -11,8 +11,10 @@ FORMAT = "lrp-lstm/bilstm-1"
 
 def save_model(model, path):
     """Write a BiLSTM (LSTM or GRU) to an .npz file (no pickle): its
-    to_dict() arrays (canonical gate order), its cell type and a format tag."""
+    to_dict() arrays (canonical gate order), its cell type, output and
+    mask_zero, and a format tag."""
     np.savez(path, lrp_lstm_format=np.array(FORMAT), cell=np.array(model.cell),
+             output=np.array(model.output), mask_zero=np.array(model.mask_zero),
              **model.to_dict())
 
 
@@ -24,7 +26,11 @@ def load_model(path):
     if tag is None or str(tag) != FORMAT:
         raise ValueError(f"{path} is not an lrp-lstm model file (format {FORMAT!r})")
     cell = arrays.pop("cell", None)
-    return BiLSTM.from_dict(arrays, cell="lstm" if cell is None else str(cell))
+    output = arrays.pop("output", None)
+    mask_zero = arrays.pop("mask_zero", None)
+    return BiLSTM.from_dict(arrays, cell="lstm" if cell is None else str(cell),
+                            output="softmax" if output is None else str(output),
+                            mask_zero=False if mask_zero is None else bool(mask_zero))
 
 
 def from_torch(rnn, head, embedding=None):

@@ -33,15 +33,13 @@ def _shared(classifier):
 
 def _explain_texts(texts, classifier, method, eps, bias_factor, n_threads, dtype):
     """One dict (tokens, word_relevance, predicted, scores) per text."""
-    embedded = [classifier.embed(t) for t in texts]
-    if not embedded:
+    texts = list(texts)
+    if not texts:
         return []
-    explanations = classifier.model.explain_batch([x for _, x in embedded], method, eps=eps,
-                                                  bias_factor=bias_factor,
-                                                  n_threads=n_threads, dtype=dtype)
-    return [{"tokens": tokens, "word_relevance": e.word_relevance.tolist(),
-             "predicted": e.target, "scores": e.scores.tolist()}
-            for (tokens, _), e in zip(embedded, explanations)]
+    explanations = classifier.explain_batch(texts, method, eps=eps, bias_factor=bias_factor,
+                                            n_threads=n_threads, dtype=dtype)
+    return [{"tokens": e.tokens, "word_relevance": e.word_relevance.tolist(),
+             "predicted": e.predicted, "scores": e.scores.tolist()} for e in explanations]
 
 
 def explain_bag(classifier, bag, method="lrp", eps=1e-3, bias_factor=0.0, n_threads=1,

@@ -140,11 +140,26 @@ class BiLSTM:
         r = sigmoid(a_r), z = sigmoid(a_z) with a = Wxh x + bxh + Whh h + bhh,
         n = tanh(Wxh_n x + bxh_n + r * (Whh_n h + bhh_n)),
         h' = (1 - z) * n + z * h.
+    output : how the scores become probabilities: "softmax" (default) or
+        "sigmoid" (C = 1: one logit, the probability of class 1). The
+        explanations are always of the scores (logits).
+    mask_zero : the inputs come from an embedding whose token id 0 is
+        padding, to be skipped (Keras's mask_zero): the text classifier
+        then builds each input's mask, and array inputs need `mask`.
+
+    Each layer k may have its own hidden size d_k (the same in both
+    directions); layer k > 0 reads the n_dir d_{k-1} features of the layer
+    below, and Why_* are (C, d) for the top layer's d.
     """
 
     def __init__(self, left, Why_left, right=None, Why_right=None, bias=None,
-                 gate_order=None, upper_layers=(), cell="lstm"):
+                 gate_order=None, upper_layers=(), cell="lstm", output="softmax",
+                 mask_zero=False):
         self.cell = V.check_cell(cell)
+        if output not in ("softmax", "sigmoid"):
+            raise ValueError(f"unknown output {output!r}: expected 'softmax' or 'sigmoid'")
+        self.output = output
+        self.mask_zero = bool(mask_zero)
         order = V.check_gate_order(gate_order, cell)
         if right is not None or Why_right is not None:
             if right is None or Why_right is None:
@@ -162,16 +177,22 @@ class BiLSTM:
         self.Why = [np.array(V.as_float_array(Why, f"Why_{side}", 2), dtype=np.float64,
                              order="C")
                     for side, Why in zip(sides, (Why_left, Why_right))]
-        d, e, n_dir = self.hidden_size, self.input_size, len(sides)
-        G = len(order) * d
+        # each layer has its own hidden size d_k, the same in both directions;
+        # layer k > 0 reads n_dir d_{k-1} features
+        n_dir, n_in = len(sides), self.input_size
         for k, layer in enumerate(self.layers):
+            d_k = layer[0]["Whh"].shape[1]
             for side, w in zip(sides, layer):
                 where = f"{side}" + (f", layer {k}" if k else "")
-                V.check_shape(w["Wxh"], f"Wxh ({where})", (G, e if k == 0 else n_dir * d))
-                V.check_shape(w["Whh"], f"Whh ({where})", (G, d))
+                V.check_shape(w["Wxh"], f"Wxh ({where})", (len(order) * d_k, n_in))
+                V.check_shape(w["Whh"], f"Whh ({where})", (len(order) * d_k, d_k))
+            n_in = n_dir * d_k
+        d = self.hidden_size
         C = self.Why[0].shape[0]
         if C < 1:
             raise ValueError("Why_left must have at least one class row")
+        if output == "sigmoid" and C != 1:
+            raise ValueError(f"a sigmoid output has one score (C = 1), got C = {C}")
         for side, Why in zip(sides, self.Why):
             V.check_shape(Why, f"Why_{side}", (C, d))
         self.has_bias = bias is not None
@@ -213,14 +234,15 @@ class BiLSTM:
     # -- construction and export ------------------------------------------------
 
     @classmethod
-    def from_dict(cls, arrays, gate_order=None, cell="lstm"):
+    def from_dict(cls, arrays, gate_order=None, cell="lstm", output="softmax",
+                  mask_zero=False):
         """Build a model from the reference's key names.
 
         arrays: mapping with Wxh_Left, bxh_Left, Whh_Left, bhh_Left, Why_Left,
         for a bidirectional model the same five with _Right, optionally bhy
         (C,), an output bias, and for a stacked model the four weights of
         each layer k >= 1 with the suffix _l{k} (Wxh_Left_l1, ...).
-        gate_order and cell as for the constructor.
+        gate_order, cell, output and mask_zero as for the constructor.
         """
         n_layers = 1
         while f"Wxh_Left_l{n_layers}" in arrays:
@@ -249,7 +271,8 @@ class BiLSTM:
                 raise ValueError(f"missing weight Why_{s}")
         return cls(layers[0][0], arrays["Why_Left"], layers[0][1], arrays.get("Why_Right"),
                    bias=arrays.get("bhy"), gate_order=gate_order,
-                   upper_layers=[tuple(layer) for layer in layers[1:]], cell=cell)
+                   upper_layers=[tuple(layer) for layer in layers[1:]], cell=cell,
+                   output=output, mask_zero=mask_zero)
 
     def to_dict(self):
         """The weights under the reference's key names (layers above the first
@@ -267,10 +290,13 @@ class BiLSTM:
         return out
 
     def __getstate__(self):
-        return {"arrays": self.to_dict(), "cell": self.cell}
+        return {"arrays": self.to_dict(), "cell": self.cell, "output": self.output,
+                "mask_zero": self.mask_zero}
 
     def __setstate__(self, state):
-        other = BiLSTM.from_dict(state["arrays"], cell=state.get("cell", "lstm"))
+        other = BiLSTM.from_dict(state["arrays"], cell=state.get("cell", "lstm"),
+                                 output=state.get("output", "softmax"),
+                                 mask_zero=state.get("mask_zero", False))
         self.__dict__.update(other.__dict__)
 
     # -- shape ---------------------------------------------------------------
@@ -289,9 +315,15 @@ class BiLSTM:
         return self.layers[0][0]["Wxh"].shape[1]
 
     @property
+    def hidden_sizes(self):
+        """(d_0, d_1, ...), the hidden size of one direction of each layer."""
+        return tuple(layer[0]["Whh"].shape[1] for layer in self.layers)
+
+    @property
     def hidden_size(self):
-        """d, the hidden size of one direction."""
-        return self.layers[0][0]["Whh"].shape[1]
+        """d, the hidden size of one direction of the top layer (the one the
+        output layer reads)."""
+        return self.hidden_sizes[-1]
 
     @property
     def n_classes(self):
@@ -300,8 +332,10 @@ class BiLSTM:
 
     def __repr__(self):
         kind = "bidirectional" if self.bidirectional else "unidirectional"
+        sizes = self.hidden_sizes
+        d = sizes[0] if len(set(sizes)) == 1 else sizes
         return (f"BiLSTM({kind}, cell={self.cell}, layers={self.n_layers}, e={self.input_size}, "
-                f"d={self.hidden_size}, C={self.n_classes}, bias={self.has_bias})")
+                f"d={d}, C={self.n_classes}, bias={self.has_bias})")
 
     # -- computation ---------------------------------------------------------
 
@@ -338,32 +372,48 @@ class BiLSTM:
                                    self.bias.astype(dtype))
         return self._packed[dtype]
 
-    def forward(self, x, backend="cython", dtype=np.float64):
-        """The scores (C,) for one input x (T, e)."""
-        return self.forward_batch([x], n_threads=1, backend=backend, dtype=dtype,
-                                  _name="x")[0]
+    def forward(self, x, mask=None, backend="cython", dtype=np.float64):
+        """The scores (C,) for one input x (T, e); mask (T,) bool as for
+        explain."""
+        return self.forward_batch([x], None if mask is None else [mask], n_threads=1,
+                                  backend=backend, dtype=dtype, _name="x")[0]
 
-    def forward_batch(self, xs, n_threads=None, backend="cython", dtype=np.float64,
-                      _name=None):
-        """The scores (B, C) of a list of inputs, xs[k] of shape (T_k, e)."""
+    def forward_batch(self, xs, masks=None, n_threads=None, backend="cython",
+                      dtype=np.float64, _name=None):
+        """The scores (B, C) of a list of inputs, xs[k] of shape (T_k, e);
+        masks: None or one (T_k,) bool mask per input, as for explain."""
         dtype = V.check_dtype(dtype)
         n_threads = V.check_n_threads(n_threads)
-        xs = self._check_inputs(xs, dtype, _name)
+        xs, _ = self._check_inputs(xs, masks, dtype, _name)
         if not xs:
             return np.zeros((0, self.n_classes), dtype)
         out = self._compute(xs, np.full(len(xs), -1, dtype=np.intp), (1.0, 0.0, 0, 0), False,
                             False, n_threads, dtype, backend, _name)
         return out["scores"]
 
-    def _check_inputs(self, xs, dtype, name):
+    def _check_inputs(self, xs, masks, dtype, name):
+        """Validated inputs (C-contiguous, dtype) with their masked steps
+        removed, and the validated masks (None without masks)."""
         if isinstance(xs, np.ndarray) and xs.ndim != 3:
             raise ValueError(f"xs must be a list of (T, e) arrays, got an array of shape {xs.shape}")
-        return [V.check_input(x, self.input_size, dtype, name or f"xs[{k}]")
-                for k, x in enumerate(xs)]
+        xs = [V.check_input(x, self.input_size, dtype, name or f"xs[{k}]")
+              for k, x in enumerate(xs)]
+        if masks is None:
+            if self.mask_zero and xs:
+                warnings.warn("this model's inputs come from an embedding whose token 0 is "
+                              "padding (mask_zero), but no mask was given: every step is "
+                              "used; pass mask= (masks=) to skip the padded steps, as Keras "
+                              "does", UserWarning, stacklevel=3)
+            return xs, None
+        if len(masks) != len(xs):
+            raise ValueError(f"masks has {len(masks)} entries for {len(xs)} inputs")
+        masks = [V.check_mask(m, len(x), "mask" if name else f"masks[{k}]")
+                 for k, (m, x) in enumerate(zip(xs, masks))]
+        return [x if m.all() else np.ascontiguousarray(x[m]) for x, m in zip(xs, masks)], masks
 
     def explain(self, x, method="lrp", target=None, eps=1e-3, bias_factor=0.0,
-                gate_rule="signal", sum_rule="epsilon", backend="cython", dtype=np.float64,
-                n_threads=1):
+                gate_rule="signal", sum_rule="epsilon", mask=None, backend="cython",
+                dtype=np.float64, n_threads=1):
         """Explain the score of `target` for one input x (T, e).
 
         method : "lrp" (Layer-wise Relevance Propagation), "sa" (Sensitivity
@@ -387,22 +437,28 @@ class BiLSTM:
             the reference's rule) or "abs" (|term| / (sum of |term| +
             |bias|): shares in [0, 1], so relevance cannot grow along the
             sequence; it takes the sign of the score)
+        mask : None, or (T,) bool, True on the steps to use: the others are
+            skipped as Keras skips masked steps (the state carried over
+            them, padding before or after the text alike), and get
+            relevance and gradient exactly 0
         backend : "cython" (compiled kernels) or "numpy" (the plain oracle)
         dtype : np.float64 or np.float32, the precision of the computation
         n_threads : 2 runs the two directions of a bidirectional model on
             two threads (lower latency, same results); None for every core
         """
         return self.explain_batch((x,), method, None if target is None else (target,),
-                                  eps, bias_factor, gate_rule, sum_rule, n_threads=n_threads,
+                                  eps, bias_factor, gate_rule, sum_rule,
+                                  None if mask is None else (mask,), n_threads=n_threads,
                                   dtype=dtype, backend=backend, _name="x")[0]
 
     def explain_batch(self, xs, method="lrp", targets=None, eps=1e-3, bias_factor=0.0,
-                      gate_rule="signal", sum_rule="epsilon", n_threads=None, dtype=np.float64,
-                      backend="cython", _name=None):
+                      gate_rule="signal", sum_rule="epsilon", masks=None, n_threads=None,
+                      dtype=np.float64, backend="cython", _name=None):
         """Explain a list of inputs of any lengths, xs[k] of shape (T_k, e).
 
         targets: None (each input's predicted class) or one class (or None)
-        per input. n_threads: threads across inputs, None for every core.
+        per input. masks: None or one (T_k,) bool mask per input (see
+        explain). n_threads: threads across inputs, None for every core.
         Returns a list with one Explanation per input (a dict {method:
         Explanation} per input when `method` is a tuple). The results equal
         one-by-one `explain` calls.
@@ -417,7 +473,8 @@ class BiLSTM:
             raise ValueError(f"gate_rule={gate_rule!r} is defined for LSTM cells; a GRU's "
                              "gates take no relevance (gate_rule='signal')")
         n_threads = 1 if n_threads == 1 else V.check_n_threads(n_threads)
-        xs = self._check_inputs(xs, dtype, _name)
+        full = xs
+        xs, masks = self._check_inputs(xs, masks, dtype, _name)
         B = len(xs)
         if targets is None:
             targets = np.full(B, -1, dtype=np.intp)
@@ -440,6 +497,8 @@ class BiLSTM:
                 "sum_rule='abs' keeps every share within [0, 1]")
         if "lrp" in methods:
             _warn_amplification(out["amplification"], _name)
+        if masks is not None:
+            out = _unmask(out, [np.asarray(x, dtype=dtype) for x in full], masks)
         return _explanations(out, methods, single, (eps, bias_factor, gate_rule, sum_rule))
 
     def _compute(self, xs, targets, lrp, do_lrp, do_grad, n_threads, dtype, backend, name):
@@ -607,6 +666,23 @@ def _blas_single_threaded(n_rows):
         import threadpoolctl
         _blas_limiter = threadpoolctl.ThreadpoolController()
     return _blas_limiter.limit(limits=1, user_api="blas")
+
+
+def _unmask(out, xs, masks):
+    """A backend's outputs for inputs with masked steps removed, put back
+    at full length: the masked steps' rows of relevance, gradient and the
+    word-level sums are 0; xs are the full inputs."""
+    x, offsets = _stack(xs)
+    keep = np.concatenate(masks)
+    full = dict(out, x=x, offsets=offsets)
+    for key in ("relevance", "gradient"):
+        if out[key] is not None:
+            full[key] = np.zeros((out[key].shape[0], len(keep), out[key].shape[2]),
+                                 out[key].dtype)
+            full[key][:, keep] = out[key]
+    full["words"] = np.zeros((3, len(keep)), out["words"].dtype)
+    full["words"][:, keep] = out["words"]
+    return full
 
 
 def _amplification(mass, rest, scores, targets):

@@ -85,22 +85,27 @@ class TextExplanation:
     """The explanation of one text.
 
     tokens : list of T tokens; word_relevance : (T,) one relevance per token
-    scores : (C,) output scores; probabilities : (C,) their softmax
-    predicted : the predicted class; target : the explained class
+    scores : (C,) output scores; probabilities : their softmax (C,), or for a
+    sigmoid output (one score, the logit) the two classes' (1 - p, p)
+    predicted : the predicted class; target : the explained score's index
+    (0 for a sigmoid output); target_name : its class name
     method : "lrp", "sa" or "gi"; class_names : C names
     amplification : LRP only, (sum |R| + |rest|) / |score| (see Explanation)
     explanation : the array-level Explanation (relevance (T, e), ...)
     """
 
-    def __init__(self, tokens, explanation, class_names):
+    def __init__(self, tokens, explanation, class_names, output="softmax"):
         self.tokens = list(tokens)
         self.explanation = explanation
         self.class_names = tuple(class_names)
         self.word_relevance = explanation.word_relevance
         self.scores = explanation.scores
-        self.probabilities = softmax(self.scores)
-        self.predicted = int(np.argmax(self.scores))
+        self.probabilities = probabilities(self.scores, output)
+        self.predicted = int(np.argmax(self.probabilities))
         self.target = explanation.target
+        # a sigmoid output's one score is the logit of its second class
+        self.target_name = (f"{self.class_names[1]} (logit)" if output == "sigmoid"
+                            else self.class_names[self.target])
         self.method = explanation.method
         self.amplification = explanation.amplification
 
@@ -134,7 +139,7 @@ class TextExplanation:
                 f'{_rgb(float(r) / scale)};color:{"#fff" if abs(r) > 0.6 * scale else "#000"};'
                 f'padding:2px 3px;margin:1px;'
                 f'border-radius:3px;display:inline-block">{html.escape(tok)}</span>')
-        name = self.class_names[self.target] if self.target < len(self.class_names) else ""
+        name = self.target_name
         legend = (f'<div style="margin-top:6px;font-size:80%;color:#444">'
                   f'<span style="background:linear-gradient(to right,{_rgb(-1)},'
                   f'{_rgb(0)},{_rgb(1)});display:inline-block;width:120px;height:10px">'
@@ -166,14 +171,18 @@ class TextExplanation:
         ax.set_xticklabels([f"{r:+.2f}" for r in self.word_relevance], fontsize=7)
         ax.set_yticks([])
         ax.set_title(f"{self.method.upper()}, class {self.target} "
-                     f"({self.class_names[self.target]})", fontsize=9)
+                     f"({self.target_name})", fontsize=9)
         fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
         fig.tight_layout()
         return fig
 
 
-def softmax(scores):
-    """Probabilities (C,) from scores (C,)."""
+def probabilities(scores, output="softmax"):
+    """Class probabilities from scores (C,): their softmax, or for a sigmoid
+    output (C = 1, the logit s) (1 - sigmoid(s), sigmoid(s))."""
+    if output == "sigmoid":
+        p = 1 / (1 + np.exp(-scores[0]))
+        return np.array([1 - p, p])
     z = np.exp(scores - scores.max())
     return z / z.sum()
 
@@ -209,11 +218,14 @@ class TextClassifier:
         self.embeddings = embeddings
         self.unknown_token = unknown_token
         self.lowercase = lowercase
+        n_classes = 2 if model.output == "sigmoid" else model.n_classes
         if class_names is None:
-            class_names = (SST_CLASS_NAMES if model.n_classes == 5
-                           else tuple(str(k) for k in range(model.n_classes)))
-        if len(class_names) != model.n_classes:
-            raise ValueError(f"{len(class_names)} class names for {model.n_classes} classes")
+            class_names = (SST_CLASS_NAMES if n_classes == 5
+                           else tuple(str(k) for k in range(n_classes)))
+        if len(class_names) != n_classes:
+            raise ValueError(f"{len(class_names)} class names for {n_classes} classes"
+                             + (" (a sigmoid output names its two classes)"
+                                if model.output == "sigmoid" else ""))
         self.class_names = tuple(class_names)
 
     def __repr__(self):
@@ -242,27 +254,41 @@ class TextClassifier:
         return np.array(ids, dtype=np.intp)
 
     def embed(self, text):
-        """(tokens, x (T, e)) for one text."""
+        """(tokens, x (T, e), mask) for one text; mask (T,) is None unless the
+        model skips token id 0 (mask_zero), then False on those tokens."""
         if self.embeddings is None:
             raise ValueError("this classifier has no embeddings: pass embeddings= when loading it")
         tokens = self.tokenize(text)
         if not tokens:
             raise ValueError("text is empty: it has no tokens")
-        return tokens, self.embeddings[self.token_ids(tokens)]
+        ids = self.token_ids(tokens)
+        mask = ids != 0 if self.model.mask_zero else None
+        if mask is not None and not mask.any():
+            raise ValueError("text has only padding tokens (token id 0)")
+        return tokens, self.embeddings[ids], mask
+
+    def _scores(self, texts, n_threads=1):
+        embedded = [self.embed(t) for t in texts]
+        masks = [m for _, _, m in embedded] if self.model.mask_zero else None
+        return self.model.forward_batch([x for _, x, _ in embedded], masks,
+                                        n_threads=n_threads)
 
     def predict_proba(self, text):
-        """Class probabilities (C,) of one text (softmax of the scores)."""
-        return softmax(self.model.forward(self.embed(text)[1]))
+        """Class probabilities of one text: the softmax of the scores (C,),
+        or (1 - p, p) for a sigmoid output."""
+        return probabilities(self._scores([text])[0], self.model.output)
 
     def predict(self, text):
         """The predicted class of one text."""
-        return int(np.argmax(self.model.forward(self.embed(text)[1])))
+        return int(np.argmax(self.predict_proba(text)))
 
     def predict_batch(self, texts, n_threads=None):
         """Predicted classes (B,) of many texts."""
         if isinstance(texts, str):
             raise TypeError("texts must be a list of str; use predict() for one text")
-        scores = self.model.forward_batch([self.embed(t)[1] for t in texts], n_threads)
+        scores = self._scores(texts, n_threads)
+        if self.model.output == "sigmoid":
+            return (scores[:, 0] > 0).astype(np.intp)
         return scores.argmax(axis=1)
 
     def explain(self, text, method="lrp", target=None, eps=1e-3, bias_factor=0.0,
@@ -282,16 +308,17 @@ class TextClassifier:
         if isinstance(texts, str):
             raise TypeError("texts must be a list of str; use explain() for one text")
         embedded = [self.embed(t) for t in texts]
-        results = self.model.explain_batch([x for _, x in embedded], method, targets, eps,
-                                           bias_factor, gate_rule, sum_rule,
+        masks = [m for _, _, m in embedded] if self.model.mask_zero else None
+        results = self.model.explain_batch([x for _, x, _ in embedded], method, targets, eps,
+                                           bias_factor, gate_rule, sum_rule, masks,
                                            n_threads=n_threads, dtype=dtype)
         out = []
-        for (tokens, _), res in zip(embedded, results):
+        for (tokens, _, _), res in zip(embedded, results):
             if isinstance(res, dict):
-                out.append({m: TextExplanation(tokens, r, self.class_names)
+                out.append({m: TextExplanation(tokens, r, self.class_names, self.model.output)
                             for m, r in res.items()})
             else:
-                out.append(TextExplanation(tokens, res, self.class_names))
+                out.append(TextExplanation(tokens, res, self.class_names, self.model.output))
         return out
 
 
