@@ -34,32 +34,48 @@ def load_model(path):
 
 
 def from_torch(rnn, head, embedding=None):
-    """A BiLSTM from a PyTorch `nn.LSTM` or `nn.GRU` and the `nn.Linear` on
-    its final states.
+    """A BiLSTM from a PyTorch `nn.LSTM` or `nn.GRU` (or a chain of them)
+    and the `nn.Linear` on its final states.
 
     rnn: an nn.LSTM or nn.GRU (any number of layers, bidirectional or not,
     batch_first either way, with or without biases; its dropout between
-    layers is ignored, as in evaluation mode); head: nn.Linear whose input is the final
-    hidden state of the forward direction, followed by the backward
-    direction's when bidirectional; embedding: optional nn.Embedding.
-    Returns the BiLSTM (float64; cell "gru" for an nn.GRU), or (BiLSTM,
-    embeddings (V, e)) when an embedding is given. PyTorch's LSTM gate
-    order i, f, g, o is converted; its GRU order r, z, n is ours.
+    layers is ignored, as in evaluation mode), or a list or tuple of them
+    where each reads the output sequence of the one before (each may have
+    its own hidden size; all of one cell and direction count); head:
+    nn.Linear whose input is the final hidden state of the forward
+    direction, followed by the backward direction's when bidirectional;
+    embedding: optional nn.Embedding. Returns the BiLSTM (float64; cell
+    "gru" for nn.GRU), or (BiLSTM, embeddings (V, e)) when an embedding is
+    given. PyTorch's LSTM gate order i, f, g, o is converted; its GRU order
+    r, z, n is ours.
     """
     import torch
     from torch import nn
 
-    if not isinstance(rnn, (nn.LSTM, nn.GRU)):
-        raise TypeError(f"rnn must be a torch.nn.LSTM or torch.nn.GRU, "
-                        f"got {type(rnn).__name__}")
-    cell = "gru" if isinstance(rnn, nn.GRU) else "lstm"
-    name = type(rnn).__name__
-    if getattr(rnn, "proj_size", 0):
-        raise ValueError("nn.LSTM with proj_size > 0 is not supported")
+    chain = list(rnn) if isinstance(rnn, (list, tuple)) else [rnn]
+    if not chain:
+        raise ValueError("rnn is an empty chain: give an nn.LSTM or nn.GRU")
+    for k, module in enumerate(chain):
+        where = "rnn" if len(chain) == 1 else f"rnn[{k}]"
+        if not isinstance(module, (nn.LSTM, nn.GRU)):
+            raise TypeError(f"{where} must be a torch.nn.LSTM or torch.nn.GRU, "
+                            f"got {type(module).__name__}")
+        if getattr(module, "proj_size", 0):
+            raise ValueError(f"{where}: nn.LSTM with proj_size > 0 is not supported")
+        if type(module) is not type(chain[0]) or module.bidirectional != chain[0].bidirectional:
+            raise ValueError(f"{where}: every module of the chain must be an "
+                             f"{type(chain[0]).__name__} with bidirectional="
+                             f"{chain[0].bidirectional}, like rnn[0]")
+        if k and module.input_size != (2 if module.bidirectional else 1) * chain[k - 1].hidden_size:
+            raise ValueError(f"{where} reads {module.input_size} features, but rnn[{k - 1}] "
+                             "puts out "
+                             f"{(2 if module.bidirectional else 1) * chain[k - 1].hidden_size}")
+    cell = "gru" if isinstance(chain[0], nn.GRU) else "lstm"
+    name = type(chain[0]).__name__
     if not isinstance(head, nn.Linear):
         raise TypeError(f"head must be a torch.nn.Linear, got {type(head).__name__}")
-    d = rnn.hidden_size
-    n_dir = 2 if rnn.bidirectional else 1
+    d = chain[-1].hidden_size
+    n_dir = 2 if chain[0].bidirectional else 1
     if head.in_features != n_dir * d:
         raise ValueError(f"head takes {head.in_features} features, but the {name}'s final "
                          f"states have {n_dir * d}")
@@ -68,16 +84,19 @@ def from_torch(rnn, head, embedding=None):
         return t.detach().to(torch.float64).cpu().numpy()
 
     arrays = {}
-    for layer in range(rnn.num_layers):
-        ours_suffix = f"_l{layer}" if layer else ""
-        for side, suffix in zip(("Left", "Right")[:n_dir], ("", "_reverse")):
-            theirs = f"_l{layer}{suffix}"
-            arrays[f"Wxh_{side}{ours_suffix}"] = array(getattr(rnn, f"weight_ih{theirs}"))
-            arrays[f"Whh_{side}{ours_suffix}"] = array(getattr(rnn, f"weight_hh{theirs}"))
-            for ours, bias in (("bxh", "bias_ih"), ("bhh", "bias_hh")):
-                arrays[f"{ours}_{side}{ours_suffix}"] = (
-                    array(getattr(rnn, f"{bias}{theirs}")) if rnn.bias
-                    else np.zeros(rnn.weight_hh_l0.shape[0]))
+    ours = 0                # our layer index, across the chain
+    for module in chain:
+        for layer in range(module.num_layers):
+            ours_suffix = f"_l{ours}" if ours else ""
+            for side, suffix in zip(("Left", "Right")[:n_dir], ("", "_reverse")):
+                theirs = f"_l{layer}{suffix}"
+                arrays[f"Wxh_{side}{ours_suffix}"] = array(getattr(module, f"weight_ih{theirs}"))
+                arrays[f"Whh_{side}{ours_suffix}"] = array(getattr(module, f"weight_hh{theirs}"))
+                for key, bias in (("bxh", "bias_ih"), ("bhh", "bias_hh")):
+                    arrays[f"{key}_{side}{ours_suffix}"] = (
+                        array(getattr(module, f"{bias}{theirs}")) if module.bias
+                        else np.zeros(getattr(module, f"weight_hh{theirs}").shape[0]))
+            ours += 1
     weight = array(head.weight)
     arrays["Why_Left"] = weight[:, :d]
     if n_dir == 2:
@@ -97,55 +116,80 @@ def from_torch(rnn, head, embedding=None):
 
 
 def from_keras(model):
-    """A BiLSTM from a Keras `Sequential` of Embedding (optional), LSTM or
-    GRU layers (each possibly wrapped in Bidirectional), and a final Dense
-    layer.
+    """A BiLSTM from a Keras `Sequential` (or a functional Model that is a
+    chain of layers) of Embedding (optional, first),
+    LSTM or GRU layers (each possibly wrapped in Bidirectional), Dropout
+    layers (ignored, as in inference) and a final Dense layer.
 
     Every recurrent layer below the last must return sequences, and all
-    must be of one kind; Bidirectional layers must concatenate (merge_mode
-    "concat"); the cells must use the standard activations (tanh,
-    sigmoid); a GRU must use reset_after=True (the Keras 3 default, and
-    PyTorch's equations). The Dense layer may be linear or softmax: the
-    model explains its pre-activation scores. Keras's gate orders (i, f, c,
-    o; z, r, h) and bias layout are converted. Returns the BiLSTM (float64),
-    or (BiLSTM, embeddings (V, e)) when the model starts with an Embedding.
-    Any other layer is refused with a ValueError naming it.
+    must be of one kind; each may have its own size. Bidirectional layers
+    must concatenate (merge_mode "concat"); the cells must use the standard
+    activations (tanh, sigmoid); a GRU must use reset_after=True (the Keras
+    3 default, and PyTorch's equations). The Dense layer may be linear,
+    softmax, or sigmoid with one unit (output="sigmoid"): the model
+    explains its pre-activation scores (logits). An Embedding with
+    mask_zero=True gives a model with mask_zero, which skips token id 0 as
+    Keras does. Keras's gate orders (i, f, c, o; z, r, h) and bias layout
+    are converted. Returns the BiLSTM (float64), or (BiLSTM, embeddings
+    (V, e)) when the model starts with an Embedding. Anything else is
+    refused with a ValueError naming the layer and what is supported.
     """
     import keras
 
-    layers = list(model.layers)
+    def named(layer):
+        return f"layer {layer.name!r} ({type(layer).__name__})"
+
+    supported = ("from_keras reads a Sequential of Embedding (first), LSTM, GRU, "
+                 "Bidirectional(LSTM or GRU), Dropout and one final Dense layer")
+    # the input layer of a functional chain, and Dropout, do nothing at inference
+    layers = [layer for layer in model.layers
+              if not isinstance(layer, (keras.layers.Dropout, keras.layers.InputLayer))]
     if not layers:
-        raise ValueError("the Keras model has no layers")
-    embeddings = None
-    if isinstance(layers[0], keras.layers.Embedding):
-        embeddings = np.asarray(layers[0].get_weights()[0], dtype=np.float64)
+        raise ValueError("the Keras model has no layers: " + supported)
+    embedding = layers[0] if isinstance(layers[0], keras.layers.Embedding) else None
+    if embedding is not None:
         layers = layers[1:]
-    if len(layers) < 2 or not isinstance(layers[-1], keras.layers.Dense):
-        raise ValueError("expected (Bidirectional) LSTM or GRU layers followed by a Dense "
-                         "layer")
-    dense, recurrent = layers[-1], layers[:-1]
-    if dense.activation.__name__ not in ("linear", "softmax"):
-        raise ValueError(f"Dense activation {dense.activation.__name__!r} is not supported: "
-                         "use 'linear' or 'softmax'")
 
     def cell_of(layer):
         inner = layer.forward_layer if isinstance(layer, keras.layers.Bidirectional) else layer
         for kind, cls in (("lstm", keras.layers.LSTM), ("gru", keras.layers.GRU)):
             if isinstance(inner, cls):
                 return kind
-        raise ValueError(f"layer {layer.name!r} ({type(inner).__name__}) is not supported: "
-                         "only LSTM, GRU and Bidirectional of them")
+        return None
 
+    # every layer's kind first, so that a refusal names the layer at fault
+    for k, layer in enumerate(layers):
+        if isinstance(layer, keras.layers.Dense) and k == len(layers) - 1:
+            continue
+        if cell_of(layer) is None:
+            where = ("an Embedding must come first" if isinstance(layer, keras.layers.Embedding)
+                     else "a Dense layer may only come last" if isinstance(
+                         layer, keras.layers.Dense) else "it is not supported")
+            raise ValueError(f"{named(layer)}: {where}; {supported}")
+    if not layers or not isinstance(layers[-1], keras.layers.Dense):
+        raise ValueError((f"the last {named(layers[-1])} is not a Dense layer; "
+                          if layers else "there is no recurrent layer; ") + supported)
+    dense, recurrent = layers[-1], layers[:-1]
+    if not recurrent:
+        raise ValueError(f"no LSTM or GRU layer before {named(dense)}; {supported}")
+    activation = dense.activation.__name__
+    if activation not in ("linear", "softmax", "sigmoid"):
+        raise ValueError(f"{named(dense)}: activation {activation!r} is not supported: "
+                         "use 'linear', 'softmax' or 'sigmoid' (one unit)")
+    if activation == "sigmoid" and dense.units != 1:
+        raise ValueError(f"{named(dense)}: a sigmoid output must have one unit, got "
+                         f"{dense.units} (use softmax for several classes)")
     cell = cell_of(recurrent[0])
 
     def rnn_arrays(layer):
         if layer.activation.__name__ != "tanh" or \
                 layer.recurrent_activation.__name__ != "sigmoid":
-            raise ValueError(f"layer {layer.name!r} must use tanh and sigmoid activations")
+            raise ValueError(f"{named(layer)} must use tanh and sigmoid activations")
         if layer.stateful:
-            raise ValueError(f"layer {layer.name!r} is stateful")
+            raise ValueError(f"{named(layer)} is stateful; only stateless layers are supported")
         if cell == "gru" and not layer.reset_after:
-            raise ValueError(f"layer {layer.name!r}: a GRU needs reset_after=True")
+            raise ValueError(f"{named(layer)}: a GRU needs reset_after=True (PyTorch's "
+                             "equations, the Keras 3 default)")
         weights = layer.get_weights()
         G = weights[1].shape[1]
         bias = weights[2] if layer.use_bias else np.zeros((2, G) if cell == "gru" else G)
@@ -164,34 +208,40 @@ def from_keras(model):
         last = k == len(recurrent) - 1
         suffix = f"_l{k}" if k else ""
         if cell_of(layer) != cell:
-            raise ValueError(f"layer {layer.name!r}: all recurrent layers must be "
+            raise ValueError(f"{named(layer)}: all recurrent layers must be "
                              f"{cell.upper()}s, like the first")
         if isinstance(layer, keras.layers.Bidirectional) != bidirectional:
-            raise ValueError("all recurrent layers must be Bidirectional, or none")
+            raise ValueError(f"{named(layer)}: all recurrent layers must be Bidirectional, "
+                             "or none")
         if bidirectional:
             if layer.merge_mode != "concat":
-                raise ValueError(f"layer {layer.name!r}: merge_mode must be 'concat', "
+                raise ValueError(f"{named(layer)}: merge_mode must be 'concat', "
                                  f"got {layer.merge_mode!r}")
             pairs = (("Left", layer.forward_layer), ("Right", layer.backward_layer))
         else:
             if getattr(layer, "go_backwards", False):
-                raise ValueError(f"layer {layer.name!r} reads the sequence backwards")
+                raise ValueError(f"{named(layer)} reads the sequence backwards; only "
+                                 "Bidirectional layers may")
             pairs = (("Left", layer),)
         for side, rnn in pairs:
             if rnn.return_sequences == last:
-                raise ValueError(f"layer {layer.name!r}: " + (
+                raise ValueError(f"{named(layer)}: " + (
                     "the last recurrent layer must return its final state "
                     "(return_sequences=False)" if last
                     else "recurrent layers below the last must return sequences"))
             for key, value in rnn_arrays(rnn).items():
                 arrays[f"{key}_{side}{suffix}"] = value
     kernel, *bias = dense.get_weights()
-    d = arrays["Whh_Left"].shape[1]
+    d = arrays[f"Whh_Left{suffix}"].shape[1]      # the top layer's
     arrays["Why_Left"] = kernel[:d].T.astype(np.float64)
     if bidirectional:
         arrays["Why_Right"] = kernel[d:].T.astype(np.float64)
     if bias:
         arrays["bhy"] = bias[0].astype(np.float64)
     result = BiLSTM.from_dict(arrays, gate_order="ifco" if cell == "lstm" else "zrn",
-                              cell=cell)
-    return result if embeddings is None else (result, embeddings)
+                              cell=cell, output="sigmoid" if activation == "sigmoid"
+                              else "softmax",
+                              mask_zero=embedding is not None and embedding.mask_zero)
+    if embedding is None:
+        return result
+    return result, np.asarray(embedding.get_weights()[0], dtype=np.float64)

@@ -408,7 +408,7 @@ class BiLSTM:
         if len(masks) != len(xs):
             raise ValueError(f"masks has {len(masks)} entries for {len(xs)} inputs")
         masks = [V.check_mask(m, len(x), "mask" if name else f"masks[{k}]")
-                 for k, (m, x) in enumerate(zip(xs, masks))]
+                 for k, (m, x) in enumerate(zip(masks, xs))]
         return [x if m.all() else np.ascontiguousarray(x[m]) for x, m in zip(xs, masks)], masks
 
     def explain(self, x, method="lrp", target=None, eps=1e-3, bias_factor=0.0,

@@ -8,14 +8,26 @@ import pytest
 import lrp_lstm
 
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
+# what must not be missing: a comma-separated list of "shared", "keras",
+# "chromium" (.ci/run requires them all); anything listed fails instead of
+# skipping when it is absent
+REQUIRED = set(filter(None, os.environ.get("LRP_LSTM_REQUIRE", "").split(",")))
+
+
+def skip_unless_required(what, reason):
+    """Skip the test for a missing dependency `what`, or fail it when
+    LRP_LSTM_REQUIRE lists `what`."""
+    if what in REQUIRED:
+        pytest.fail(f"{reason}, and LRP_LSTM_REQUIRE requires {what!r}")
+    pytest.skip(reason)
 
 
 def shared_path(*parts):
     """Path inside ../shared/data, or skip the test when it is absent."""
     path = os.path.join(SHARED, *parts)
     if not os.path.exists(path):
-        pytest.skip(f"needs ../shared/data/{'/'.join(parts)} (the project's shared data), "
-                    "which is not present beside this checkout")
+        skip_unless_required("shared", f"needs ../shared/data/{'/'.join(parts)} (the project's "
+                             "shared data), which is not present beside this checkout")
     return path
 
 
@@ -34,20 +46,22 @@ def golden():
 
 
 def random_weights(rng, e, d, C, bidirectional=True, bias=False, n_layers=1, cell="lstm"):
-    """Reference-style weight dict of a random model, weights ~ N(0, 1/fan_in)."""
-    G = (4 if cell == "lstm" else 3) * d
+    """Reference-style weight dict of a random model, weights ~ N(0, 1/fan_in);
+    d: one hidden size for every layer, or a list of sizes, one per layer."""
+    sizes = [d] * n_layers if np.ndim(d) == 0 else list(d)
     arrays = {}
     sides = ("Left", "Right") if bidirectional else ("Left",)
-    for layer in range(n_layers):
-        e_l = e if layer == 0 else len(sides) * d
+    for layer, d_l in enumerate(sizes):
+        G = (4 if cell == "lstm" else 3) * d_l
+        e_l = e if layer == 0 else len(sides) * sizes[layer - 1]
         suffix = f"_l{layer}" if layer else ""
         for side in sides:
             arrays[f"Wxh_{side}{suffix}"] = rng.normal(0, 1 / np.sqrt(e_l), (G, e_l))
             arrays[f"bxh_{side}{suffix}"] = rng.normal(0, 0.5, G)
-            arrays[f"Whh_{side}{suffix}"] = rng.normal(0, 1 / np.sqrt(d), (G, d))
+            arrays[f"Whh_{side}{suffix}"] = rng.normal(0, 1 / np.sqrt(d_l), (G, d_l))
             arrays[f"bhh_{side}{suffix}"] = rng.normal(0, 0.5, G)
     for side in sides:
-        arrays[f"Why_{side}"] = rng.normal(0, 1 / np.sqrt(d), (C, d))
+        arrays[f"Why_{side}"] = rng.normal(0, 1 / np.sqrt(sizes[-1]), (C, sizes[-1]))
     if bias:
         arrays["bhy"] = rng.normal(0, 0.5, C)
     return arrays

@@ -4,8 +4,14 @@ import pytest
 
 import lrp_lstm
 
-keras = pytest.importorskip("keras", reason="TensorFlow/Keras is not installed")
-tf = pytest.importorskip("tensorflow", reason="TensorFlow is not installed")
+from conftest import REQUIRED
+
+if "keras" in REQUIRED:     # .ci/run: a missing TensorFlow fails the run
+    import keras
+    import tensorflow as tf
+else:
+    keras = pytest.importorskip("keras", reason="TensorFlow/Keras is not installed")
+    tf = pytest.importorskip("tensorflow", reason="TensorFlow is not installed")
 
 
 def build(n_layers, bidirectional, dense_bias, cell="LSTM", V=40, e=6, d=5, C=4, seed=0):
@@ -71,3 +77,135 @@ def test_from_keras_refuses_what_it_cannot_convert():
                             keras.layers.LSTM(4, return_sequences=True), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="return_sequences=False"):
         lrp_lstm.from_keras(net)
+
+
+def logits_and_gradient(net, x, mask):
+    """The final Dense layer's pre-activation (logits) and their gradient
+    with respect to the embedded input x (T, e), by running the layers
+    after the embedding by hand with the embedding's mask."""
+    layers = [layer for layer in net.layers if not isinstance(
+        layer, (keras.layers.Dropout, keras.layers.InputLayer, keras.layers.Embedding))]
+    xv = tf.Variable(x[None])
+    with tf.GradientTape() as tape:
+        h = xv
+        for layer in layers[:-1]:
+            h = layer(h, mask=tf.constant(mask[None]))
+        dense = layers[-1]
+        logits = tf.matmul(h, dense.kernel) + dense.bias
+        score = logits[0, 0]
+    return logits.numpy()[0], tape.gradient(score, xv).numpy()[0]
+
+
+def imdb_model(V=20000):
+    """The official Keras example "Bidirectional LSTM on IMDB", as written,
+    with mask_zero added to its Embedding as users often do."""
+    inputs = keras.Input(shape=(None,), dtype="int32")
+    x = keras.layers.Embedding(V, 128, mask_zero=True)(inputs)
+    x = keras.layers.Bidirectional(keras.layers.LSTM(64, return_sequences=True))(x)
+    x = keras.layers.Bidirectional(keras.layers.LSTM(64))(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid")(x)
+    return keras.Model(inputs, outputs)
+
+
+class precision:
+    """Keras layers built inside compute in this float type."""
+
+    def __init__(self, floatx):
+        self.floatx = floatx
+
+    def __enter__(self):
+        self.old = keras.config.floatx(), keras.config.dtype_policy().name
+        keras.config.set_floatx(self.floatx)
+        keras.config.set_dtype_policy(self.floatx)
+
+    def __exit__(self, *exc):
+        keras.config.set_floatx(self.old[0])
+        keras.config.set_dtype_policy(self.old[1])
+
+
+@pytest.mark.parametrize("floatx", ["float32", "float64"])
+def test_keras_imdb_example_converts_unedited(floatx):
+    with precision(floatx):
+        keras.utils.set_random_seed(3)
+        net = imdb_model()
+        model, table = lrp_lstm.from_keras(net)
+    assert model.output == "sigmoid" and model.mask_zero and model.n_classes == 1
+    dtype = np.dtype(floatx).type
+    rng = np.random.default_rng(4)
+    words = rng.integers(1, 20000, 12)
+    for padded in (np.r_[np.zeros(4, int), words], np.r_[words, np.zeros(4, int)]):
+        mask = padded != 0
+        x = table[padded].astype(dtype)
+        logits, grad = logits_and_gradient(net, x, mask)
+        assert logits.dtype == dtype
+        ours = model.explain(x, "sa", mask=mask, dtype=dtype)
+        np.testing.assert_allclose(ours.scores, logits, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(ours.gradient, grad, rtol=0,
+                                   atol=1e-5 * np.abs(grad).max())
+        assert np.all(ours.gradient[~mask] == 0)
+        lrp = model.explain(x, mask=mask, dtype=dtype)
+        assert np.all(lrp.relevance[~mask] == 0) and np.all(lrp.word_relevance[~mask] == 0)
+        # Keras's own output is the sigmoid of that logit
+        p = net(padded[None]).numpy()[0, 0]
+        assert p == pytest.approx(1 / (1 + np.exp(-float(logits[0]))), rel=1e-5)
+
+
+@pytest.mark.parametrize("spec", ["lstm 64-32", "bigru 6-4"])
+def test_per_layer_sizes_match_keras_in_float64(spec):
+    with precision("float64"):
+        keras.utils.set_random_seed(5)
+        if spec == "lstm 64-32":
+            rnns = [keras.layers.LSTM(64, return_sequences=True,
+                                      bias_initializer="random_normal"),
+                    keras.layers.LSTM(32, bias_initializer="random_normal")]
+        else:
+            rnns = [keras.layers.Bidirectional(keras.layers.GRU(
+                        6, return_sequences=True, bias_initializer="random_normal")),
+                    keras.layers.Bidirectional(keras.layers.GRU(
+                        4, bias_initializer="random_normal"))]
+        net = keras.Sequential([keras.Input(shape=(None, 7)), *rnns,
+                                keras.layers.Dropout(0.5), keras.layers.Dense(3)])
+        model = lrp_lstm.from_keras(net)
+    assert model.hidden_sizes == ((64, 32) if spec == "lstm 64-32" else (6, 4))
+    x = np.random.default_rng(6).normal(0, 1, (10, 7))
+    logits, grad = logits_and_gradient(net, x, np.ones(10, bool))
+    np.testing.assert_allclose(model.forward(x), logits, rtol=0, atol=1e-10)
+    target = 0
+    np.testing.assert_allclose(model.explain(x, "sa", target=target).gradient, grad,
+                               rtol=0, atol=1e-10)
+    lrp = model.explain(x, target=target, bias_factor=1.0)
+    plain = model.explain(x, target=target, bias_factor=1.0, backend="numpy")
+    np.testing.assert_allclose(lrp.relevance, plain.relevance, rtol=0,
+                               atol=1e-10 * np.abs(plain.relevance).max())
+    assert lrp.relevance.sum() + lrp.relevance_rest == pytest.approx(logits[0], abs=1e-10)
+
+
+def sequential(*layers, inputs=(None, 3)):
+    return keras.Sequential([keras.Input(shape=inputs), *layers])
+
+
+@pytest.mark.parametrize("net, message", [
+    (lambda: sequential(keras.layers.LSTM(4), keras.layers.Dense(8, activation="relu"),
+                        keras.layers.Dense(2)),
+     r"layer 'dense\w*' \(Dense\): a Dense layer may only come last"),
+    (lambda: sequential(keras.layers.Conv1D(4, 2), keras.layers.LSTM(4), keras.layers.Dense(2)),
+     r"layer 'conv1d\w*' \(Conv1D\): it is not supported; from_keras reads"),
+    (lambda: sequential(keras.layers.LSTM(4, return_sequences=True),
+                        keras.layers.Embedding(5, 3), keras.layers.Dense(2)),
+     r"\(Embedding\): an Embedding must come first"),
+    (lambda: sequential(keras.layers.LSTM(4)),
+     r"the last layer 'lstm\w*' \(LSTM\) is not a Dense layer"),
+    (lambda: sequential(keras.layers.Dense(2)), r"no LSTM or GRU layer before layer 'dense"),
+    (lambda: sequential(keras.layers.LSTM(4), keras.layers.Dense(2, activation="sigmoid")),
+     r"\(Dense\): a sigmoid output must have one unit, got 2"),
+    (lambda: sequential(keras.layers.LSTM(4, activation="relu"), keras.layers.Dense(2)),
+     r"\(LSTM\) must use tanh and sigmoid activations"),
+    (lambda: sequential(keras.layers.LSTM(4, go_backwards=True), keras.layers.Dense(2)),
+     r"\(LSTM\) reads the sequence backwards"),
+    (lambda: sequential(keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True)),
+                        keras.layers.LSTM(4), keras.layers.Dense(2)),
+     r"\(LSTM\): all recurrent layers must be Bidirectional, or none"),
+])
+def test_each_refusal_names_the_layer(net, message):
+    with pytest.raises(ValueError, match=message):
+        lrp_lstm.from_keras(net())

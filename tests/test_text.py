@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import lrp_lstm
+from conftest import shared_path, skip_unless_required
 from lrp_lstm.text import tokenize
-from conftest import shared_path
 
 SENTENCE = "neither funny nor suspenseful nor particularly well-drawn ."
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -122,7 +122,9 @@ def test_accuracy_on_sst_test(clf):
 
 
 def run_cli(*args, stdin=None, module=False):
-    exe = [sys.executable, "-m", "lrp_lstm"] if module else [shutil.which("lrp-lstm")]
+    # the console script installed beside this interpreter
+    script = os.path.join(os.path.dirname(sys.executable), "lrp-lstm")
+    exe = [sys.executable, "-m", "lrp_lstm"] if module else [script]
     return subprocess.run(exe + list(args), input=stdin, capture_output=True, text=True,
                           cwd="/", timeout=120)
 
@@ -223,7 +225,8 @@ window.addEventListener('load', function () {
 def test_heatmap_renders_in_headless_chromium(clf, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        pytest.skip("needs Chromium (Debian package 'chromium'), which .ci/run installs")
+        skip_unless_required("chromium", "needs Chromium (Debian package 'chromium'), which "
+                             ".ci/run installs")
     text = "a gorgeous , witty movie but the plot is dull & <tedious> ."
     expl = clf.explain(text)
     assert (expl.word_relevance > 0).any() and (expl.word_relevance < 0).any()

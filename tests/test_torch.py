@@ -54,3 +54,35 @@ def test_from_torch_refuses_what_it_cannot_convert():
         lrp_lstm.from_torch(torch.nn.LSTM(3, 4), head)
     with pytest.raises(TypeError, match="Linear"):
         lrp_lstm.from_torch(torch.nn.LSTM(3, 5), torch.nn.Conv1d(5, 2, 1))
+
+
+@pytest.mark.parametrize("spec", ["lstm 64-32", "bigru 6-4"])
+def test_from_torch_chain_of_modules_with_their_own_sizes(spec):
+    torch.manual_seed(7)
+    if spec == "lstm 64-32":
+        chain = [torch.nn.LSTM(7, 64, batch_first=True).double(),
+                 torch.nn.LSTM(64, 32, batch_first=True).double()]
+    else:
+        chain = [torch.nn.GRU(7, 6, batch_first=True, bidirectional=True).double(),
+                 torch.nn.GRU(12, 4, batch_first=True, bidirectional=True).double()]
+    n_dir = 2 if chain[0].bidirectional else 1
+    head = torch.nn.Linear(n_dir * chain[-1].hidden_size, 3).double()
+    model = lrp_lstm.from_torch(chain, head)
+    assert model.hidden_sizes == ((64, 32) if spec == "lstm 64-32" else (6, 4))
+    x = torch.randn(1, 10, 7, dtype=torch.float64, requires_grad=True)
+    h = x
+    for module in chain:
+        h, _ = module(h)
+    d = chain[-1].hidden_size
+    final = h[0, -1, :d] if n_dir == 1 else torch.cat([h[0, -1, :d], h[0, 0, d:]])
+    scores = head(final)
+    np.testing.assert_allclose(model.forward(x[0].detach().numpy()), scores.detach().numpy(),
+                               rtol=0, atol=1e-10)
+    scores[1].backward()
+    ours = model.explain(x[0].detach().numpy(), "sa", target=1).gradient
+    np.testing.assert_allclose(ours, x.grad[0].numpy(), rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match=r"rnn\[1\] reads 12 features, but rnn\[0\] puts out 6"):
+        lrp_lstm.from_torch([torch.nn.LSTM(7, 6), torch.nn.LSTM(12, 4)],
+                            torch.nn.Linear(4, 3))
+    with pytest.raises(ValueError, match=r"rnn\[1\]: every module of the chain must be an LSTM"):
+        lrp_lstm.from_torch([torch.nn.LSTM(7, 6), torch.nn.GRU(6, 4)], torch.nn.Linear(4, 3))
