@@ -3,9 +3,10 @@
 The reference implementation stores its weights as a pickled dict of NumPy
 arrays (`model`) and its vocabulary as a pickled list of str (`vocab`).
 Unpickling can run arbitrary code, so these files are read by an unpickler
-that resolves only the three NumPy names an array needs and refuses every
-other global before anything is called; the loaded object must then be
-made of dicts, lists, str and numeric NumPy arrays only.
+that resolves only the few names that rebuild a NumPy array, under any
+pickle protocol (0 to 5), and refuses every other global before anything is
+called; the loaded object must then be made of dicts, lists, str and
+numeric NumPy arrays only.
 """
 import io
 import os
@@ -13,22 +14,42 @@ import pickle
 
 import numpy as np
 
-_ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-}
-
-
 class UnsafePickleError(ValueError):
     """A pickle asked for something other than dicts, lists, str and arrays."""
+
+
+def _latin1_encode(text, encoding="latin1"):
+    """codecs.encode as pickle protocols 0-2 use it to rebuild bytes (an
+    array's data): str to bytes in latin-1, nothing else."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafePickleError("refusing _codecs.encode other than str to latin-1 bytes")
+    return text.encode("latin1")
+
+
+def _frombuffer(buffer, dtype, shape, order):
+    """numpy's _frombuffer as pickle protocol 5 uses it, for numeric dtypes only."""
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "fiu":
+        raise UnsafePickleError(f"refusing an array of dtype {dtype} from a buffer")
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order)
+
+
+# what an array needs, by pickle protocol: _reconstruct, ndarray and dtype
+# (all), _codecs.encode (0-2: the data as latin-1 text), _frombuffer (5)
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): None,
+    ("numpy._core.multiarray", "_reconstruct"): None,
+    ("numpy", "ndarray"): None,
+    ("numpy", "dtype"): None,
+    ("_codecs", "encode"): _latin1_encode,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+}
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) in _ALLOWED_GLOBALS:
-            return super().find_class(module, name)
+            return _ALLOWED_GLOBALS[module, name] or super().find_class(module, name)
         raise UnsafePickleError(
             f"refusing to load {module}.{name}: only dicts, lists, str and NumPy "
             "arrays are accepted in model files")
@@ -60,11 +81,14 @@ def safe_unpickle(path):
         data = f.read()
     try:
         obj = _RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+        _check_plain(obj, os.path.basename(path))
     except UnsafePickleError:
         raise
+    except RecursionError:
+        raise UnsafePickleError(f"{path} is nested too deeply for a model file") from None
     except Exception as exc:
-        raise ValueError(f"{path} is not a readable model pickle: {exc}") from exc
-    _check_plain(obj, os.path.basename(path))
+        raise ValueError(f"{path} is not a readable model pickle: "
+                         f"{type(exc).__name__}: {exc}") from exc
     return obj
 
 

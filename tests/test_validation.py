@@ -160,3 +160,43 @@ def test_pickle_of_other_types_is_refused(tmp_path):
     path.write_bytes(b"not a pickle")
     with pytest.raises(ValueError, match="not a readable model pickle"):
         safe_unpickle(path)
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_weight_dicts_of_every_pickle_protocol_load(tmp_path, protocol):
+    rng = np.random.default_rng(protocol)
+    obj = {"Wxh_Left": rng.normal(0, 1, (8, 3)), "ids": np.arange(5, dtype=np.int32),
+           "f32": rng.normal(0, 1, 4).astype(np.float32), "nested": [np.eye(2), "word"]}
+    path = tmp_path / "model"
+    path.write_bytes(pickle.dumps(obj, protocol=protocol))
+    back = safe_unpickle(path)
+    for k in ("Wxh_Left", "ids", "f32"):
+        np.testing.assert_array_equal(back[k], obj[k])
+        assert back[k].dtype == obj[k].dtype
+    np.testing.assert_array_equal(back["nested"][0], np.eye(2))
+    # an exploit under the same protocol still runs nothing
+    marker = tmp_path / "ran"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path.write_bytes(pickle.dumps({"a": Exploit()}, protocol=protocol))
+    with pytest.raises(UnsafePickleError):
+        safe_unpickle(path)
+    assert not marker.exists()
+
+
+def test_hostile_pickles_get_the_loaders_own_error(tmp_path):
+    path = tmp_path / "model"
+    # 200,000 nested empty lists: deeper than Python's recursion limit
+    path.write_bytes(b"(" * 200_000 + b"l" * 200_000 + b".")
+    with pytest.raises(UnsafePickleError, match="nested too deeply"):
+        safe_unpickle(path)
+    # codecs.encode with another codec, numpy's _frombuffer with an object dtype
+    path.write_bytes(b"c_codecs\nencode\n(Vabc\nVrot13\ntR.")
+    with pytest.raises(UnsafePickleError, match="latin-1"):
+        safe_unpickle(path)
+    path.write_bytes(pickle.dumps({"x": np.zeros(3)}, protocol=5)[:-5])
+    with pytest.raises(ValueError, match="not a readable model pickle"):
+        safe_unpickle(path)
