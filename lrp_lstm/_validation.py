@@ -5,6 +5,7 @@ stands between a bad shape and corrupted memory: every array that reaches a
 kernel has passed through here.
 """
 import numbers
+import os
 
 import numpy as np
 
@@ -99,6 +100,8 @@ def check_target(target, n_classes, name="target"):
 def check_methods(method):
     """Return (tuple of methods, whether a single method was asked for)."""
     single = isinstance(method, str)
+    if not single and not isinstance(method, (tuple, list)):
+        raise TypeError(f"method must be one of {METHODS} or a tuple of them, got {method!r}")
     methods = (method,) if single else tuple(method)
     if not methods:
         raise ValueError("method is empty: give one of 'lrp', 'sa', 'gi'")
@@ -121,25 +124,41 @@ def check_eps(eps):
 
 
 def check_bias_factor(bias_factor):
-    if type(bias_factor) is float and bias_factor - bias_factor == 0.0:   # finite
+    """Return bias_factor as a float in [0, 1] (the share of the bias and
+    stabilizer relevance that is redistributed)."""
+    if type(bias_factor) is float and 0.0 <= bias_factor <= 1.0:
         return bias_factor
     if isinstance(bias_factor, bool) or not isinstance(bias_factor, numbers.Real):
         raise TypeError(f"bias_factor must be a real number, got {bias_factor!r}")
-    if not np.isfinite(bias_factor):
-        raise ValueError(f"bias_factor must be finite, got {bias_factor!r}")
+    if not 0 <= bias_factor <= 1:
+        raise ValueError(f"bias_factor must lie in [0, 1] (0 drops the bias's share, 1 "
+                         f"conserves relevance), got {bias_factor!r}")
     return float(bias_factor)
 
 
+def cores():
+    """The number of cores this process may run on."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+               else (os.cpu_count() or 1))
+
+
+# more threads than this many per core only cost memory (each has a workspace)
+MAX_THREADS_PER_CORE = 4
+
+
 def check_n_threads(n_threads):
-    """Return a thread count >= 1; None means every core."""
+    """Return a thread count from 1 to MAX_THREADS_PER_CORE times the cores;
+    None means every core."""
     if n_threads is None:
-        import os
-        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                   else (os.cpu_count() or 1))
+        return cores()
     if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
         raise TypeError(f"n_threads must be a positive integer or None, got {n_threads!r}")
     if n_threads < 1:
         raise ValueError(f"n_threads must be at least 1, got {n_threads}")
+    if n_threads > MAX_THREADS_PER_CORE * cores():
+        raise ValueError(f"n_threads={n_threads} is more than {MAX_THREADS_PER_CORE} per core "
+                         f"({cores()} cores here): each thread costs a workspace and gains "
+                         "nothing; use None for one per core")
     return int(n_threads)
 
 

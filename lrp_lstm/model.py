@@ -244,6 +244,9 @@ class BiLSTM:
         each layer k >= 1 with the suffix _l{k} (Wxh_Left_l1, ...).
         gate_order, cell, output and mask_zero as for the constructor.
         """
+        if not hasattr(arrays, "keys") or not hasattr(arrays, "__getitem__"):
+            raise TypeError(f"arrays must be a mapping of weight names to arrays (e.g. a "
+                            f"dict or an .npz file), got {type(arrays).__name__}")
         n_layers = 1
         while f"Wxh_Left_l{n_layers}" in arrays:
             n_layers += 1
@@ -472,7 +475,7 @@ class BiLSTM:
         if rule and self.cell == "gru":
             raise ValueError(f"gate_rule={gate_rule!r} is defined for LSTM cells; a GRU's "
                              "gates take no relevance (gate_rule='signal')")
-        n_threads = 1 if n_threads == 1 else V.check_n_threads(n_threads)
+        n_threads = V.check_n_threads(n_threads)
         full = xs
         xs, masks = self._check_inputs(xs, masks, dtype, _name)
         B = len(xs)
@@ -489,12 +492,16 @@ class BiLSTM:
         out = self._compute(xs, targets, (eps, bias_factor, rule, sums), "lrp" in methods,
                             "sa" in methods or "gi" in methods, n_threads, dtype, backend,
                             _name)
-        if out["overflow"]:
+        if out["lrp_overflow"]:
             raise FloatingPointError(
                 f"LRP relevance overflowed ({np.dtype(dtype).name}) with gate_rule="
                 f"{gate_rule!r} and sum_rule={sum_rule!r}: the epsilon rule's shares grow "
                 "where the terms of a sum nearly cancel, and multiply along the sequence; "
                 "sum_rule='abs' keeps every share within [0, 1]")
+        if out["grad_overflow"]:
+            raise FloatingPointError(
+                f"the gradient overflowed ({np.dtype(dtype).name}): the model's derivative "
+                "is larger than the floating-point range (try dtype=np.float64)")
         if "lrp" in methods:
             _warn_amplification(out["amplification"], _name)
         if masks is not None:
@@ -505,7 +512,8 @@ class BiLSTM:
         """Run a backend on validated inputs; return its stacked outputs:
         scores (B, C), targets (B,), offsets (B+1,), x (N, e), relevance and
         gradient (n_dir, N, e) or None, rest (B,), words (3, N), and
-        overflow: whether an infinity or NaN reached the LRP relevance. lrp
+        lrp_overflow, grad_overflow: whether an infinity or NaN reached the
+        LRP relevance or the gradient. lrp
         is (eps, bias_factor, gate rule number, sum rule number)."""
         if backend == "cython":
             return self._run_kernels(xs, targets, lrp, do_lrp, do_grad, n_threads, dtype,
@@ -549,12 +557,13 @@ class BiLSTM:
             raise ValueError(f"{name or f'xs[{k}]'} contains NaN or infinity"
                              + (" (after conversion to float32)" if dtype == np.float32
                                 else "")) from None
-        overflow = do_lrp and not (np.isfinite(mass).all() and np.isfinite(rest).all())
         return {"scores": scores, "targets": targets, "offsets": offsets, "x": x,
                 "relevance": relevance if do_lrp else None, "rest": rest,
                 "gradient": gradient if do_grad else None, "words": words,
-                "overflow": overflow, "amplification": _amplification(mass, rest, scores,
-                                                                       targets)}
+                "lrp_overflow": do_lrp and not (np.isfinite(mass).all()
+                                                and np.isfinite(rest).all()),
+                "grad_overflow": do_grad and not np.isfinite(words[1]).all(),
+                "amplification": _amplification(mass, rest, scores, targets)}
 
     def _run_oracle(self, xs, targets, lrp, do_lrp, do_grad, name):
         for k, x in enumerate(xs):
@@ -582,8 +591,10 @@ class BiLSTM:
                "words": np.zeros((3, x.shape[0]), dtype)}
         if do_lrp:
             out["words"][0] = out["relevance"].sum(axis=(0, 2))
-        # an infinity or NaN anywhere in the relevance reaches these sums
-        out["overflow"] = do_lrp and not np.isfinite(out["rest"].sum() + out["words"][0].sum())
+        # an infinity or NaN anywhere in the relevance or gradient reaches these sums
+        out["lrp_overflow"] = do_lrp and not np.isfinite(out["rest"].sum()
+                                                         + out["words"][0].sum())
+        out["grad_overflow"] = do_grad and not np.isfinite(out["words"][1]).all()
         mass = (np.array([np.abs(r["relevance"]).sum() for r in results], dtype=dtype)
                 if do_lrp else np.zeros(len(xs), dtype))
         out["amplification"] = _amplification(mass, out["rest"], out["scores"],

@@ -267,8 +267,20 @@ class TextClassifier:
             raise ValueError("text has only padding tokens (token id 0)")
         return tokens, self.embeddings[ids], mask
 
-    def _scores(self, texts, n_threads=1):
-        embedded = [self.embed(t) for t in texts]
+    def _embed_all(self, texts, named=True):
+        """embed() of each text; an error names the text's index (named)."""
+        out = []
+        for k, text in enumerate(texts):
+            try:
+                out.append(self.embed(text))
+            except (ValueError, TypeError) as exc:
+                if not named:
+                    raise
+                raise type(exc)(f"texts[{k}]: {exc}") from None
+        return out
+
+    def _scores(self, texts, n_threads=1, named=True):
+        embedded = self._embed_all(texts, named)
         masks = [m for _, _, m in embedded] if self.model.mask_zero else None
         return self.model.forward_batch([x for _, x, _ in embedded], masks,
                                         n_threads=n_threads)
@@ -276,7 +288,7 @@ class TextClassifier:
     def predict_proba(self, text):
         """Class probabilities of one text: the softmax of the scores (C,),
         or (1 - p, p) for a sigmoid output."""
-        return probabilities(self._scores([text])[0], self.model.output)
+        return probabilities(self._scores([text], named=False)[0], self.model.output)
 
     def predict(self, text):
         """The predicted class of one text."""
@@ -299,15 +311,15 @@ class TextClassifier:
         """
         return self.explain_batch([text], method, None if target is None else [target],
                                   eps, bias_factor, gate_rule, sum_rule, n_threads=n_threads,
-                                  dtype=dtype)[0]
+                                  dtype=dtype, _named=False)[0]
 
     def explain_batch(self, texts, method="lrp", targets=None, eps=1e-3, bias_factor=0.0,
                       gate_rule="signal", sum_rule="epsilon", n_threads=None,
-                      dtype=np.float64):
+                      dtype=np.float64, _named=True):
         """Explain many texts in one kernel call; one TextExplanation per text."""
         if isinstance(texts, str):
             raise TypeError("texts must be a list of str; use explain() for one text")
-        embedded = [self.embed(t) for t in texts]
+        embedded = self._embed_all(texts, _named)
         masks = [m for _, _, m in embedded] if self.model.mask_zero else None
         results = self.model.explain_batch([x for _, x, _ in embedded], method, targets, eps,
                                            bias_factor, gate_rule, sum_rule, masks,
