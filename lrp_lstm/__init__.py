@@ -6,13 +6,16 @@
 >>> len(expl.tokens), expl.word_relevance.shape
 (8, (8,))
 """
+import importlib.metadata
+
+from . import evaluate
 from .convert import from_keras, from_torch, load_model, save_model
 from .io import load_reference_model
 from ._validation import GATE_RULES, SUM_RULES
 from .model import AmplificationWarning, BiLSTM, Explanation
 from .text import TextClassifier, TextExplanation, load_sst, tokenize
 
-__version__ = "0.1.0"
+__version__ = importlib.metadata.version("lrp-lstm")   # from pyproject.toml
 __all__ = ["AmplificationWarning", "BiLSTM", "GATE_RULES", "SUM_RULES", "Explanation", "TextClassifier", "TextExplanation", "from_keras",
            "from_torch",
            "load_model", "load_reference_model", "load_sst", "save_model", "tokenize"]

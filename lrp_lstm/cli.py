@@ -4,11 +4,14 @@
                             [--bias-factor B] [--gate-rule R] [--sum-rule S]
                             [--json] [--html FILE] [--png FILE]
     lrp-lstm explain -          one text per line on standard input, one JSON line each
-    lrp-lstm predict "TEXT"
+                                (with its line number, or an error), written as it goes
+    lrp-lstm predict "TEXT"     (or - for standard input, as for explain)
     lrp-lstm evaluate --data SST_FILE [--min-length 10] [--steps 5] [--json FILE]
                       [--png FILE] [--pointing N]
 """
 import argparse
+import importlib.metadata
+import io
 import json
 import sys
 import warnings
@@ -21,6 +24,8 @@ def _parser():
     parser = argparse.ArgumentParser(
         prog="lrp-lstm",
         description="Explain the predictions of the embedded SST sentiment LSTM.")
+    parser.add_argument("--version", action="version",
+                        version=f"lrp-lstm {importlib.metadata.version('lrp-lstm')}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     ex = sub.add_parser("explain", help="relevance of each token of a text")
@@ -42,7 +47,7 @@ def _parser():
     ex.add_argument("--png", metavar="FILE", help="write a PNG heatmap (needs matplotlib)")
 
     pr = sub.add_parser("predict", help="predicted class and class probabilities")
-    pr.add_argument("text")
+    pr.add_argument("text", help='the text, or "-" to read one text per line from stdin')
     pr.add_argument("--json", action="store_true", help="print one JSON object")
 
     ev = sub.add_parser("evaluate", help="word-deletion experiment on SST trees")
@@ -59,8 +64,80 @@ def _parser():
     ev.add_argument("--json", metavar="FILE", help="write the accuracies as JSON")
     ev.add_argument("--png", metavar="FILE", help="plot the deletion curves")
     ev.add_argument("--pointing", type=int, metavar="N", default=0,
-                    help="also play the pointing game on N constructed sentences")
+                    help="also play the pointing game: N sentences are built, and those "
+                         "whose prediction is the deciding word's class are kept (about "
+                         "half)")
     return parser
+
+
+# lines read and explained at a time from standard input: memory stays
+# bounded, and each chunk's results are written as soon as they are done
+STREAM_CHUNK = 256
+
+
+def _printable(text):
+    """text with control and other non-printing characters escaped (\\x1b,
+    \\u200b), safe to write to a terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
+def _clean(text):
+    """A command-line or stdin text with undecodable bytes (which Python
+    keeps as lone surrogates) replaced by U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _stdin_chunks():
+    """(line number, text) of standard input, STREAM_CHUNK lines at a time."""
+    stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+    chunk = []
+    for number, line in enumerate(stream, start=1):
+        chunk.append((number, line.rstrip("\r\n")))
+        if len(chunk) == STREAM_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _stream(out, results_of):
+    """Write one JSON line per line of standard input, in order, each with
+    its line number; results_of(texts) returns one dict per text. A blank
+    line, or one whose text fails, gets an "error" field instead; lines
+    whose LRP amplification passes AmplificationWarning.threshold are named
+    on standard error, chunk by chunk. Returns whether every line
+    succeeded."""
+    from .model import AmplificationWarning
+
+    ok = True
+    for chunk in _stdin_chunks():
+        results = {}
+        texts = [(n, t) for n, t in chunk if t.strip()]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AmplificationWarning)
+            try:
+                results = dict(zip((n for n, _ in texts),
+                                   results_of([t for _, t in texts])))
+            except (ValueError, TypeError, FloatingPointError):
+                for n, t in texts:      # one at a time, to find the lines that fail
+                    try:
+                        results[n] = results_of([t])[0]
+                    except (ValueError, TypeError, FloatingPointError) as exc:
+                        results[n] = {"error": str(exc)}
+        amplified = []
+        for n, text in chunk:
+            row = results.get(n, {"error": "the line is blank"})
+            ok = ok and "error" not in row
+            if row.get("amplification", 0) > AmplificationWarning.threshold:
+                amplified.append(n)
+            out.write(json.dumps({"line": n, **row}) + "\n")
+        out.flush()
+        if amplified:
+            print(f"lrp-lstm: warning: LRP relevance amplified beyond "
+                  f"{AmplificationWarning.threshold:g}x the score on line(s) "
+                  f"{', '.join(map(str, amplified))}", file=sys.stderr)
+    return ok
 
 
 def _explain(clf, args, out):
@@ -69,44 +146,55 @@ def _explain(clf, args, out):
     if args.text == "-":
         if args.html or args.png:
             raise ValueError("--html and --png take a single text, not '-'")
-        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
-        if not texts:
-            raise ValueError("no text on standard input")
-        targets = None if args.target is None else [args.target] * len(texts)
-        for expl in clf.explain_batch(texts, targets=targets, **kwargs):
-            out.write(json.dumps(expl.to_dict()) + "\n")
-        return
-    expl = clf.explain(args.text, target=args.target, **kwargs)
+        return _stream(out, lambda texts: [
+            e.to_dict() for e in clf.explain_batch(
+                texts, targets=None if args.target is None else [args.target] * len(texts),
+                **kwargs)])
+    expl = clf.explain(_clean(args.text), target=args.target, **kwargs)
     if args.html:
+        page = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+                "<title>lrp-lstm heatmap</title></head><body>\n"
+                + expl.to_html() + "\n</body></html>\n")
         with open(args.html, "w", encoding="utf-8") as f:
-            f.write("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-                    "<title>lrp-lstm heatmap</title></head><body>\n"
-                    + expl.to_html() + "\n</body></html>\n")
+            f.write(page)
     if args.png:
+        if not args.png.lower().endswith(".png"):
+            raise ValueError(f"--png {args.png}: the file name must end in .png")
         expl.plot().savefig(args.png, dpi=150)
     if args.json:
         out.write(json.dumps(expl.to_dict()) + "\n")
-        return
+        return True
     names = clf.class_names
     out.write(f"predicted: {expl.predicted} ({names[expl.predicted]})  "
-              f"explained: {expl.target} ({names[expl.target]})  method: {expl.method}\n")
-    width = max(len(t) for t in expl.tokens)
-    for tok, r in zip(expl.tokens, expl.word_relevance):
+              f"explained: {expl.target} ({expl.target_name})  method: {expl.method}\n")
+    tokens = [_printable(t) for t in expl.tokens]
+    width = max(len(t) for t in tokens)
+    for tok, r in zip(tokens, expl.word_relevance):
         out.write(f"{tok:<{width}}  {r:+.6f}\n")
     if expl.amplification is not None:
         print(f"amplification: {expl.amplification:.3g} (sum |R| / |score|)", file=sys.stderr)
+    return True
+
+
+def _prediction(clf, probs):
+    k = int(probs.argmax())
+    return {"predicted": k, "class_name": clf.class_names[k],
+            "probabilities": [float(p) for p in probs]}
 
 
 def _predict(clf, args, out):
-    probs = clf.predict_proba(args.text)
-    k = int(probs.argmax())
+    if args.text == "-":
+        return _stream(out, lambda texts: [_prediction(clf, clf.predict_proba(t))
+                                           for t in texts])
+    probs = clf.predict_proba(_clean(args.text))
     if args.json:
-        out.write(json.dumps({"predicted": k, "class_name": clf.class_names[k],
-                              "probabilities": [float(p) for p in probs]}) + "\n")
-        return
+        out.write(json.dumps(_prediction(clf, probs)) + "\n")
+        return True
+    k = int(probs.argmax())
     out.write(f"{k} ({clf.class_names[k]})\n")
     for j, (name, p) in enumerate(zip(clf.class_names, probs)):
         out.write(f"  {j} {name:<14} {p:.4f}\n")
+    return True
 
 
 def _evaluate(clf, args, out):
@@ -141,6 +229,7 @@ def _evaluate(clf, args, out):
     if args.png:
         evaluate.plot_deletion({m: r for m, r in table.items() if m != "pointing"}
                                ).savefig(args.png, dpi=150)
+    return True
 
 
 def main(argv=None):
@@ -152,14 +241,17 @@ def main(argv=None):
         clf = load_sst()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", AmplificationWarning)
-            {"explain": _explain, "predict": _predict,
-             "evaluate": _evaluate}[args.command](clf, args, sys.stdout)
+            ok = {"explain": _explain, "predict": _predict,
+                  "evaluate": _evaluate}[args.command](clf, args, sys.stdout)
         for w in caught:
             print(f"lrp-lstm: warning: {w.message}", file=sys.stderr)
-    except (ValueError, TypeError, OSError) as exc:
-        print(f"lrp-lstm: error: {exc}", file=sys.stderr)
+    except (ValueError, TypeError, OSError, FloatingPointError) as exc:
+        print(f"lrp-lstm: error: {_printable(str(exc))}", file=sys.stderr)
         return 1
-    return 0
+    except KeyboardInterrupt:
+        print("lrp-lstm: interrupted", file=sys.stderr)
+        return 130
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

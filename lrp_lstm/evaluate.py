@@ -50,6 +50,10 @@ def deletion_curve(model, xs, labels, method, steps=5, setting="correct", n_rand
                          f"{DELETION_METHODS + GATE_RULE_METHODS}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    if method == "random" and (isinstance(n_random, bool) or not isinstance(
+            n_random, (int, np.integer)) or n_random < 1):
+        raise ValueError(f"n_random (--random-runs) must be a positive integer, got "
+                         f"{n_random!r}")
     labels = np.asarray(labels)
     if labels.shape != (len(xs),):
         raise ValueError(f"labels must have shape ({len(xs)},), got {labels.shape}")

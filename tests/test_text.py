@@ -1,11 +1,13 @@
 """The tokenizer, the embedded SST model, the text API and its heatmaps."""
 import html
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -150,16 +152,81 @@ def test_cli_explain_matches_python(clf):
 
 
 def test_cli_stdin_and_predict(clf):
-    texts = ["a great movie", "", "an awful , boring mess ."]
+    texts = ["a great movie", "an awful , boring mess ."]
     res = run_cli("explain", "-", "--method", "sa", stdin="\n".join(texts) + "\n")
     assert res.returncode == 0, res.stderr
     rows = [json.loads(line) for line in res.stdout.strip().split("\n")]
-    assert [r["tokens"] for r in rows] == [clf.tokenize(t) for t in texts if t]
+    assert [r["line"] for r in rows] == [1, 2]
+    assert [r["tokens"] for r in rows] == [clf.tokenize(t) for t in texts]
     assert rows[1]["word_relevance"] == [
-        float(r) for r in clf.explain(texts[2], method="sa").word_relevance]
+        float(r) for r in clf.explain(texts[1], method="sa").word_relevance]
     pred = run_cli("predict", "an awful , boring mess .", "--json")
     assert json.loads(pred.stdout)["predicted"] == clf.predict("an awful , boring mess .")
     assert run_cli("predict", "a great movie").stdout.startswith(str(clf.predict("a great movie")))
+    # predict - reads standard input, one JSON line per line
+    res = run_cli("predict", "-", stdin="a great movie\n\nan awful mess\n")
+    rows = [json.loads(line) for line in res.stdout.strip().split("\n")]
+    assert res.returncode == 1     # a blank line is a failed line
+    assert [r["line"] for r in rows] == [1, 2, 3]
+    assert rows[0]["predicted"] == clf.predict("a great movie") and "error" in rows[1]
+
+
+def test_stream_marks_failing_lines_and_goes_on(monkeypatch, capsys):
+    from lrp_lstm import cli
+
+    monkeypatch.setattr(cli, "STREAM_CHUNK", 2)
+    lines = ["good", "BAD", "", "fine", "BAD again"]
+    monkeypatch.setattr(cli, "_stdin_chunks", lambda: (
+        list(enumerate(lines, start=1))[k:k + 2] for k in range(0, len(lines), 2)))
+
+    def results_of(texts):
+        if any(t.startswith("BAD") for t in texts):
+            raise ValueError(f"cannot explain {texts}")
+        return [{"n_chars": len(t)} for t in texts]
+
+    out = io.StringIO()
+    assert cli._stream(out, results_of) is False
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["line"] for r in rows] == [1, 2, 3, 4, 5]
+    assert rows[0] == {"line": 1, "n_chars": 4} and rows[3] == {"line": 4, "n_chars": 4}
+    assert "BAD" in rows[1]["error"] and rows[2]["error"] == "the line is blank"
+    assert "error" in rows[4]
+
+
+def test_explain_stdin_streams_300000_lines_in_bounded_memory(tmp_path):
+    rng = np.random.default_rng(0)
+    words = "a gorgeous witty movie dull plot but the is not good bad film".split()
+    path = tmp_path / "in.txt"
+    with open(path, "w") as f:
+        for k in range(300_000):
+            f.write("\n" if k % 1000 == 7 else
+                    " ".join(rng.choice(words, int(rng.integers(1, 12)))) + "\n")
+    # the CLI, reporting its own peak memory when it exits
+    code = ("import resource, sys; from lrp_lstm.cli import main; rc = main(['explain', '-']);"
+            " print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
+            " file=sys.stderr); sys.exit(rc)")
+    start = time.perf_counter()
+    with open(path) as stdin:
+        proc = subprocess.Popen([sys.executable, "-c", code], stdin=stdin,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd="/")
+        first = json.loads(proc.stdout.readline())
+        first_after = time.perf_counter() - start
+        n_lines, blank, failed = 1, 0, 0
+        for line in proc.stdout:
+            row = json.loads(line)
+            n_lines += 1
+            assert row["line"] == n_lines
+            blank += row.get("error") == "the line is blank"
+            failed += "error" in row
+        err = proc.stderr.read()
+        proc.wait(timeout=600)
+    assert first["line"] == 1 and "tokens" in first
+    assert first_after < 5, f"first line after {first_after:.1f} s"
+    assert n_lines == 300_000 and blank == failed == 300
+    assert proc.returncode == 1     # the blank lines failed
+    peak_kib = int(err.split("peak ")[-1].split()[0])
+    assert peak_kib < 300 * 1024, f"peak memory {peak_kib / 1024:.0f} MiB"
 
 
 @pytest.mark.parametrize("args, message", [
@@ -167,11 +234,41 @@ def test_cli_stdin_and_predict(clf):
     (["explain", "good", "--target", "9"], "not a class"),
     (["explain", "good", "--eps", "0"], "eps"),
     (["explain", "good", "--method", "shap"], "invalid choice"),
+    (["explain", "good", "--bias-factor", "1e308"], "bias_factor must lie in [0, 1]"),
+    (["explain", "good", "--png", "/tmp/heatmap.jpg"], "must end in .png"),
+    (["evaluate", "--data", "/nonexistent/test.txt"], "No such file"),
 ])
 def test_cli_errors(args, message):
     res = run_cli(*args)
     assert res.returncode != 0 and res.stdout == ""
-    assert message in res.stderr
+    # one line ends the output (argparse puts its usage before it)
+    assert message in res.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in res.stderr
+
+
+def test_cli_random_runs_and_version(tmp_path):
+    trees = tmp_path / "t.txt"
+    trees.write_text("(3 (2 a) (3 (3 (4 gorgeous) (2 ,)) (3 (3 witty) (2 movie))))\n" * 3)
+    res = run_cli("evaluate", "--data", str(trees), "--min-length", "1", "--methods",
+                  "random", "--random-runs", "0")
+    assert res.returncode == 1 and "--random-runs" in res.stderr
+    assert "Traceback" not in res.stderr
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.strip() == (
+        f"lrp-lstm {lrp_lstm.__version__}")
+
+
+def test_cli_escapes_control_characters_and_bad_bytes(tmp_path):
+    text = "good \x1b[31mred\x1b[0m film"
+    res = run_cli("explain", text)
+    assert res.returncode == 0, res.stderr
+    assert "\x1b" not in res.stdout and "\\x1b" in res.stdout
+    page = tmp_path / "h.html"
+    script = os.path.join(os.path.dirname(sys.executable), "lrp-lstm")
+    raw = subprocess.run([script.encode(), b"explain", b"bad \xff bytes", b"--html",
+                          str(page).encode()], capture_output=True, cwd="/", timeout=120)
+    assert raw.returncode == 0, raw.stderr
+    assert "\ufffd" in page.read_text(encoding="utf-8")
 
 
 def test_cli_writes_html_and_png(tmp_path):
