@@ -154,27 +154,52 @@ class TextExplanation:
     def _repr_html_(self):
         return self.to_html()
 
-    def plot(self, ax=None):
-        """A matplotlib figure of the heatmap (matplotlib is imported here)."""
+    def plot(self, width=80):
+        """A matplotlib figure of the heatmap (matplotlib is imported here):
+        the tokens in reading order on boxes colored by their relevance (blue
+        negative, white 0, red positive), wrapped into rows of at most
+        `width` characters, so the figure's width stays bounded and no token
+        overlaps another; a token longer than a row is cut with an ellipsis."""
         import matplotlib.pyplot as plt
+        from matplotlib.patches import Rectangle
 
         scale = float(np.max(np.abs(self.word_relevance))) or 1.0
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(self.tokens) + 1.5), 1.6))
-        else:
-            fig = ax.figure
-        image = ax.imshow(self.word_relevance[None, :], cmap="bwr", vmin=-scale,
-                          vmax=scale, aspect="auto")
-        for k, tok in enumerate(self.tokens):
-            ax.text(k, 0, tok, ha="center", va="center", fontsize=9, rotation=0)
-        ax.set_xticks(range(len(self.tokens)))
-        ax.set_xticklabels([f"{r:+.2f}" for r in self.word_relevance], fontsize=7)
-        ax.set_yticks([])
-        ax.set_title(f"{self.method.upper()}, class {self.target} "
-                     f"({self.target_name})", fontsize=9)
-        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
-        fig.tight_layout()
+        boxes = _wrap([len(t) for t in self.tokens], width)
+        rows = boxes[-1][1] + 1 if boxes else 1
+        # a monospaced font: one character is 0.6 em wide (a unit of x: 0.65 em,
+        # for some room), a row 1.6 em high
+        em = 9 / 72
+        fig = plt.figure(figsize=(0.65 * em * (width + 2) + 0.4, 1.6 * em * rows + 0.7))
+        ax = fig.add_axes((0.2 / fig.get_figwidth(), 0.15 / fig.get_figheight(),
+                           1 - 0.4 / fig.get_figwidth(),
+                           1 - 0.65 / fig.get_figheight()))
+        for tok, r, (x, row, n) in zip(self.tokens, self.word_relevance, boxes):
+            text = tok if len(tok) <= n else tok[:n - 1] + "\u2026"
+            ax.add_patch(Rectangle((x, row + 0.1), n, 0.8, linewidth=0,
+                                   color=[c / 255 for c in _color(float(r) / scale)]))
+            ax.text(x + n / 2, row + 0.5, text, ha="center", va="center", fontsize=9,
+                    family="monospace",
+                    color="#fff" if abs(r) > 0.6 * scale else "#000")
+        ax.set_xlim(-1, width + 1)
+        ax.set_ylim(rows, 0)
+        ax.axis("off")
+        ax.set_title(f"{self.method.upper()}, class {self.target} ({self.target_name}); "
+                     f"color scale \u00b1{scale:.3g}", fontsize=9)
         return fig
+
+
+def _wrap(lengths, width):
+    """Boxes (x, row, length) for tokens of the given lengths in rows of
+    `width` characters, one character of space between tokens; a token
+    longer than a row gets a row of its own, cut to the width."""
+    boxes, x, row = [], 0, 0
+    for n in lengths:
+        n = min(max(n, 1), width)
+        if x and x + n > width:
+            x, row = 0, row + 1
+        boxes.append((x, row, n))
+        x += n + 1
+    return boxes
 
 
 def probabilities(scores, output="softmax"):
@@ -187,14 +212,17 @@ def probabilities(scores, output="softmax"):
     return z / z.sum()
 
 
-def _rgb(s):
-    """Color of a relevance scaled to [-1, 1]: blue, white at 0, red."""
+def _color(s):
+    """(r, g, b) in 0..255 of a relevance scaled to [-1, 1]: blue, white at
+    0, red; the heatmaps' one color scale."""
     s = min(1.0, max(-1.0, s))
-    if s >= 0:
-        v = round(255 * (1 - s))
-        return f"rgb(255,{v},{v})"
-    v = round(255 * (1 + s))
-    return f"rgb({v},{v},255)"
+    v = round(255 * (1 - abs(s)))
+    return (255, v, v) if s >= 0 else (v, v, 255)
+
+
+def _rgb(s):
+    """_color as CSS."""
+    return "rgb({},{},{})".format(*_color(s))
 
 
 class TextClassifier:
