@@ -73,9 +73,7 @@ Chunks are formed from the inputs alone, never from the number of threads,
 so the results do not depend on it.
 """
 from cython cimport floating
-from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
-from cython.parallel cimport threadid
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
@@ -95,6 +93,12 @@ cdef extern from "lrp_linalg.h" nogil:
     void lrp_sigmoid_s(Py_ssize_t n, const float *z, float *out)
     void lrp_tanh_d(Py_ssize_t n, const double *z, double *out)
     void lrp_tanh_s(Py_ssize_t n, const float *z, float *out)
+
+
+cdef extern from "lrp_threads.h" nogil:
+    ctypedef void (*lrp_task)(void *arg, int worker) noexcept nogil
+    void lrp_parallel(int n, lrp_task task, void *arg)
+    Py_ssize_t lrp_next(Py_ssize_t *counter)
 
 
 # products with at least this many multiply-adds and rows go to BLAS; below,
@@ -210,6 +214,16 @@ cdef struct Chunk:
     Py_ssize_t rests            # buffer offset of (2, b): LRP's rest per direction
 
 
+cdef struct Problem:
+    # what every chunk of one call shares
+    Py_ssize_t n_layers, n_dir, C, e, N
+    const Py_ssize_t *layout    # (n_layers, n_dir, 8): a direction's row (see Cell)
+    bint gru, do_lrp, do_grad
+    int rule                    # the gate rule (RULE_SIGNAL ...)
+    bint absolute               # the sum rule: abs (true) or epsilon
+    Py_ssize_t abs_offset       # abs rule: params + abs_offset, the absolute weights
+
+
 cdef int chunk_open(Chunk *ch, const Py_ssize_t *seq, Py_ssize_t b,
                     const Py_ssize_t *offsets) noexcept nogil:
     """Fill ch for the sequences seq[0:b] (longest first); 0, or -1 when
@@ -252,35 +266,37 @@ cdef int chunk_open(Chunk *ch, const Py_ssize_t *seq, Py_ssize_t b,
     return 0
 
 
-cdef Py_ssize_t cells_open(Cell *cells, const Py_ssize_t[:, :, ::1] layout, bint gru,
-                           Chunk *ch) noexcept nogil:
-    """Fill the cells (n_layers * n_dir, layer-major) from layout and place
-    their states in a chunk buffer; returns the buffer's size in entries.
-    The buffer begins with each layer's hidden states in token order
-    (N, n_dir d_l), layer by layer (see hidden_block), then ch.carry and
-    ch.rests."""
-    cdef Py_ssize_t n_layers = layout.shape[0], n_dir = layout.shape[1]
+cdef Py_ssize_t cells_open(Cell *cells, const Problem *pb, Chunk *ch) noexcept nogil:
+    """Fill the cells (n_layers * n_dir, layer-major) from pb.layout and
+    place their states in a chunk buffer; returns the buffer's size in
+    entries. The buffer begins with each layer's hidden states in token
+    order (N, n_dir d_l), layer by layer (see hidden_block), then ch.carry
+    and ch.rests."""
+    cdef Py_ssize_t n_layers = pb.n_layers, n_dir = pb.n_dir
     cdef Py_ssize_t l, dr, N = ch.N, b = ch.b, size = 0, widest = 0
+    cdef bint gru = pb.gru
+    cdef const Py_ssize_t *row
     cdef Cell *cl
     for l in range(n_layers):
-        size += N * n_dir * layout[l, 0, 1]
-        if n_dir * layout[l, 0, 1] > widest:
-            widest = n_dir * layout[l, 0, 1]
+        size += N * n_dir * pb.layout[l * n_dir * 8 + 1]
+        if n_dir * pb.layout[l * n_dir * 8 + 1] > widest:
+            widest = n_dir * pb.layout[l * n_dir * 8 + 1]
     ch.carry = size
     ch.rests = ch.carry + N * widest
     size = ch.rests + 2 * b
     for l in range(n_layers):
         for dr in range(n_dir):
             cl = &cells[l * n_dir + dr]
-            cl.e = layout[l, dr, 0]
-            cl.d = layout[l, dr, 1]
+            row = pb.layout + (l * n_dir + dr) * 8
+            cl.e = row[0]
+            cl.d = row[1]
             cl.G = (3 if gru else 4) * cl.d
-            cl.Wx = layout[l, dr, 2]
-            cl.WxT = layout[l, dr, 3]
-            cl.Wh = layout[l, dr, 4]
-            cl.WhT = layout[l, dr, 5]
-            cl.bx = layout[l, dr, 6]
-            cl.bh = layout[l, dr, 7]
+            cl.Wx = row[2]
+            cl.WxT = row[3]
+            cl.Wh = row[4]
+            cl.WhT = row[5]
+            cl.bx = row[6]
+            cl.bh = row[7]
             cl.x = size
             cl.z = cl.x + N * cl.e
             cl.gates = cl.z + N * cl.G
@@ -788,15 +804,6 @@ cdef void gradient_gru(const floating *p, const Cell *cl, const Chunk *ch, Py_ss
 # ---------------------------------------------------------------------------
 # One chunk, all layers
 
-cdef struct Problem:
-    # what every chunk of one call shares
-    Py_ssize_t n_layers, n_dir, C, e, N
-    bint gru, do_lrp, do_grad
-    int rule                    # the gate rule (RULE_SIGNAL ...)
-    bint absolute               # the sum rule: abs (true) or epsilon
-    Py_ssize_t abs_offset       # abs rule: params + abs_offset, the absolute weights
-
-
 cdef void backward_direction(const floating *params, const Cell *cl, const Chunk *ch,
                              const Problem *pb, Py_ssize_t dr, const floating *top,
                              const Py_ssize_t *tgt, const floating *coef,
@@ -821,6 +828,60 @@ cdef void backward_direction(const floating *params, const Cell *cl, const Chunk
         gradient_lstm(params, cl, ch, dr, top, tgt, inj, ld, w)
 
 
+cdef struct DirectionJob:
+    # the directions of one layer, each on a thread of its own (each_direction);
+    # floating arrays as void pointers, f64 telling which they are
+    bint f64, forward, lrp
+    const void *params
+    const Cell *cells
+    const Chunk *ch
+    const Problem *pb
+    Py_ssize_t layer
+    const void *x               # forward: the batch's inputs
+    const void *Why             # backward, top layer: the output weights; else NULL
+    const Py_ssize_t *tgt
+    const void *coef
+    const void *inject
+    double eps, bias_factor
+    void *w
+
+
+cdef void direction_step(const DirectionJob *job, Py_ssize_t dr,
+                         floating *w) noexcept nogil:
+    """Direction dr of job.layer: its forward pass, or its LRP or gradient."""
+    cdef const floating *params = <const floating *>job.params
+    cdef const Problem *pb = job.pb
+    cdef const Cell *cl = &job.cells[job.layer * pb.n_dir + dr]
+    cdef const floating *top = NULL
+    if job.forward:
+        forward_cell(params, job.cells, job.ch, pb, dr, job.layer, <const floating *>job.x, w)
+        return
+    if job.Why != NULL:
+        top = <const floating *>job.Why + dr * pb.C * cl.d
+    backward_direction(params, cl, job.ch, pb, dr, top, job.tgt, <const floating *>job.coef,
+                       <const floating *>job.inject, <floating>job.eps,
+                       <floating>job.bias_factor, job.lrp, w)
+
+
+cdef void direction_task(void *arg, int dr) noexcept nogil:
+    cdef DirectionJob *job = <DirectionJob *>arg
+    if job.f64:
+        direction_step(job, dr, <double *>job.w)
+    else:
+        direction_step(job, dr, <float *>job.w)
+
+
+cdef inline void each_direction(DirectionJob *job, Py_ssize_t n_dir,
+                                int n_inner) noexcept nogil:
+    """Run job for every direction, on their own threads when n_inner > 1."""
+    cdef Py_ssize_t dr
+    if n_inner > 1 and n_dir > 1:
+        lrp_parallel(<int>n_dir, direction_task, job)
+    else:
+        for dr in range(n_dir):
+            direction_task(job, <int>dr)
+
+
 cdef void backward_layers(const floating *params, const Cell *cells, const Chunk *ch,
                           const Problem *pb, const floating *Why, const Py_ssize_t *tgt,
                           const floating *coef, floating eps, floating bias_factor,
@@ -838,11 +899,24 @@ cdef void backward_layers(const floating *params, const Cell *cells, const Chunk
     cdef floating *carry = w + ch.carry
     cdef floating *inject = NULL
     cdef const floating *src
+    cdef DirectionJob job
+    job.f64 = floating is double
+    job.forward = False
+    job.lrp = lrp
+    job.params = params
+    job.cells = cells
+    job.ch = ch
+    job.pb = pb
+    job.tgt = tgt
+    job.coef = coef
+    job.eps = eps
+    job.bias_factor = bias_factor
+    job.w = w
     for l in range(pb.n_layers - 1, -1, -1):
-        for dr in prange(n_dir, num_threads=n_inner, schedule="static"):
-            backward_direction(params, &cells[l * n_dir + dr], ch, pb, dr,
-                               Why + dr * pb.C * top_d if l == pb.n_layers - 1 else NULL,
-                               tgt, coef, inject, eps, bias_factor, lrp, w)
+        job.layer = l
+        job.Why = Why if l == pb.n_layers - 1 else NULL
+        job.inject = inject
+        each_direction(&job, n_dir, n_inner)
         if lrp:
             for dr in range(n_dir):
                 for k in range(ch.b):
@@ -866,8 +940,7 @@ cdef void backward_layers(const floating *params, const Cell *cells, const Chunk
                            pb.e * sizeof(floating))
 
 
-cdef int explain_chunk(const floating *params, const Py_ssize_t[:, :, ::1] layout,
-                       const Problem *pb, const floating *Why, const floating *by,
+cdef int explain_chunk(const floating *params, const Problem *pb, const floating *Why, const floating *by,
                        const floating *x, const Py_ssize_t *offsets,
                        const Py_ssize_t *seq, Py_ssize_t b, Py_ssize_t *targets,
                        floating eps, floating bias_factor, floating *scores,
@@ -879,6 +952,7 @@ cdef int explain_chunk(const floating *params, const Py_ssize_t[:, :, ::1] layou
     entries); outputs as for `explain`. Returns 0, -1 when out of memory,
     -2 when the workspace is too small."""
     cdef Chunk ch
+    cdef DirectionJob job
     cdef Cell *cells
     cdef Cell *cl
     cdef floating *coef
@@ -897,7 +971,7 @@ cdef int explain_chunk(const floating *params, const Py_ssize_t[:, :, ::1] layou
         free(tgt)
         free(ch.seq)
         return -1
-    size = cells_open(cells, layout, pb.gru, &ch)
+    size = cells_open(cells, pb, &ch)
     if size + 3 * b > work_size:
         free(cells)
         free(tgt)
@@ -908,9 +982,17 @@ cdef int explain_chunk(const floating *params, const Py_ssize_t[:, :, ::1] layou
     top_d = cells[(pb.n_layers - 1) * n_dir].d
     # forward, layer by layer; below the top each layer's hidden states go
     # to its token-order block, the next layer's input
+    job.f64 = floating is double
+    job.forward = True
+    job.params = params
+    job.cells = cells
+    job.ch = &ch
+    job.pb = pb
+    job.x = x
+    job.w = w
     for l in range(pb.n_layers):
-        for dr in prange(n_dir, num_threads=n_inner, schedule="static"):
-            forward_cell(params, cells, &ch, pb, dr, l, x, w)
+        job.layer = l
+        each_direction(&job, n_dir, n_inner)
     # scores and targets
     for k in range(b):
         for c in range(C):
@@ -1025,6 +1107,62 @@ class NonFiniteInput(ValueError):
         self.row = row
 
 
+cdef struct ChunkJob:
+    # the chunks of one call, taken in turn by the threads (chunk_task);
+    # floating arrays as void pointers, f64 telling which they are
+    bint f64
+    const Problem *pb
+    const void *params
+    const void *Why
+    const void *by
+    const void *x
+    const Py_ssize_t *offsets
+    const Py_ssize_t *order
+    const Py_ssize_t *chunks
+    Py_ssize_t n_chunks
+    Py_ssize_t next             # the next chunk to take (lrp_next)
+    Py_ssize_t *targets
+    double eps, bias_factor
+    void *scores
+    void *relevance
+    void *rest
+    void *gradient
+    void *words
+    void *mass
+    void *work                  # (n_threads, work_size): one row per thread
+    Py_ssize_t work_size
+    int *status                 # (n_threads,): a thread's failure (explain_chunk)
+
+
+cdef void chunk_step(ChunkJob *job, int worker, floating *work) noexcept nogil:
+    """Explain the chunks that thread `worker` takes, in its row of work."""
+    cdef Py_ssize_t i, first
+    cdef int rc
+    while True:
+        i = lrp_next(&job.next)
+        if i >= job.n_chunks:
+            return
+        first = job.chunks[i]
+        rc = explain_chunk(<const floating *>job.params, job.pb, <const floating *>job.Why,
+                           <const floating *>job.by, <const floating *>job.x, job.offsets,
+                           job.order + first, job.chunks[i + 1] - first, job.targets,
+                           <floating>job.eps, <floating>job.bias_factor,
+                           <floating *>job.scores, <floating *>job.relevance,
+                           <floating *>job.rest, <floating *>job.gradient,
+                           <floating *>job.words, <floating *>job.mass,
+                           work + worker * job.work_size, job.work_size, 1)
+        if rc != 0:
+            job.status[worker] = rc
+
+
+cdef void chunk_task(void *arg, int worker) noexcept nogil:
+    cdef ChunkJob *job = <ChunkJob *>arg
+    if job.f64:
+        chunk_step(job, worker, <double *>job.work)
+    else:
+        chunk_step(job, worker, <float *>job.work)
+
+
 def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, bint gru,
             const floating[:, :, ::1] Why, const floating[::1] by,
             const floating[:, ::1] x, const Py_ssize_t[::1] offsets,
@@ -1049,23 +1187,24 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     each direction of the first layer (untouched unless do_lrp / do_grad);
     rest (B,) the LRP relevance on the initial states; words (3, N) the
     word-level LRP, SA and GI; mass (B,) sum |relevance| of each sequence.
-    work (n_threads, size): one row per thread, size at least
-    workspace_size of every chunk. The chunks run on up to n_threads threads; a single chunk runs the
-    directions of each layer on up to n_threads threads. The caller
-    validates shapes.
+    work (n_threads, size), size at least workspace_size of every chunk:
+    the chunks are taken in turn by n_threads threads (started for the call
+    and joined before it returns, see src/lrp_threads.h), each in its row
+    of work; a single chunk runs the directions of each layer on threads of
+    their own when n_threads > 1. The caller validates shapes.
 
     Raises NonFiniteInput (a ValueError) for NaN or infinity in x, before
     computing anything, MemoryError, and ValueError for a workspace that
     is too small.
     """
     cdef Problem pb
-    cdef Py_ssize_t i, k, v, bad = -1, n_chunks = chunks.shape[0] - 1
-    cdef int rc = 0, n_oom = 0, n_small = 0
-    cdef floating feps = eps, fbias = bias_factor
-    cdef floating *R0 = &relevance[0, 0, 0] if do_lrp else NULL
-    cdef floating *G0 = &gradient[0, 0, 0] if do_grad else NULL
+    cdef ChunkJob job
+    cdef Py_ssize_t i, bad = -1, n_chunks = chunks.shape[0] - 1
+    cdef int k, n_workers = 1
+    cdef int status[64]
     pb.n_layers = layout.shape[0]
     pb.n_dir = layout.shape[1]
+    pb.layout = &layout[0, 0, 0]
     pb.C = Why.shape[1]
     pb.e = x.shape[1]
     pb.N = x.shape[0]
@@ -1082,39 +1221,65 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
                 break
     if bad >= 0:
         raise NonFiniteInput(bad)
+    if n_chunks > 1:
+        n_workers = <int>min(n_threads, n_chunks, work.shape[0], 64)
+    job.f64 = floating is double
+    job.pb = &pb
+    job.params = &params[0]
+    job.Why = &Why[0, 0, 0]
+    job.by = &by[0]
+    job.x = &x[0, 0]
+    job.offsets = &offsets[0]
+    job.order = &order[0]
+    job.chunks = &chunks[0]
+    job.n_chunks = n_chunks
+    job.next = 0
+    job.targets = &targets[0]
+    job.eps = eps
+    job.bias_factor = bias_factor
+    job.scores = &scores[0, 0]
+    job.relevance = &relevance[0, 0, 0] if do_lrp else NULL
+    job.rest = &rest[0]
+    job.gradient = &gradient[0, 0, 0] if do_grad else NULL
+    job.words = &words[0, 0]
+    job.mass = &mass[0]
+    job.work = &work[0, 0]
+    job.work_size = work.shape[1]
+    job.status = status
+    for k in range(n_workers):
+        status[k] = 0
     with nogil:
         if n_chunks == 1:
-            rc = explain_chunk(&params[0], layout, &pb, &Why[0, 0, 0], &by[0], &x[0, 0],
-                               &offsets[0], &order[0], order.shape[0], &targets[0], feps,
-                               fbias, &scores[0, 0], R0, &rest[0], G0, &words[0, 0],
-                               &mass[0], &work[0, 0], work.shape[1], n_threads)
-            n_oom = rc == -1
-            n_small = rc == -2
+            status[0] = explain_chunk(&params[0], &pb, &Why[0, 0, 0], &by[0], &x[0, 0],
+                                      &offsets[0], &order[0], order.shape[0], &targets[0],
+                                      <floating>eps, <floating>bias_factor, &scores[0, 0],
+                                      <floating *>job.relevance, &rest[0],
+                                      <floating *>job.gradient, &words[0, 0], &mass[0],
+                                      &work[0, 0], work.shape[1], n_threads)
         else:
-            for i in prange(n_chunks, num_threads=n_threads, schedule="dynamic"):
-                rc = explain_chunk(&params[0], layout, &pb, &Why[0, 0, 0], &by[0], &x[0, 0],
-                                   &offsets[0], &order[chunks[i]], chunks[i + 1] - chunks[i],
-                                   &targets[0], feps, fbias, &scores[0, 0], R0, &rest[0], G0,
-                                   &words[0, 0], &mass[0], &work[threadid(), 0],
-                                   work.shape[1], 1)
-                n_oom += rc == -1
-                n_small += rc == -2
-    if n_small:
-        raise ValueError("the workspace is smaller than workspace_size of a chunk")
-    if n_oom:
-        raise MemoryError("not enough memory for the kernels' states")
+            lrp_parallel(n_workers, chunk_task, &job)
+    for k in range(n_workers):
+        if status[k] == -2:
+            raise ValueError("the workspace is smaller than workspace_size of a chunk")
+        if status[k] == -1:
+            raise MemoryError("not enough memory for the kernels' states")
 
 
 def workspace_size(const Py_ssize_t[:, :, ::1] layout, bint gru, Py_ssize_t b,
                    Py_ssize_t N):
     """Entries of the workspace of one chunk of b sequences and N tokens."""
+    cdef Problem pb
     cdef Chunk ch
     cdef Cell *cells = <Cell *>malloc(layout.shape[0] * layout.shape[1] * sizeof(Cell))
     cdef Py_ssize_t size
     if cells == NULL:
         raise MemoryError()
+    pb.n_layers = layout.shape[0]
+    pb.n_dir = layout.shape[1]
+    pb.layout = &layout[0, 0, 0]
+    pb.gru = gru
     ch.b = b
     ch.N = N
-    size = cells_open(cells, layout, gru, &ch) + 3 * b
+    size = cells_open(cells, &pb, &ch) + 3 * b
     free(cells)
     return size

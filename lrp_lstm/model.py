@@ -529,7 +529,6 @@ class BiLSTM:
             params = self._kernel_arrays(dtype, absolute=True)[0]
         B = len(xs)
         x, offsets = _stack(xs)
-        order, chunks = _chunks(np.diff(offsets))
         n_dir, e, N = len(self.layers[0]), self.input_size, x.shape[0]
         scores = np.empty((B, self.n_classes), dtype)
         relevance = np.empty((n_dir, N, e) if do_lrp else (1, 1, 1), dtype)
@@ -537,14 +536,22 @@ class BiLSTM:
         rest = np.zeros(B, dtype)
         words = np.empty((3, N), dtype)
         mass = np.zeros(B, dtype)
-        n_threads = min(n_threads, max(len(chunks) - 1, n_dir))
-        tokens = np.concatenate(([0], np.cumsum(np.diff(offsets)[order])))[chunks]
-        size = max(_kernels.workspace_size(layout, self.cell == "gru", int(b - a), int(n))
-                   for a, b, n in zip(chunks[:-1], chunks[1:], np.diff(tokens)))
-        work = _workspace(n_threads if len(chunks) > 2 else 1, size, dtype)
+        gru = self.cell == "gru"
+        if B == 1:      # one input: one chunk, its directions on up to n_threads threads
+            order, chunks = _ONE_CHUNK
+            n_threads = min(n_threads, n_dir)
+            work = _workspace(1, _kernels.workspace_size(layout, gru, 1, N), dtype)
+        else:
+            lengths = np.diff(offsets)
+            order, chunks = _chunks(lengths)
+            n_threads = min(n_threads, len(chunks) - 1)
+            tokens = np.concatenate(([0], np.cumsum(lengths[order])))[chunks]
+            size = max(_kernels.workspace_size(layout, gru, int(b - a), int(n))
+                       for a, b, n in zip(chunks[:-1], chunks[1:], np.diff(tokens)))
+            work = _workspace(n_threads, size, dtype)
         try:
             with _blas_single_threaded(N):
-                _kernels.explain(params=params, layout=layout, gru=self.cell == "gru",
+                _kernels.explain(params=params, layout=layout, gru=gru,
                                  Why=Why, by=bias, x=x, offsets=offsets, order=order,
                                  chunks=chunks, targets=targets, eps=lrp[0],
                                  bias_factor=lrp[1], gate_rule=lrp[2], sum_abs=sum_abs,
@@ -624,6 +631,9 @@ _CHUNK_TOKENS = 8192
 _MIN_CHUNKS = 2
 
 
+_ONE_CHUNK = (np.zeros(1, np.intp), np.array((0, 1), np.intp))
+
+
 def _chunks(lengths):
     """The kernels' lockstep plan for sequences of the given lengths (B,):
     order (B,), the sequences longest first (ties in input order), and
@@ -631,8 +641,6 @@ def _chunks(lengths):
     where the chunks hold about equal numbers of tokens. It depends on the
     lengths alone, never on the number of threads, so results do not either."""
     B = len(lengths)
-    if B == 1:
-        return np.zeros(1, np.intp), np.array((0, 1), np.intp)
     order = np.argsort(-lengths, kind="stable").astype(np.intp)
     tokens = np.cumsum(lengths[order])
     n_chunks = max(-(-B // _CHUNK_SIZE), -(-int(tokens[-1]) // _CHUNK_TOKENS),
@@ -698,6 +706,10 @@ def _unmask(out, xs, masks):
 
 def _amplification(mass, rest, scores, targets):
     """(B,) (sum |R| + |rest|) / |score of the target| of each input."""
+    if len(targets) == 1:
+        score = abs(float(scores[0, targets[0]]))
+        return np.array([(float(mass[0]) + abs(float(rest[0]))) / score if score
+                         else float("inf")])
     score = np.abs(scores[np.arange(len(targets)), targets]).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return (mass + np.abs(rest)) / score
@@ -705,9 +717,9 @@ def _amplification(mass, rest, scores, targets):
 
 def _warn_amplification(amplification, name):
     """One AmplificationWarning for the inputs above the threshold."""
-    over = np.flatnonzero(amplification > AmplificationWarning.threshold)
-    if not len(over):
+    if not amplification.max() > AmplificationWarning.threshold:
         return
+    over = np.flatnonzero(amplification > AmplificationWarning.threshold)
     worst = float(amplification[over].max())
     what = (name or "the input") if len(amplification) == 1 else (
         f"{len(over)} of {len(amplification)} inputs (xs[{', '.join(map(str, over[:10]))}"
