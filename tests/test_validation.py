@@ -200,3 +200,52 @@ def test_hostile_pickles_get_the_loaders_own_error(tmp_path):
     path.write_bytes(pickle.dumps({"x": np.zeros(3)}, protocol=5)[:-5])
     with pytest.raises(ValueError, match="not a readable model pickle"):
         safe_unpickle(path)
+
+
+def test_errors_name_the_problem(tmp_path):
+    model = random_model(seed=20, e=4, d=3, C=2)
+    x = np.random.default_rng(21).normal(0, 1, (5, 4))
+    with pytest.raises(TypeError, match="method must be one of"):
+        model.explain(x, method=None)
+    with pytest.raises(TypeError, match="arrays must be a mapping"):
+        lrp_lstm.BiLSTM.from_dict(None)
+    with pytest.raises(ValueError, match=r"bias_factor must lie in \[0, 1\]"):
+        model.explain(x, bias_factor=1e10)
+    for call in (lambda: model.explain(x, n_threads=True),
+                 lambda: model.explain_batch([x], n_threads=True),
+                 lambda: model.forward_batch([x], n_threads=True)):
+        with pytest.raises(TypeError, match="n_threads must be a positive integer"):
+            call()
+    with pytest.raises(ValueError, match="more than 4 per core"):
+        model.explain_batch([x], n_threads=100_000)
+    clf = lrp_lstm.load_sst()
+    with pytest.raises(ValueError, match=r"texts\[1\]: text is empty"):
+        clf.explain_batch(["good", "   ", "bad"])
+
+
+def test_gradient_overflow_raises_like_lrp():
+    model = random_model(seed=22, e=4, d=3, C=2)
+    w = model.to_dict()
+    w["Why_Left"] = w["Why_Left"] * 1e30       # float32 gradients overflow
+    big = lrp_lstm.BiLSTM.from_dict(w)
+    x = np.random.default_rng(23).normal(0, 1, (5, 4))
+    with pytest.raises(FloatingPointError, match="gradient overflowed"):
+        big.explain(x, "sa", dtype=np.float32)
+
+
+def test_model_files_get_the_loaders_own_error(tmp_path):
+    model = random_model(seed=24, e=4, d=3, C=2)
+    path = tmp_path / "noext"
+    lrp_lstm.save_model(model, path)                   # written as named
+    np.testing.assert_array_equal(lrp_lstm.load_model(path).forward(np.ones((2, 4))),
+                                  model.forward(np.ones((2, 4))))
+    data = path.read_bytes()
+    cases = {"truncated.npz": data[: len(data) // 2], "text.npz": b"Wxh_Left = 1\n"}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    for name, message in (("truncated.npz", "not a readable lrp-lstm model file"),
+                          ("text.npz", "not a readable lrp-lstm model file"),
+                          ("array.npy", "holds a single array")):
+        with pytest.raises(lrp_lstm.convert.ModelFileError, match=message):
+            lrp_lstm.load_model(tmp_path / name)
