@@ -11,8 +11,9 @@
 """
 import argparse
 import importlib.metadata
-import io
 import json
+import os
+import select
 import sys
 import warnings
 
@@ -89,16 +90,27 @@ def _clean(text):
 
 
 def _stdin_chunks():
-    """(line number, text) of standard input, STREAM_CHUNK lines at a time."""
-    stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
-    chunk = []
-    for number, line in enumerate(stream, start=1):
-        chunk.append((number, line.rstrip("\r\n")))
-        if len(chunk) == STREAM_CHUNK:
+    """(line number, text) of standard input, up to STREAM_CHUNK lines at a
+    time: a chunk is also handed on early when no more input is waiting, so
+    a line typed or sent alone gets its answer at once."""
+    fd = sys.stdin.fileno()
+    pending, number, chunk, done = b"", 0, [], False
+    while not done:
+        block = os.read(fd, 1 << 16)
+        done = not block
+        pending += block
+        *lines, pending = pending.split(b"\n")
+        if done and pending:
+            lines.append(pending)
+        for line in lines:
+            number += 1
+            chunk.append((number, line.rstrip(b"\r").decode("utf-8", "replace")))
+            if len(chunk) == STREAM_CHUNK:
+                yield chunk
+                chunk = []
+        if chunk and (done or not select.select([fd], [], [], 0)[0]):
             yield chunk
             chunk = []
-    if chunk:
-        yield chunk
 
 
 def _stream(out, results_of):

@@ -369,3 +369,26 @@ def test_heatmap_renders_in_headless_chromium(clf, tmp_path):
             assert blue == 255 and red < 255 and green == red, r
     strongest = int(np.argmax(np.abs(expl.word_relevance)))
     assert re.findall(r"\d+", rendered[strongest]["color"])[1] == "0"
+
+
+def test_cli_ctrl_c_ends_in_one_line():
+    import signal
+    script = os.path.join(os.path.dirname(sys.executable), "lrp-lstm")
+    proc = subprocess.Popen([script, "explain", "-"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")
+    proc.stdin.write("good film\n")
+    proc.stdin.flush()
+    # a line sent alone is answered at once; then the CLI waits for more
+    assert json.loads(proc.stdout.readline())["line"] == 1
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == "lrp-lstm: interrupted"
+    assert "Traceback" not in err
+
+
+def test_evaluate_is_there_after_a_plain_import():
+    code = ("import lrp_lstm; assert callable(lrp_lstm.evaluate.word_deletion); "
+            "assert lrp_lstm.__version__")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert res.returncode == 0, res.stderr
