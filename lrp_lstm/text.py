@@ -1,4 +1,5 @@
 """Text in, explanations out: the tokenizer, the text classifier and heatmaps."""
+import functools
 import html
 import json
 import os
@@ -30,29 +31,52 @@ def tokenize(text, lowercase=True):
     the treebank. A final period, and periods after words that are not
     abbreviations, are split off.
 
+    Every rule looks at one whitespace-delimited word at a time (and at
+    whether it is the last), so words are tokenized once and remembered.
+
     >>> tokenize("It isn't the film's best (sadly).")
     ['it', 'is', "n't", 'the', 'film', "'s", 'best', '-lrb-', 'sadly', '-rrb-', '.']
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
-    for u, a in _UNICODE.items():
-        text = text.replace(u, a)
-    text = re.sub(r'(^|[\s(\[{])"', r"\1 `` ", text)
-    text = text.replace('"', " '' ")
-    text = re.sub(r"\.\.\.+", " ... ", text)
-    text = re.sub(r"--+", " -- ", text)
-    text = re.sub(r"[;@#$%&?!=+()\[\]{}]", r" \g<0> ", text)
-    text = re.sub(r",(?!\d)|(?<!\d),", " , ", text)
-    text = re.sub(r":(?!\d)|(?<!\d):", " : ", text)
     words = text.split()
+    last = len(words) - 1
     tokens = []
     for k, word in enumerate(words):
-        tokens.extend(_split_word(word, is_last=k == len(words) - 1))
+        tokens += _word_tokens(word, k == last, lowercase)
+    return tokens
+
+
+_TRANSLATE = str.maketrans(_UNICODE)
+_OPENING_QUOTE = re.compile(r'(^|[(\[{])"')
+_ELLIPSIS = re.compile(r"\.\.\.+")
+_DASHES = re.compile(r"--+")
+_PUNCTUATION = re.compile(r"[;@#$%&?!=+()\[\]{}]")
+_COMMA = re.compile(r",(?!\d)|(?<!\d),")
+_COLON = re.compile(r":(?!\d)|(?<!\d):")
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _word_tokens(word, is_last, lowercase):
+    """The tokens (a tuple) of one whitespace-delimited word of a text; is_last:
+    it ends the text."""
+    word = word.translate(_TRANSLATE)
+    word = _OPENING_QUOTE.sub(r"\1 `` ", word)
+    word = word.replace('"', " '' ")
+    word = _ELLIPSIS.sub(" ... ", word)
+    word = _DASHES.sub(" -- ", word)
+    word = _PUNCTUATION.sub(r" \g<0> ", word)
+    word = _COMMA.sub(" , ", word)
+    word = _COLON.sub(" : ", word)
+    parts = word.split()
+    tokens = []
+    for k, part in enumerate(parts):
+        tokens.extend(_split_word(part, is_last=is_last and k == len(parts) - 1))
     out = []
     for tok in tokens:
         tok = _BRACKETS.get(tok, tok).replace("/", "\\/").replace("*", "\\*")
         out.append(tok.lower() if lowercase else tok)
-    return out
+    return tuple(out)
 
 
 def _split_word(word, is_last):

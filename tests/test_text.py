@@ -392,3 +392,26 @@ def test_evaluate_is_there_after_a_plain_import():
             "assert lrp_lstm.__version__")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert res.returncode == 0, res.stderr
+
+
+def test_tokenizer_gives_the_same_tokens_as_before_on_every_sst_sentence():
+    """SHA-256 of json.dumps of the tokens of every SST sentence (train, dev,
+    test, in file order, each joined with spaces) and six texts of raw
+    English below, lowercased and not, as the tokenizer of release 0.1.0
+    (one regular-expression pass over the whole text) produced them."""
+    import hashlib
+
+    from lrp_lstm.datasets import read_sst
+    texts = [" ".join(s.tokens) for split in ("train", "dev", "test")
+             for s in read_sst(shared_path("sst", f"{split}.txt"), lowercase=False)]
+    texts += ["It isn't the film's best (sadly).",
+              '"Quoted" text -- with ... dashes, 1,000 and 3:45 times!',
+              "Mr. Smith's 'em and rock 'n' roll.",
+              "\u201cCurly\u201d \u2018quotes\u2019 \u2026 and \u2013 dashes",
+              "a/b *c* [x] {y} ?! @home #tag $5 %off & co", "end."]
+    expected = {True: "0254186023db351c206adb9bac2e4093a715e20227fb03039ac8c95e476afa62",
+                False: "4b72e0f7f4d7fbdbae84f184ab33c782360c0441b7976a678cf770ed3ceab4f0"}
+    assert len(texts) == 8544 + 1101 + 2210 + 6     # the standard split's sizes
+    for lowercase, digest in expected.items():
+        tokens = [tokenize(t, lowercase) for t in texts]
+        assert hashlib.sha256(json.dumps(tokens).encode()).hexdigest() == digest
