@@ -95,6 +95,20 @@ cdef extern from "lrp_linalg.h" nogil:
     void lrp_tanh_s(Py_ssize_t n, const float *z, float *out)
 
 
+cdef extern from *:
+    # set by CMakeLists.txt
+    const char *LRP_BUILD_TYPE
+
+
+def build_info():
+    """How this extension was built: its CMake build type, whether Cython's
+    bounds checks are on (Debug builds), its threads and its BLAS."""
+    build_type = LRP_BUILD_TYPE.decode()
+    return {"build_type": build_type, "bounds_checks": build_type == "Debug",
+            "threads": "POSIX threads, started per call",
+            "blas": "scipy.linalg.cython_blas (from 32 rows), own products below"}
+
+
 cdef extern from "lrp_threads.h" nogil:
     ctypedef void (*lrp_task)(void *arg, int worker) noexcept nogil
     void lrp_parallel(int n, lrp_task task, void *arg)
@@ -159,12 +173,15 @@ cdef inline floating sgn(floating z) noexcept nogil:
 
 
 # rules for the products gate * signal (Arras et al., BlackboxNLP 2019), by
-# the share of the product's relevance that goes to the gate a (signal b),
-# numbered as lrp_lstm.rules.GATE_RULES (the kernel is given the number)
+# the share of the product's relevance that goes to the gate a (signal b);
+# the kernel is given the number, GATE_RULES names them (the one place)
 cdef enum:
     RULE_SIGNAL = 0     # 0: the signal takes all (the reference's rule)
     RULE_HALF = 1       # 1/2
     RULE_ABS = 2        # |a| / (|a| + |b|), 1/2 when both are 0
+GATE_RULES = ("signal", "half", "abs")
+# the rows of the word-level output `words` of explain
+WORD_ROWS = ("lrp", "sa", "gi")
 
 
 cdef inline floating gate_share(int rule, floating a, floating b) noexcept nogil:

@@ -11,11 +11,12 @@ import importlib.metadata
 from . import evaluate
 from .convert import from_keras, from_torch, load_model, save_model
 from .io import load_reference_model
+from ._kernels import build_info
 from ._validation import GATE_RULES, SUM_RULES
 from .model import AmplificationWarning, BiLSTM, Explanation
 from .text import TextClassifier, TextExplanation, load_sst, tokenize
 
 __version__ = importlib.metadata.version("lrp-lstm")   # from pyproject.toml
-__all__ = ["AmplificationWarning", "BiLSTM", "GATE_RULES", "SUM_RULES", "Explanation", "TextClassifier", "TextExplanation", "from_keras",
-           "from_torch",
+__all__ = ["AmplificationWarning", "BiLSTM", "Explanation", "GATE_RULES", "SUM_RULES",
+           "TextClassifier", "TextExplanation", "build_info", "from_keras", "from_torch",
            "load_model", "load_reference_model", "load_sst", "save_model", "tokenize"]

@@ -9,9 +9,11 @@ import os
 
 import numpy as np
 
-METHODS = ("lrp", "sa", "gi")
-# LRP rules for the products gate * signal, numbered as in the kernels
-GATE_RULES = ("signal", "half", "abs")
+from ._kernels import GATE_RULES, WORD_ROWS
+
+# the methods, in the order of the kernels' word-level rows
+METHODS = WORD_ROWS
+# GATE_RULES: LRP rules for the products gate * signal, numbered as in the kernels
 # LRP rules for the sums (the cell state and the pre-activations): the
 # reference's epsilon rule, and shares |term| / sum |term|
 SUM_RULES = ("epsilon", "abs")

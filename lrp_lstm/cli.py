@@ -45,7 +45,8 @@ def _parser():
                          "(|term| / sum |term|: relevance cannot grow with the length)")
     ex.add_argument("--json", action="store_true", help="print one JSON object")
     ex.add_argument("--html", metavar="FILE", help="write an HTML heatmap")
-    ex.add_argument("--png", metavar="FILE", help="write a PNG heatmap (needs matplotlib)")
+    ex.add_argument("--png", metavar="FILE",
+                    help="write a PNG heatmap (needs matplotlib: pip install 'lrp-lstm[plot]')")
 
     pr = sub.add_parser("predict", help="predicted class and class probabilities")
     pr.add_argument("text", help='the text, or "-" to read one text per line from stdin')
@@ -257,7 +258,7 @@ def main(argv=None):
                   "evaluate": _evaluate}[args.command](clf, args, sys.stdout)
         for w in caught:
             print(f"lrp-lstm: warning: {w.message}", file=sys.stderr)
-    except (ValueError, TypeError, OSError, FloatingPointError) as exc:
+    except (ValueError, TypeError, OSError, FloatingPointError, ImportError) as exc:
         print(f"lrp-lstm: error: {_printable(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

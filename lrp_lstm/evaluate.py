@@ -141,7 +141,9 @@ def format_table(table):
 
 def plot_deletion(table):
     """A matplotlib figure with the two settings' curves side by side."""
-    import matplotlib.pyplot as plt
+    from .text import _pyplot
+
+    plt = _pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     for ax, setting in zip(axes, SETTINGS):

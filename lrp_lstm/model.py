@@ -569,7 +569,7 @@ class BiLSTM:
                 "gradient": gradient if do_grad else None, "words": words,
                 "lrp_overflow": do_lrp and not (np.isfinite(mass).all()
                                                 and np.isfinite(rest).all()),
-                "grad_overflow": do_grad and not np.isfinite(words[1]).all(),
+                "grad_overflow": do_grad and not np.isfinite(words[_WORD_ROW["sa"]]).all(),
                 "amplification": _amplification(mass, rest, scores, targets)}
 
     def _run_oracle(self, xs, targets, lrp, do_lrp, do_grad, name):
@@ -595,21 +595,17 @@ class BiLSTM:
                "rest": np.array([r.get("rest", 0) for r in results], dtype=dtype),
                "gradient": (np.concatenate([r["gradient"] for r in results], axis=1)
                             if do_grad else None),
-               "words": np.zeros((3, x.shape[0]), dtype)}
-        if do_lrp:
-            out["words"][0] = out["relevance"].sum(axis=(0, 2))
+               "words": np.zeros((len(_WORD_ROW), x.shape[0]), dtype)}
+        for m, row in _WORD_ROW.items():
+            if m in results[0]["words"]:
+                out["words"][row] = np.concatenate([r["words"][m] for r in results])
         # an infinity or NaN anywhere in the relevance or gradient reaches these sums
-        out["lrp_overflow"] = do_lrp and not np.isfinite(out["rest"].sum()
-                                                         + out["words"][0].sum())
-        out["grad_overflow"] = do_grad and not np.isfinite(out["words"][1]).all()
-        mass = (np.array([np.abs(r["relevance"]).sum() for r in results], dtype=dtype)
-                if do_lrp else np.zeros(len(xs), dtype))
+        out["lrp_overflow"] = do_lrp and not np.isfinite(
+            out["rest"].sum() + out["words"][_WORD_ROW["lrp"]].sum())
+        out["grad_overflow"] = do_grad and not np.isfinite(out["words"][_WORD_ROW["sa"]]).all()
+        mass = np.array([r.get("mass", 0) for r in results], dtype=dtype)
         out["amplification"] = _amplification(mass, out["rest"], out["scores"],
                                               out["targets"])
-        if do_grad:
-            g = out["gradient"].sum(axis=0)
-            out["words"][1] = (g * g).sum(axis=1)
-            out["words"][2] = (g * x).sum(axis=1)
         return out
 
 
@@ -734,7 +730,7 @@ def _warn_amplification(amplification, name):
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-_WORD_ROW = {"lrp": 0, "sa": 1, "gi": 2}
+_WORD_ROW = {m: k for k, m in enumerate(_kernels.WORD_ROWS)}
 
 
 def _explanations(out, methods, single, lrp):
@@ -748,7 +744,7 @@ def _explanations(out, methods, single, lrp):
         expl = {}
         for m in methods:
             if m == "lrp":
-                expl[m] = Explanation(m, target, scores[k], words[0, a:b],
+                expl[m] = Explanation(m, target, scores[k], words[_WORD_ROW[m], a:b],
                                       out["relevance"][:, a:b], x[a:b],
                                       relevance_rest=rest[k].item(), lrp=lrp,
                                       amplification=float(out["amplification"][k]))

@@ -289,14 +289,16 @@ def explain(layers, Why, bias, x, target, eps, bias_factor, gate_rule, do_lrp, d
 
     target < 0 means the predicted class. Returns a dict with scores (C,),
     target, and when asked relevance and gradient (n_dir, T, e) in sentence
-    order (through each direction of the first layer), and rest (the
-    relevance on the initial states of every layer).
+    order (through each direction of the first layer), rest (the relevance
+    on the initial states of every layer), mass (sum |relevance|), and words
+    {method: (T,)}: the word-level LRP relevance sum_k R[t, k], SA
+    sum_k g[t, k]^2 and GI sum_k g[t, k] x[t, k].
     """
     scores, states, inputs = forward(layers, Why, bias, x, cell)
     if target < 0:
         target = int(np.argmax(scores))
     n_dir = len(layers[0])
-    out = {"scores": scores, "target": target}
+    out = {"scores": scores, "target": target, "words": {}}
 
     def down(backward_one, top):
         """Run backward_one(weights, top (d,) or None, state, input in
@@ -339,9 +341,14 @@ def explain(layers, Why, bias, x, target, eps, bias_factor, gate_rule, do_lrp, d
 
         out["relevance"] = down(lrp_one, R_top)
         out["rest"] = rest[0]
+        out["mass"] = np.abs(out["relevance"]).sum()
+        out["words"]["lrp"] = out["relevance"].sum(axis=(0, 2))
     if do_grad:
         gradient_one = gradient_direction if cell == "lstm" else gradient_gru_direction
         out["gradient"] = down(lambda w, start, state, xk, above:
                                gradient_one(w, start, state, above),
                                [Why[j][target] for j in range(n_dir)])
+        g = out["gradient"].sum(axis=0)
+        out["words"]["sa"] = (g * g).sum(axis=1)
+        out["words"]["gi"] = (g * x).sum(axis=1)
     return out

@@ -184,7 +184,7 @@ class TextExplanation:
         negative, white 0, red positive), wrapped into rows of at most
         `width` characters, so the figure's width stays bounded and no token
         overlaps another; a token longer than a row is cut with an ellipsis."""
-        import matplotlib.pyplot as plt
+        plt = _pyplot()
         from matplotlib.patches import Rectangle
 
         scale = float(np.max(np.abs(self.word_relevance))) or 1.0
@@ -210,6 +210,16 @@ class TextExplanation:
         ax.set_title(f"{self.method.upper()}, class {self.target} ({self.target_name}); "
                      f"color scale \u00b1{scale:.3g}", fontsize=9)
         return fig
+
+
+def _pyplot():
+    """matplotlib.pyplot, or an ImportError that says how to install it."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("the PNG heatmap and plots need matplotlib: "
+                          "pip install 'lrp-lstm[plot]'") from None
+    return plt
 
 
 def _wrap(lengths, width):
