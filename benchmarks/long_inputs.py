@@ -35,6 +35,7 @@ import numpy as np
 import lrp_lstm
 from lrp_lstm import evaluate
 from lrp_lstm.datasets import read_sst
+from run import random_model     # benchmarks/run.py, beside this script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.join(HERE, "..", "..", "shared", "data")
@@ -71,19 +72,6 @@ def summary(explanations):
             "max_conservation_error": float(max(errors)) if errors else None}
 
 
-def random_model(cell, e=60, d=60, seed=0):
-    rng = np.random.default_rng(seed)
-    G = (4 if cell == "lstm" else 3) * d
-    w = {}
-    for side in ("Left", "Right"):
-        w |= {f"Wxh_{side}": rng.normal(0, 1 / np.sqrt(e), (G, e)),
-              f"bxh_{side}": rng.normal(0, 0.1, G),
-              f"Whh_{side}": rng.normal(0, 1 / np.sqrt(d), (G, d)),
-              f"bhh_{side}": rng.normal(0, 0.1, G),
-              f"Why_{side}": rng.normal(0, 1 / np.sqrt(d), (5, d))}
-    return lrp_lstm.BiLSTM.from_dict(w, cell=cell)
-
-
 def growth(clf, lengths, n_inputs):
     rng = np.random.default_rng(0)
     rows = []
@@ -92,7 +80,8 @@ def growth(clf, lengths, n_inputs):
     for cell in ("lstm", "gru"):
         rules = RULES if cell == "lstm" else [r for r in RULES if "-" not in r]
         sources.append((f"Gaussian inputs, random {cell.upper()} (e = d = 60)",
-                        random_model(cell), lambda T: rng.normal(0, 1, (T, 60)), rules))
+                        random_model(60, 60, cell=cell), lambda T: rng.normal(0, 1, (T, 60)),
+                        rules))
     for name, model, draw, rules in sources:
         for T in lengths:
             xs = [draw(T) for _ in range(n_inputs)]
