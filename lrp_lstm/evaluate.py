@@ -26,6 +26,19 @@ GATE_RULE_METHODS = tuple(
     for s in V.SUM_RULES for g in V.GATE_RULES)[1:]
 
 
+def sst_accuracies(scores, labels):
+    """Five-class accuracy of SST scores (B, 5) against labels (B,) 0..4,
+    and binary accuracy over the non-neutral sentences: positive (3, 4)
+    against negative (0, 1) by the summed probabilities, as the SST papers
+    report it."""
+    labels = np.asarray(labels)
+    five = float(np.mean(scores.argmax(1) == labels))
+    p = np.exp(scores - scores.max(1, keepdims=True))
+    keep = labels != 2
+    positive = p[:, 3] + p[:, 4] > p[:, 0] + p[:, 1]
+    return five, float(np.mean(positive[keep] == (labels[keep] >= 3)))
+
+
 def deletion_order(word_relevance, setting):
     """Positions in deletion order: decreasing relevance for "correct",
     increasing for "incorrect" (ties keep sentence order)."""

@@ -25,6 +25,7 @@ from torch import nn
 
 import lrp_lstm
 from lrp_lstm.datasets import read_sst
+from lrp_lstm.evaluate import sst_accuracies
 from lrp_lstm.text import UNK
 
 SEED = 20170907
@@ -81,17 +82,6 @@ def predict_scores(net, sentences, batch_size=256):
             out.append(net(ids, lengths))
     return torch.cat(out).double().numpy()
 
-
-def accuracies(scores, labels):
-    """Five-class accuracy, and binary accuracy over the non-neutral sentences."""
-    labels = np.asarray(labels)
-    five = float(np.mean(scores.argmax(1) == labels))
-    p = np.exp(scores - scores.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
-    keep = labels != 2
-    positive = p[:, 3] + p[:, 4] > p[:, 0] + p[:, 1]
-    binary = float(np.mean(positive[keep] == (labels[keep] >= 3)))
-    return five, binary
 
 
 def main():
@@ -153,7 +143,7 @@ def main():
             nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             opt.step()
             total += loss.item() * len(idx)
-        dev_five, dev_binary = accuracies(predict_scores(net, dev_set), [l for _, l in dev_set])
+        dev_five, dev_binary = sst_accuracies(predict_scores(net, dev_set), [l for _, l in dev_set])
         print(f"epoch {epoch}: loss {total / len(examples):.4f}, dev five-class "
               f"{dev_five:.4f}, binary {dev_binary:.4f} ({time.time() - t0:.0f} s)", flush=True)
         if dev_five > best[0]:
@@ -163,8 +153,8 @@ def main():
 
     dev_scores = predict_scores(net, dev_set)
     test_scores = predict_scores(net, test_set)
-    dev_acc = accuracies(dev_scores, [l for _, l in dev_set])
-    test_acc = accuracies(test_scores, [l for _, l in test_set])
+    dev_acc = sst_accuracies(dev_scores, [l for _, l in dev_set])
+    test_acc = sst_accuracies(test_scores, [l for _, l in test_set])
 
     # the package's forward pass against PyTorch's, float64, on the dev set
     model, embeddings = lrp_lstm.from_torch(net.lstm, net.head, net.embedding)

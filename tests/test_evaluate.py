@@ -123,6 +123,7 @@ def test_cli_evaluate_on_sst(tmp_path):
     for row in table.values():
         assert len(row["correct"]) == len(row["incorrect"]) == 6
         assert row["correct"][0] == 1.0 and row["incorrect"][0] == 0.0
+        # the SST test sentences of >= 10 tokens (README's word deletion table)
         assert row["n_correct"] + row["n_incorrect"] == 1849
     lrp, sa, rnd = table["lrp"], table["sa"], table["random"]
     # the paper's findings on our model

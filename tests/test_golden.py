@@ -20,7 +20,7 @@ def explain_case(model, case, backend, dtype=np.float64):
 
 @pytest.mark.parametrize("backend", ["cython", "numpy"])
 def test_matches_reference(seed_model, golden, backend):
-    assert len(golden) == 184
+    assert len(golden) == 184      # the cases ../shared/data/README.md lists
     for case in golden:
         res = explain_case(seed_model, case, backend)
         lrp, sa, gi = res["lrp"], res["sa"], res["gi"]

@@ -127,6 +127,7 @@ def test_load_reference_model(seed_model):
     clf = lrp_lstm.load_reference_model(shared_path("seed-model"))
     assert clf.model.bidirectional
     assert (clf.model.input_size, clf.model.hidden_size, clf.model.n_classes) == (60, 60, 5)
+    # the reference vocabulary's size, as ../shared/data/README.md gives it
     assert len(clf.vocab) == 19538 and "film" in clf.vocab
     assert clf.embeddings is None
     with pytest.raises(ValueError, match="no embeddings"):

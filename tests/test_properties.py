@@ -67,17 +67,15 @@ def test_method_definitions():
     model = random_model(seed=5, e=4, d=3, C=2)
     x = np.random.default_rng(6).normal(0, 1, (7, 4))
     res = model.explain(x, ("lrp", "sa", "gi"), target=1)
-    g = res["sa"].gradient
-    np.testing.assert_array_equal(g, res["sa"].gradient_fwd + res["sa"].gradient_bwd)
-    np.testing.assert_array_equal(res["sa"].relevance, g ** 2)
-    np.testing.assert_array_equal(res["gi"].relevance, g * x)
-    np.testing.assert_array_equal(res["gi"].gradient, g)
+    # the kernel's word-level sums against the arrays they sum
+    g = res["sa"].gradient_fwd + res["sa"].gradient_bwd
+    np.testing.assert_allclose(res["sa"].word_relevance, (g ** 2).sum(1), rtol=1e-12)
+    np.testing.assert_allclose(res["gi"].word_relevance, (g * x).sum(1), rtol=1e-12,
+                               atol=1e-14)
     lrp = res["lrp"]
-    np.testing.assert_array_equal(lrp.relevance, lrp.relevance_fwd + lrp.relevance_bwd)
-    for r in res.values():
-        np.testing.assert_allclose(r.word_relevance, r.relevance.sum(1), rtol=1e-12,
-                                   atol=1e-14)
-    np.testing.assert_allclose(res["sa"].word_relevance, (g ** 2).sum(1))
+    np.testing.assert_allclose(lrp.word_relevance,
+                               (lrp.relevance_fwd + lrp.relevance_bwd).sum(1), rtol=1e-12,
+                               atol=1e-14)
 
 
 # e = d = C = 1, unidirectional; gates i, g, f, o

@@ -106,14 +106,10 @@ def test_accuracy_on_sst_test(clf):
     """The model card's figures: five-class >= 45 %, binary >= 82 % on SST test."""
     from lrp_lstm.datasets import read_sst
     test = read_sst(shared_path("sst", "test.txt"))
-    assert len(test) == 2210
+    assert len(test) == 2210        # the standard SST test split (../shared/data/README.md)
     xs = [clf.embeddings[clf.token_ids(s.tokens)] for s in test]
-    scores = clf.model.forward_batch(xs)
-    labels = np.array([s.label for s in test])
-    five = np.mean(scores.argmax(1) == labels)
-    p = np.exp(scores - scores.max(1, keepdims=True))
-    keep = labels != 2
-    binary = np.mean(((p[:, 3] + p[:, 4]) > (p[:, 0] + p[:, 1]))[keep] == (labels[keep] >= 3))
+    five, binary = lrp_lstm.evaluate.sst_accuracies(clf.model.forward_batch(xs),
+                                                    [s.label for s in test])
     assert five >= 0.45 and binary >= 0.82
     with open(os.path.join(REPO, "model", "README.md")) as f:
         card = f.read()
