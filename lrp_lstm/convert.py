@@ -2,6 +2,9 @@
 
 PyTorch and Keras are imported only by the functions that need them.
 """
+from __future__ import annotations
+
+import os
 import zipfile
 
 import numpy as np
@@ -15,7 +18,7 @@ class ModelFileError(ValueError):
     """A file that is not a readable lrp-lstm model file."""
 
 
-def save_model(model, path):
+def save_model(model: BiLSTM, path: str | os.PathLike) -> None:
     """Write a BiLSTM (LSTM or GRU) to the file `path`, exactly as named (an
     .npz archive, no pickle): its to_dict() arrays (canonical gate order),
     its cell type, output and mask_zero, and a format tag."""
@@ -25,7 +28,7 @@ def save_model(model, path):
                  **model.to_dict())
 
 
-def load_model(path):
+def load_model(path: str | os.PathLike) -> BiLSTM:
     """Read a BiLSTM written by save_model (loaded with allow_pickle=False).
     Raises ModelFileError (a ValueError) for anything else: a truncated
     file, a .npy array, text, another archive."""
@@ -53,7 +56,7 @@ def load_model(path):
                             mask_zero=False if mask_zero is None else bool(mask_zero))
 
 
-def from_torch(rnn, head, embedding=None):
+def from_torch(rnn, head, embedding=None) -> BiLSTM | tuple[BiLSTM, np.ndarray]:
     """A BiLSTM from a PyTorch `nn.LSTM` or `nn.GRU` (or a chain of them)
     and the `nn.Linear` on its final states.
 
@@ -135,7 +138,7 @@ def from_torch(rnn, head, embedding=None):
     return model, array(embedding.weight)
 
 
-def from_keras(model):
+def from_keras(model) -> BiLSTM | tuple[BiLSTM, np.ndarray]:
     """A BiLSTM from a Keras `Sequential` (or a functional Model that is a
     chain of layers) of Embedding (optional, first),
     LSTM or GRU layers (each possibly wrapped in Bidirectional), Dropout

@@ -8,6 +8,8 @@ pickle protocol (0 to 5), and refuses every other global before anything is
 called; the loaded object must then be made of dicts, lists, str and
 numeric NumPy arrays only.
 """
+from __future__ import annotations
+
 import io
 import os
 import pickle
@@ -92,7 +94,7 @@ def safe_unpickle(path):
     return obj
 
 
-def load_reference_model(directory, embeddings=None):
+def load_reference_model(directory: str | os.PathLike, embeddings=None):
     """Load a model saved in the reference implementation's format.
 
     directory holds `model` (pickled dict: Wxh_Left, bxh_Left, Whh_Left,

@@ -1,11 +1,15 @@
 """The array-level model: an LSTM or GRU classifier and its explanations."""
+from __future__ import annotations
+
 import contextlib
 import os
 import sys
 import threading
 import warnings
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import _validation as V
 from . import _kernels, oracle
@@ -234,8 +238,9 @@ class BiLSTM:
     # -- construction and export ------------------------------------------------
 
     @classmethod
-    def from_dict(cls, arrays, gate_order=None, cell="lstm", output="softmax",
-                  mask_zero=False):
+    def from_dict(cls, arrays: Mapping[str, ArrayLike], gate_order: str | None = None,
+                  cell: str = "lstm", output: str = "softmax",
+                  mask_zero: bool = False) -> BiLSTM:
         """Build a model from the reference's key names.
 
         arrays: mapping with Wxh_Left, bxh_Left, Whh_Left, bhh_Left, Why_Left,
@@ -375,14 +380,16 @@ class BiLSTM:
                                    self.bias.astype(dtype))
         return self._packed[dtype]
 
-    def forward(self, x, mask=None, backend="cython", dtype=np.float64):
+    def forward(self, x: ArrayLike, mask: ArrayLike | None = None, backend: str = "cython",
+                dtype: DTypeLike = np.float64) -> np.ndarray:
         """The scores (C,) for one input x (T, e); mask (T,) bool as for
         explain."""
         return self.forward_batch([x], None if mask is None else [mask], n_threads=1,
                                   backend=backend, dtype=dtype, _name="x")[0]
 
-    def forward_batch(self, xs, masks=None, n_threads=None, backend="cython",
-                      dtype=np.float64, _name=None):
+    def forward_batch(self, xs: Sequence[ArrayLike], masks: Sequence[ArrayLike] | None = None,
+                      n_threads: int | None = None, backend: str = "cython",
+                      dtype: DTypeLike = np.float64, _name=None) -> np.ndarray:
         """The scores (B, C) of a list of inputs, xs[k] of shape (T_k, e);
         masks: None or one (T_k,) bool mask per input, as for explain."""
         dtype = V.check_dtype(dtype)
@@ -414,9 +421,12 @@ class BiLSTM:
                  for k, (m, x) in enumerate(zip(masks, xs))]
         return [x if m.all() else np.ascontiguousarray(x[m]) for x, m in zip(xs, masks)], masks
 
-    def explain(self, x, method="lrp", target=None, eps=1e-3, bias_factor=0.0,
-                gate_rule="signal", sum_rule="epsilon", mask=None, backend="cython",
-                dtype=np.float64, n_threads=1):
+    def explain(self, x: ArrayLike, method: str | Sequence[str] = "lrp",
+                target: int | None = None, eps: float = 1e-3, bias_factor: float = 0.0,
+                gate_rule: str = "signal", sum_rule: str = "epsilon",
+                mask: ArrayLike | None = None, backend: str = "cython",
+                dtype: DTypeLike = np.float64,
+                n_threads: int | None = 1) -> Explanation | dict[str, Explanation]:
         """Explain the score of `target` for one input x (T, e).
 
         method : "lrp" (Layer-wise Relevance Propagation), "sa" (Sensitivity
@@ -454,9 +464,13 @@ class BiLSTM:
                                   None if mask is None else (mask,), n_threads=n_threads,
                                   dtype=dtype, backend=backend, _name="x")[0]
 
-    def explain_batch(self, xs, method="lrp", targets=None, eps=1e-3, bias_factor=0.0,
-                      gate_rule="signal", sum_rule="epsilon", masks=None, n_threads=None,
-                      dtype=np.float64, backend="cython", _name=None):
+    def explain_batch(self, xs: Sequence[ArrayLike], method: str | Sequence[str] = "lrp",
+                      targets: Sequence[int | None] | None = None, eps: float = 1e-3,
+                      bias_factor: float = 0.0, gate_rule: str = "signal",
+                      sum_rule: str = "epsilon", masks: Sequence[ArrayLike] | None = None,
+                      n_threads: int | None = None, dtype: DTypeLike = np.float64,
+                      backend: str = "cython",
+                      _name=None) -> list[Explanation | dict[str, Explanation]]:
         """Explain a list of inputs of any lengths, xs[k] of shape (T_k, e).
 
         targets: None (each input's predicted class) or one class (or None)

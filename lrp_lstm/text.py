@@ -1,4 +1,6 @@
 """Text in, explanations out: the tokenizer, the text classifier and heatmaps."""
+from __future__ import annotations
+
 import functools
 import html
 import json
@@ -21,7 +23,7 @@ _UNICODE = {"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'", "\u2026"
 _BRACKETS = {"(": "-lrb-", ")": "-rrb-", "[": "-lrb-", "]": "-rrb-", "{": "-lrb-", "}": "-rrb-"}
 
 
-def tokenize(text, lowercase=True):
+def tokenize(text: str, lowercase: bool = True) -> list[str]:
     """Split raw English text into SST/PTB-style tokens.
 
     Punctuation is split off (commas and colons inside numbers stay),
@@ -347,16 +349,16 @@ class TextClassifier:
         return self.model.forward_batch([x for _, x, _ in embedded], masks,
                                         n_threads=n_threads)
 
-    def predict_proba(self, text):
+    def predict_proba(self, text: str) -> np.ndarray:
         """Class probabilities of one text: the softmax of the scores (C,),
         or (1 - p, p) for a sigmoid output."""
         return probabilities(self._scores([text], named=False)[0], self.model.output)
 
-    def predict(self, text):
+    def predict(self, text: str) -> int:
         """The predicted class of one text."""
         return int(np.argmax(self.predict_proba(text)))
 
-    def predict_batch(self, texts, n_threads=None):
+    def predict_batch(self, texts: list[str], n_threads: int | None = None) -> np.ndarray:
         """Predicted classes (B,) of many texts."""
         if isinstance(texts, str):
             raise TypeError("texts must be a list of str; use predict() for one text")
@@ -365,8 +367,10 @@ class TextClassifier:
             return (scores[:, 0] > 0).astype(np.intp)
         return scores.argmax(axis=1)
 
-    def explain(self, text, method="lrp", target=None, eps=1e-3, bias_factor=0.0,
-                gate_rule="signal", sum_rule="epsilon", dtype=np.float64, n_threads=1):
+    def explain(self, text: str, method: str | tuple[str, ...] = "lrp",
+                target: int | None = None, eps: float = 1e-3, bias_factor: float = 0.0,
+                gate_rule: str = "signal", sum_rule: str = "epsilon", dtype=np.float64,
+                n_threads: int | None = 1) -> TextExplanation | dict[str, TextExplanation]:
         """Explain one text; see BiLSTM.explain for the parameters.
 
         Returns a TextExplanation (a dict of them for a tuple of methods).
@@ -375,9 +379,12 @@ class TextClassifier:
                                   eps, bias_factor, gate_rule, sum_rule, n_threads=n_threads,
                                   dtype=dtype, _named=False)[0]
 
-    def explain_batch(self, texts, method="lrp", targets=None, eps=1e-3, bias_factor=0.0,
-                      gate_rule="signal", sum_rule="epsilon", n_threads=None,
-                      dtype=np.float64, _named=True):
+    def explain_batch(self, texts: list[str], method: str | tuple[str, ...] = "lrp",
+                      targets: list[int | None] | None = None, eps: float = 1e-3,
+                      bias_factor: float = 0.0, gate_rule: str = "signal",
+                      sum_rule: str = "epsilon", n_threads: int | None = None,
+                      dtype=np.float64,
+                      _named=True) -> list[TextExplanation | dict[str, TextExplanation]]:
         """Explain many texts in one kernel call; one TextExplanation per text."""
         if isinstance(texts, str):
             raise TypeError("texts must be a list of str; use explain() for one text")
@@ -400,7 +407,7 @@ def _model_dir():
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "sst_model")
 
 
-def load_sst():
+def load_sst() -> TextClassifier:
     """The embedded SST model: a TextClassifier for five sentiment classes.
 
     Trained by model/train.py on the Stanford Sentiment Treebank; see the
