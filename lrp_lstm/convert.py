@@ -56,6 +56,29 @@ def load_model(path: str | os.PathLike) -> BiLSTM:
                             mask_zero=False if mask_zero is None else bool(mask_zero))
 
 
+def torch_names(params, n_layers, bidirectional, first_layer=0):
+    """Our from_dict names for the parameters of one PyTorch nn.LSTM or nn.GRU.
+
+    params: {PyTorch name: array}, as module.named_parameters() names them
+    (weight_ih_l0, bias_hh_l1_reverse, ...); missing biases (bias=False)
+    become zeros. Its layers become ours from first_layer on (a chain of
+    modules). The gate order stays PyTorch's (LSTM "ifgo", GRU "rzn").
+    """
+    arrays = {}
+    for layer in range(n_layers):
+        ours = first_layer + layer
+        suffix = f"_l{ours}" if ours else ""
+        for side, reverse in zip(("Left", "Right")[:2 if bidirectional else 1],
+                                 ("", "_reverse")):
+            theirs = f"_l{layer}{reverse}"
+            arrays[f"Wxh_{side}{suffix}"] = params[f"weight_ih{theirs}"]
+            arrays[f"Whh_{side}{suffix}"] = params[f"weight_hh{theirs}"]
+            rows = params[f"weight_hh{theirs}"].shape[0]
+            for key, bias in (("bxh", "bias_ih"), ("bhh", "bias_hh")):
+                arrays[f"{key}_{side}{suffix}"] = params.get(f"{bias}{theirs}", np.zeros(rows))
+    return arrays
+
+
 def from_torch(rnn, head, embedding=None) -> BiLSTM | tuple[BiLSTM, np.ndarray]:
     """A BiLSTM from a PyTorch `nn.LSTM` or `nn.GRU` (or a chain of them)
     and the `nn.Linear` on its final states.
@@ -107,19 +130,10 @@ def from_torch(rnn, head, embedding=None) -> BiLSTM | tuple[BiLSTM, np.ndarray]:
         return t.detach().to(torch.float64).cpu().numpy()
 
     arrays = {}
-    ours = 0                # our layer index, across the chain
-    for module in chain:
-        for layer in range(module.num_layers):
-            ours_suffix = f"_l{ours}" if ours else ""
-            for side, suffix in zip(("Left", "Right")[:n_dir], ("", "_reverse")):
-                theirs = f"_l{layer}{suffix}"
-                arrays[f"Wxh_{side}{ours_suffix}"] = array(getattr(module, f"weight_ih{theirs}"))
-                arrays[f"Whh_{side}{ours_suffix}"] = array(getattr(module, f"weight_hh{theirs}"))
-                for key, bias in (("bxh", "bias_ih"), ("bhh", "bias_hh")):
-                    arrays[f"{key}_{side}{ours_suffix}"] = (
-                        array(getattr(module, f"{bias}{theirs}")) if module.bias
-                        else np.zeros(getattr(module, f"weight_hh{theirs}").shape[0]))
-            ours += 1
+    for k, module in enumerate(chain):
+        params = {name: array(p) for name, p in module.named_parameters()}
+        arrays |= torch_names(params, module.num_layers, module.bidirectional,
+                              first_layer=sum(m.num_layers for m in chain[:k]))
     weight = array(head.weight)
     arrays["Why_Left"] = weight[:, :d]
     if n_dir == 2:

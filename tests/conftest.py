@@ -9,8 +9,8 @@ import lrp_lstm
 
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
 # what must not be missing: a comma-separated list of "shared", "keras",
-# "chromium" (.ci/run requires them all); anything listed fails instead of
-# skipping when it is absent
+# "torch", "chromium" (.ci/run requires them all); anything listed fails
+# instead of skipping when it is absent
 REQUIRED = set(filter(None, os.environ.get("LRP_LSTM_REQUIRE", "").split(",")))
 
 

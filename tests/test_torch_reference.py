@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import lrp_lstm
+from lrp_lstm.convert import torch_names
 
 PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data",
                     "torch_reference.npz")
@@ -20,16 +21,10 @@ def cases():
 
 
 def as_model(case):
-    """The case's PyTorch weights under our names, PyTorch's gate order."""
+    """The case's PyTorch weights under our names (lrp_lstm.convert.torch_names)."""
     cell, n_dir = str(case["cell"]), 2 if case["bidirectional"] else 1
     d = case["weight_hh_l0"].shape[1]
-    arrays = {}
-    for layer in range(int(case["n_layers"])):
-        ours = f"_l{layer}" if layer else ""
-        for side, theirs in zip(("Left", "Right")[:n_dir], ("", "_reverse")):
-            for key, name in (("Wxh", "weight_ih"), ("Whh", "weight_hh"), ("bxh", "bias_ih"),
-                              ("bhh", "bias_hh")):
-                arrays[f"{key}_{side}{ours}"] = case[f"{name}_l{layer}{theirs}"]
+    arrays = torch_names(case, int(case["n_layers"]), bool(case["bidirectional"]))
     arrays["Why_Left"] = case["head_weight"][:, :d]
     if n_dir == 2:
         arrays["Why_Right"] = case["head_weight"][:, d:]
