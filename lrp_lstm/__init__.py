@@ -8,13 +8,14 @@
 """
 import importlib.metadata
 
-from . import evaluate
+from . import evaluate  # noqa: F401  (lrp_lstm.evaluate after a plain import)
 from .convert import from_keras, from_torch, load_model, save_model
 from .io import load_reference_model
 from ._kernels import build_info
 from ._validation import GATE_RULES, SUM_RULES
 from .model import AmplificationWarning, BiLSTM, Explanation
-from .text import TextClassifier, TextExplanation, load_sst, tokenize
+from .text import TextClassifier, TextExplanation, load_sst
+from .tokenizer import tokenize
 
 __version__ = importlib.metadata.version("lrp-lstm")   # from pyproject.toml
 __all__ = ["AmplificationWarning", "BiLSTM", "Explanation", "GATE_RULES", "SUM_RULES",

@@ -154,7 +154,7 @@ def format_table(table):
 
 def plot_deletion(table):
     """A matplotlib figure with the two settings' curves side by side."""
-    from .text import _pyplot
+    from .heatmap import _pyplot
 
     plt = _pyplot()
 

@@ -1,111 +1,18 @@
-"""Text in, explanations out: the tokenizer, the text classifier and heatmaps."""
+"""Text in, explanations out: the text classifier and its explanations
+(tokenizer.py splits the text, heatmap.py draws the explanations)."""
 from __future__ import annotations
 
-import functools
-import html
 import json
 import os
-import re
 
 import numpy as np
 
 from . import _validation as V
+from . import heatmap
+from .tokenizer import tokenize
 
 UNK = "<unk>"
 SST_CLASS_NAMES = ("very negative", "negative", "neutral", "positive", "very positive")
-
-# abbreviations that keep their final period inside a sentence (PTB style)
-_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "etc", "inc", "co",
-                  "bros", "no", "vol", "sept", "al", "ltd", "prof", "mt", "gen"}
-_CONTRACTIONS = ("'s", "'re", "'ve", "'ll", "'d", "'m")
-_UNICODE = {"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'", "\u2026": "...",
-            "\u2013": "--", "\u2014": "--"}
-_BRACKETS = {"(": "-lrb-", ")": "-rrb-", "[": "-lrb-", "]": "-rrb-", "{": "-lrb-", "}": "-rrb-"}
-
-
-def tokenize(text: str, lowercase: bool = True) -> list[str]:
-    """Split raw English text into SST/PTB-style tokens.
-
-    Punctuation is split off (commas and colons inside numbers stay),
-    clitics are separated (``isn't`` -> ``is n't``, ``can't`` -> ``ca n't``,
-    ``film's`` -> ``film 's``), double quotes become `````` and ``''``,
-    brackets ``-lrb-`` and ``-rrb-``, and ``/`` and ``*`` are escaped as in
-    the treebank. A final period, and periods after words that are not
-    abbreviations, are split off.
-
-    Every rule looks at one whitespace-delimited word at a time (and at
-    whether it is the last), so words are tokenized once and remembered.
-
-    >>> tokenize("It isn't the film's best (sadly).")
-    ['it', 'is', "n't", 'the', 'film', "'s", 'best', '-lrb-', 'sadly', '-rrb-', '.']
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
-    words = text.split()
-    last = len(words) - 1
-    tokens = []
-    for k, word in enumerate(words):
-        tokens += _word_tokens(word, k == last, lowercase)
-    return tokens
-
-
-_TRANSLATE = str.maketrans(_UNICODE)
-_OPENING_QUOTE = re.compile(r'(^|[(\[{])"')
-_ELLIPSIS = re.compile(r"\.\.\.+")
-_DASHES = re.compile(r"--+")
-_PUNCTUATION = re.compile(r"[;@#$%&?!=+()\[\]{}]")
-_COMMA = re.compile(r",(?!\d)|(?<!\d),")
-_COLON = re.compile(r":(?!\d)|(?<!\d):")
-
-
-@functools.lru_cache(maxsize=1 << 17)
-def _word_tokens(word, is_last, lowercase):
-    """The tokens (a tuple) of one whitespace-delimited word of a text; is_last:
-    it ends the text."""
-    word = word.translate(_TRANSLATE)
-    word = _OPENING_QUOTE.sub(r"\1 `` ", word)
-    word = word.replace('"', " '' ")
-    word = _ELLIPSIS.sub(" ... ", word)
-    word = _DASHES.sub(" -- ", word)
-    word = _PUNCTUATION.sub(r" \g<0> ", word)
-    word = _COMMA.sub(" , ", word)
-    word = _COLON.sub(" : ", word)
-    parts = word.split()
-    tokens = []
-    for k, part in enumerate(parts):
-        tokens.extend(_split_word(part, is_last=is_last and k == len(parts) - 1))
-    out = []
-    for tok in tokens:
-        tok = _BRACKETS.get(tok, tok).replace("/", "\\/").replace("*", "\\*")
-        out.append(tok.lower() if lowercase else tok)
-    return tuple(out)
-
-
-def _split_word(word, is_last):
-    """Clitics, quotes and periods of one whitespace-delimited word."""
-    if word in ("``", "''", "`", "'"):
-        return [word]
-    before, after = [], []
-    if word.endswith(".") and word != "..." and len(word) > 1:
-        stem = word[:-1]
-        if is_last or ("." not in stem and len(stem) > 1
-                       and stem.lower() not in _ABBREVIATIONS):
-            if not (is_last and "." in stem):
-                word, after = stem, ["."]
-    if len(word) > 1 and word.startswith("'") and word[1:2].isalpha() and \
-            word.lower() not in ("'em", "'til", "'n'") and \
-            not any(word.lower() == c for c in _CONTRACTIONS):
-        before, word = ["`"], word[1:]
-    if len(word) > 1 and word.endswith("'") and word.lower() != "'n'":
-        word, after = word[:-1], ["'"] + after
-    low = word.lower()
-    if low.endswith("n't") and len(word) > 3:
-        return before + [word[:-3], word[-3:]] + after
-    for clitic in _CONTRACTIONS:
-        if low.endswith(clitic) and len(word) > len(clitic):
-            return before + [word[:-len(clitic)], word[-len(clitic):]] + after
-    return before + ([word] if word else []) + after
-
 
 class TextExplanation:
     """The explanation of one text.
@@ -153,89 +60,16 @@ class TextExplanation:
         return out
 
     def to_html(self):
-        """A self-contained HTML heatmap: each token on a background from blue
-        (negative relevance) through white (zero) to red (positive), scaled
-        by the largest absolute relevance."""
-        scale = float(np.max(np.abs(self.word_relevance))) or 1.0
-        spans = []
-        for tok, r in zip(self.tokens, self.word_relevance):
-            spans.append(
-                f'<span class="lrp-token" data-relevance="{float(r):.6g}" '
-                f'title="{html.escape(tok)}: {float(r):+.4g}" style="background-color:'
-                f'{_rgb(float(r) / scale)};color:{"#fff" if abs(r) > 0.6 * scale else "#000"};'
-                f'padding:2px 3px;margin:1px;'
-                f'border-radius:3px;display:inline-block">{html.escape(tok)}</span>')
-        name = self.target_name
-        legend = (f'<div style="margin-top:6px;font-size:80%;color:#444">'
-                  f'<span style="background:linear-gradient(to right,{_rgb(-1)},'
-                  f'{_rgb(0)},{_rgb(1)});display:inline-block;width:120px;height:10px">'
-                  f'</span> {-scale:.3g} &hellip; 0 &hellip; {scale:+.3g}</div>')
-        return (f'<div class="lrp-lstm-heatmap" style="font-family:sans-serif;'
-                f'line-height:1.8">'
-                f'<div style="font-size:85%;color:#444">{html.escape(self.method.upper())} '
-                f'relevance for class {self.target} ({html.escape(name)}); predicted '
-                f'{self.predicted} ({html.escape(self.class_names[self.predicted])})</div>'
-                f'<div>{" ".join(spans)}</div>{legend}</div>')
+        """A self-contained HTML heatmap (see lrp_lstm.heatmap.to_html)."""
+        return heatmap.to_html(self)
 
     def _repr_html_(self):
         return self.to_html()
 
     def plot(self, width=80):
-        """A matplotlib figure of the heatmap (matplotlib is imported here):
-        the tokens in reading order on boxes colored by their relevance (blue
-        negative, white 0, red positive), wrapped into rows of at most
-        `width` characters, so the figure's width stays bounded and no token
-        overlaps another; a token longer than a row is cut with an ellipsis."""
-        plt = _pyplot()
-        from matplotlib.patches import Rectangle
-
-        scale = float(np.max(np.abs(self.word_relevance))) or 1.0
-        boxes = _wrap([len(t) for t in self.tokens], width)
-        rows = boxes[-1][1] + 1 if boxes else 1
-        # a monospaced font: one character is 0.6 em wide (a unit of x: 0.65 em,
-        # for some room), a row 1.6 em high
-        em = 9 / 72
-        fig = plt.figure(figsize=(0.65 * em * (width + 2) + 0.4, 1.6 * em * rows + 0.7))
-        ax = fig.add_axes((0.2 / fig.get_figwidth(), 0.15 / fig.get_figheight(),
-                           1 - 0.4 / fig.get_figwidth(),
-                           1 - 0.65 / fig.get_figheight()))
-        for tok, r, (x, row, n) in zip(self.tokens, self.word_relevance, boxes):
-            text = tok if len(tok) <= n else tok[:n - 1] + "\u2026"
-            ax.add_patch(Rectangle((x, row + 0.1), n, 0.8, linewidth=0,
-                                   color=[c / 255 for c in _color(float(r) / scale)]))
-            ax.text(x + n / 2, row + 0.5, text, ha="center", va="center", fontsize=9,
-                    family="monospace",
-                    color="#fff" if abs(r) > 0.6 * scale else "#000")
-        ax.set_xlim(-1, width + 1)
-        ax.set_ylim(rows, 0)
-        ax.axis("off")
-        ax.set_title(f"{self.method.upper()}, class {self.target} ({self.target_name}); "
-                     f"color scale \u00b1{scale:.3g}", fontsize=9)
-        return fig
-
-
-def _pyplot():
-    """matplotlib.pyplot, or an ImportError that says how to install it."""
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ImportError("the PNG heatmap and plots need matplotlib: "
-                          "pip install 'lrp-lstm[plot]'") from None
-    return plt
-
-
-def _wrap(lengths, width):
-    """Boxes (x, row, length) for tokens of the given lengths in rows of
-    `width` characters, one character of space between tokens; a token
-    longer than a row gets a row of its own, cut to the width."""
-    boxes, x, row = [], 0, 0
-    for n in lengths:
-        n = min(max(n, 1), width)
-        if x and x + n > width:
-            x, row = 0, row + 1
-        boxes.append((x, row, n))
-        x += n + 1
-    return boxes
+        """A matplotlib figure of the heatmap, tokens wrapped into rows of at
+        most `width` characters (see lrp_lstm.heatmap.plot)."""
+        return heatmap.plot(self, width)
 
 
 def probabilities(scores, output="softmax"):
@@ -246,19 +80,6 @@ def probabilities(scores, output="softmax"):
         return np.array([1 - p, p])
     z = np.exp(scores - scores.max())
     return z / z.sum()
-
-
-def _color(s):
-    """(r, g, b) in 0..255 of a relevance scaled to [-1, 1]: blue, white at
-    0, red; the heatmaps' one color scale."""
-    s = min(1.0, max(-1.0, s))
-    v = round(255 * (1 - abs(s)))
-    return (255, v, v) if s >= 0 else (v, v, 255)
-
-
-def _rgb(s):
-    """_color as CSS."""
-    return "rgb({},{},{})".format(*_color(s))
 
 
 class TextClassifier:
@@ -305,7 +126,7 @@ class TextClassifier:
         self.__init__(**state)
 
     def tokenize(self, text):
-        """The tokens of `text` (see lrp_lstm.text.tokenize)."""
+        """The tokens of `text` (see lrp_lstm.tokenizer.tokenize)."""
         return tokenize(text, self.lowercase)
 
     def token_ids(self, tokens):

@@ -205,7 +205,7 @@ used the five-class accuracy on the {n_dev} development sentences only; the
 ## Vocabulary and unknown words
 `vocab.txt`: {len(vocab)} tokens, one per line, line k is row k of the
 embedding matrix: every token of the training sentences plus `{UNK}` (row 0).
-Raw text is split by `lrp_lstm.text.tokenize` into the same PTB-style
+Raw text is split by `lrp_lstm.tokenize` into the same PTB-style
 lowercase tokens (`isn't` -> `is n't`, `film's` -> `film 's`, brackets as
 `-lrb-`/`-rrb-`); any token not in the vocabulary maps to `{UNK}`, whose
 embedding was learned by replacing words seen once in training by `{UNK}`

@@ -4,10 +4,10 @@ import doctest
 import pytest
 
 import lrp_lstm
-from lrp_lstm import text
+from lrp_lstm import tokenizer
 
 
-@pytest.mark.parametrize("module", [lrp_lstm, text])
+@pytest.mark.parametrize("module", [lrp_lstm, tokenizer])
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0

@@ -14,7 +14,7 @@ import pytest
 
 import lrp_lstm
 from conftest import shared_path, skip_unless_required
-from lrp_lstm.text import tokenize
+from lrp_lstm.tokenizer import tokenize
 
 SENTENCE = "neither funny nor suspenseful nor particularly well-drawn ."
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
