@@ -9,8 +9,8 @@
 import importlib.metadata
 
 from . import evaluate  # noqa: F401  (lrp_lstm.evaluate after a plain import)
-from .convert import from_keras, from_torch, load_model, save_model
-from .io import load_reference_model
+from .convert import from_keras, from_torch
+from .io import load_model, load_reference_model, save_model
 from ._kernels import build_info
 from ._validation import GATE_RULES, SUM_RULES
 from .model import AmplificationWarning, BiLSTM, Explanation

@@ -1,59 +1,10 @@
-"""Models from other frameworks, and our own file format.
-
-PyTorch and Keras are imported only by the functions that need them.
-"""
+"""Models from other frameworks: PyTorch and Keras (each imported only by
+the function that needs it)."""
 from __future__ import annotations
-
-import os
-import zipfile
 
 import numpy as np
 
 from .model import BiLSTM
-
-FORMAT = "lrp-lstm/bilstm-1"
-
-
-class ModelFileError(ValueError):
-    """A file that is not a readable lrp-lstm model file."""
-
-
-def save_model(model: BiLSTM, path: str | os.PathLike) -> None:
-    """Write a BiLSTM (LSTM or GRU) to the file `path`, exactly as named (an
-    .npz archive, no pickle): its to_dict() arrays (canonical gate order),
-    its cell type, output and mask_zero, and a format tag."""
-    with open(path, "wb") as f:
-        np.savez(f, lrp_lstm_format=np.array(FORMAT), cell=np.array(model.cell),
-                 output=np.array(model.output), mask_zero=np.array(model.mask_zero),
-                 **model.to_dict())
-
-
-def load_model(path: str | os.PathLike) -> BiLSTM:
-    """Read a BiLSTM written by save_model (loaded with allow_pickle=False).
-    Raises ModelFileError (a ValueError) for anything else: a truncated
-    file, a .npy array, text, another archive."""
-    try:
-        with open(path, "rb") as f:
-            data = np.load(f, allow_pickle=False)
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ModelFileError(f"{path} holds a single array, not an lrp-lstm model "
-                                     "file (save_model writes an .npz archive)")
-            with data:
-                arrays = {k: data[k] for k in data.files}
-    except ModelFileError:
-        raise
-    except (ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise ModelFileError(f"{path} is not a readable lrp-lstm model file: "
-                             f"{type(exc).__name__}: {exc}") from None
-    tag = arrays.pop("lrp_lstm_format", None)
-    if tag is None or str(tag) != FORMAT:
-        raise ModelFileError(f"{path} is not an lrp-lstm model file (format {FORMAT!r})")
-    cell = arrays.pop("cell", None)
-    output = arrays.pop("output", None)
-    mask_zero = arrays.pop("mask_zero", None)
-    return BiLSTM.from_dict(arrays, cell="lstm" if cell is None else str(cell),
-                            output="softmax" if output is None else str(output),
-                            mask_zero=False if mask_zero is None else bool(mask_zero))
 
 
 def torch_names(params, n_layers, bidirectional, first_layer=0):

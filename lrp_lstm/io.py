@@ -1,4 +1,5 @@
-"""Reading model files: the reference implementation's pickles, safely.
+"""Model files: our own .npz format, and the reference implementation's
+pickles, read safely.
 
 The reference implementation stores its weights as a pickled dict of NumPy
 arrays (`model`) and its vocabulary as a pickled list of str (`vocab`).
@@ -10,11 +11,16 @@ numeric NumPy arrays only.
 """
 from __future__ import annotations
 
+from __future__ import annotations
+
 import io
 import os
 import pickle
+import zipfile
 
 import numpy as np
+
+from .model import BiLSTM
 
 class UnsafePickleError(ValueError):
     """A pickle asked for something other than dicts, lists, str and arrays."""
@@ -103,7 +109,6 @@ def load_reference_model(directory: str | os.PathLike, embeddings=None):
     `embeddings` (V, e) replaces or stands in for that file. Returns a
     TextClassifier; its text methods need embeddings.
     """
-    from .model import BiLSTM
     from .text import TextClassifier
 
     arrays = safe_unpickle(os.path.join(directory, "model"))
@@ -117,3 +122,48 @@ def load_reference_model(directory: str | os.PathLike, embeddings=None):
     if embeddings is None and os.path.exists(path):
         embeddings = np.load(path, allow_pickle=False)
     return TextClassifier(model, vocab, embeddings)
+
+
+FORMAT = "lrp-lstm/bilstm-1"
+
+
+class ModelFileError(ValueError):
+    """A file that is not a readable lrp-lstm model file."""
+
+
+def save_model(model: BiLSTM, path: str | os.PathLike) -> None:
+    """Write a BiLSTM (LSTM or GRU) to the file `path`, exactly as named (an
+    .npz archive, no pickle): its to_dict() arrays (canonical gate order),
+    its cell type, output and mask_zero, and a format tag."""
+    with open(path, "wb") as f:
+        np.savez(f, lrp_lstm_format=np.array(FORMAT), cell=np.array(model.cell),
+                 output=np.array(model.output), mask_zero=np.array(model.mask_zero),
+                 **model.to_dict())
+
+
+def load_model(path: str | os.PathLike) -> BiLSTM:
+    """Read a BiLSTM written by save_model (loaded with allow_pickle=False).
+    Raises ModelFileError (a ValueError) for anything else: a truncated
+    file, a .npy array, text, another archive."""
+    try:
+        with open(path, "rb") as f:
+            data = np.load(f, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ModelFileError(f"{path} holds a single array, not an lrp-lstm model "
+                                     "file (save_model writes an .npz archive)")
+            with data:
+                arrays = {k: data[k] for k in data.files}
+    except ModelFileError:
+        raise
+    except (ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise ModelFileError(f"{path} is not a readable lrp-lstm model file: "
+                             f"{type(exc).__name__}: {exc}") from None
+    tag = arrays.pop("lrp_lstm_format", None)
+    if tag is None or str(tag) != FORMAT:
+        raise ModelFileError(f"{path} is not an lrp-lstm model file (format {FORMAT!r})")
+    cell = arrays.pop("cell", None)
+    output = arrays.pop("output", None)
+    mask_zero = arrays.pop("mask_zero", None)
+    return BiLSTM.from_dict(arrays, cell="lstm" if cell is None else str(cell),
+                            output="softmax" if output is None else str(output),
+                            mask_zero=False if mask_zero is None else bool(mask_zero))

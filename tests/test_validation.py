@@ -247,5 +247,5 @@ def test_model_files_get_the_loaders_own_error(tmp_path):
     for name, message in (("truncated.npz", "not a readable lrp-lstm model file"),
                           ("text.npz", "not a readable lrp-lstm model file"),
                           ("array.npy", "holds a single array")):
-        with pytest.raises(lrp_lstm.convert.ModelFileError, match=message):
+        with pytest.raises(lrp_lstm.io.ModelFileError, match=message):
             lrp_lstm.load_model(tmp_path / name)
