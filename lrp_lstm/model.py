@@ -206,6 +206,9 @@ class BiLSTM:
         for arr in [*self.Why, self.bias, *(a for layer in self.layers
                                             for w in layer for a in w.values())]:
             arr.setflags(write=False)
+        # multiply-adds of one direction's forward pass per token
+        self._work_per_token = sum(layer[0]["Wxh"].shape[0] * (layer[0]["Wxh"].shape[1] + d_l)
+                                   for layer, d_l in zip(self.layers, self.hidden_sizes))
         self._packed = {}
 
     @staticmethod
@@ -553,6 +556,9 @@ class BiLSTM:
         gru = self.cell == "gru"
         if B == 1:      # one input: one chunk, its directions on up to n_threads threads
             order, chunks = _ONE_CHUNK
+            # a thread started per layer pass pays only for enough work
+            if N * self._work_per_token < _THREAD_MIN_WORK:
+                n_threads = 1
             n_threads = min(n_threads, n_dir)
             work = _workspace(1, _kernels.workspace_size(layout, gru, 1, N), dtype)
         else:
@@ -642,6 +648,9 @@ _MIN_CHUNKS = 2
 
 
 _ONE_CHUNK = (np.zeros(1, np.intp), np.array((0, 1), np.intp))
+# multiply-adds of one direction's forward pass below which one input's two
+# directions stay on one thread (starting a thread costs tens of microseconds)
+_THREAD_MIN_WORK = 2_000_000
 
 
 def _chunks(lengths):

@@ -107,10 +107,11 @@ def test_results_do_not_depend_on_threads(cell):
                 np.testing.assert_array_equal(a[m].relevance, b[m].relevance)
                 np.testing.assert_array_equal(a[m].scores, b[m].scores)
             assert a["lrp"].relevance_rest == b["lrp"].relevance_rest
-    # one input: its directions on two threads
-    for x in xs[:5]:
-        np.testing.assert_array_equal(model.explain(x, n_threads=2).relevance,
-                                      model.explain(x).relevance)
+    # one input long enough for its directions to run on two threads
+    x = rng.normal(0, 1, (400, 30))
+    for method in ("lrp", "gi"):
+        np.testing.assert_array_equal(model.explain(x, method, n_threads=2).relevance,
+                                      model.explain(x, method).relevance)
 
 
 def test_pickle_round_trip():
