@@ -57,19 +57,25 @@ def lrp_sum(parts, b, z, R_out, n_lower, eps, bias_factor, sum_rule):
     return [(t * q[None, :]).sum(axis=1) + share for t in terms]
 
 
+def _zero_states(weights, x, names, pre):
+    """The per-step arrays of one direction over x (T, e), zeroed: each of
+    `names` (T, d), the pre-activations `pre` (T, G) and h (T+1, d); with
+    d and T."""
+    d, T = weights["Whh"].shape[1], x.shape[0]
+    out = {k: np.zeros((T, d), x.dtype) for k in names}
+    out[pre] = np.zeros((T, weights["Whh"].shape[0]), x.dtype)
+    out["h"] = np.zeros((T + 1, d), x.dtype)
+    return out, d, T
+
+
 def run_direction(weights, x):
     """Forward pass of one direction over x (T, e) in processing order.
 
     Returns a dict of per-step arrays: z (T, 4d) pre-activations, i, g, f, o
     (T, d), and c, h (T+1, d) where row 0 is the zero initial state.
     """
-    d = weights["Whh"].shape[1]
-    T = x.shape[0]
-    dtype = x.dtype
-    out = {k: np.zeros((T, d), dtype) for k in "igfo"}
-    out["z"] = np.zeros((T, 4 * d), dtype)
-    out["c"] = np.zeros((T + 1, d), dtype)
-    out["h"] = np.zeros((T + 1, d), dtype)
+    out, d, T = _zero_states(weights, x, "igfo", "z")
+    out["c"] = np.zeros((T + 1, d), x.dtype)
     for t in range(T):
         z = (weights["Wxh"] @ x[t] + weights["Whh"] @ out["h"][t]
              + weights["bxh"] + weights["bhh"])
@@ -90,12 +96,7 @@ def run_gru_direction(weights, x):
     a_n, r, z, n, u (T, d), and h (T+1, d) where row 0 is the zero initial
     state.
     """
-    d = weights["Whh"].shape[1]
-    T = x.shape[0]
-    dtype = x.dtype
-    out = {k: np.zeros((T, d), dtype) for k in "rznu"}
-    out["a"] = np.zeros((T, 3 * d), dtype)
-    out["h"] = np.zeros((T + 1, d), dtype)
+    out, d, T = _zero_states(weights, x, "rznu", "a")
     for t in range(T):
         from_x = weights["Wxh"] @ x[t] + weights["bxh"]
         from_h = weights["Whh"] @ out["h"][t] + weights["bhh"]
@@ -147,6 +148,17 @@ def gate_fraction(rule, a, b):
     raise ValueError(f"unknown gate rule {rule!r}")
 
 
+def _lrp_start(weights, R_top, x):
+    """What an LRP recursion over x (T, e) starts from: d, e, T, the dtype,
+    R_x (T, e) zeros, the relevance of the last h (R_top, or zeros below the
+    top layer), the identity (d, d) and a zero bias (d,) for the sums of
+    element-wise terms."""
+    d, e, T, dtype = weights["Whh"].shape[1], weights["Wxh"].shape[1], x.shape[0], x.dtype
+    Rh = R_top if R_top is not None else np.zeros(d, dtype)
+    return (d, e, T, dtype, np.zeros((T, e), dtype), Rh, np.eye(d, dtype=dtype),
+            np.zeros(d, dtype))
+
+
 def lrp_direction(weights, R_top, state, x, eps, bias_factor, gate_rule="signal",
                   R_from_above=None, sum_rule="epsilon"):
     """LRP of one direction, x (T, e) in processing order.
@@ -160,15 +172,8 @@ def lrp_direction(weights, R_top, state, x, eps, bias_factor, gate_rule="signal"
     its pre-activation to x_t and h_{t-1}; sums split by lrp_sum. Returns
     (R_x (T, e) in processing order, relevance on the initial states).
     """
-    d = weights["Whh"].shape[1]
-    e = weights["Wxh"].shape[1]
-    T = x.shape[0]
-    dtype = x.dtype
-    Rx = np.zeros((T, e), dtype)
-    Rh = R_top if R_top is not None else np.zeros(d, dtype)
+    d, e, T, dtype, Rx, Rh, identity, zero_bias = _lrp_start(weights, R_top, x)
     Rc = np.zeros(d, dtype)
-    identity = np.eye(d, dtype=dtype)
-    zero_bias = np.zeros(d, dtype)
     blocks = {q: slice(k * d, (k + 1) * d) for k, q in enumerate("igfo")}
     for t in reversed(range(T)):
         if R_from_above is not None:
@@ -238,14 +243,7 @@ def lrp_gru_direction(weights, R_top, state, x, eps, bias_factor, R_from_above=N
     lower units); m passes all to u; u = Whh_n h_{t-1} + bhh_n sends its
     relevance to h_{t-1} (d lower units).
     """
-    d = weights["Whh"].shape[1]
-    e = weights["Wxh"].shape[1]
-    T = x.shape[0]
-    dtype = x.dtype
-    Rx = np.zeros((T, e), dtype)
-    Rh = R_top if R_top is not None else np.zeros(d, dtype)
-    identity = np.eye(d, dtype=dtype)
-    zero_bias = np.zeros(d, dtype)
+    d, e, T, dtype, Rx, Rh, identity, zero_bias = _lrp_start(weights, R_top, x)
     n_rows = slice(2 * d, 3 * d)
     for t in reversed(range(T)):
         if R_from_above is not None:
