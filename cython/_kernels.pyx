@@ -431,14 +431,19 @@ cdef void gather_input(const floating *src, Py_ssize_t ld, const Cell *cl, const
 # rows; the parts for x_t wait in z and go through Wx in one product after
 # the last step.
 
-cdef inline void start_sequences(const Cell *cl, const Chunk *ch, Py_ssize_t s,
-                                 const floating *top, const Py_ssize_t *tgt,
-                                 const floating *coef, bint lrp, bint absolute,
-                                 floating *w) noexcept nogil:
-    """Rh (and Rc) of the sequences whose last step is s: from the output
-    layer in the top layer (LRP: why_j h_j coef[2k] + coef[2k+1], with
-    |why_j h_j| for the abs sum rule; gradient: why_j), else zero."""
-    cdef Py_ssize_t k, j, r, d = cl.d
+cdef inline void begin_step(const Cell *cl, const Chunk *ch, Py_ssize_t s, Py_ssize_t dr,
+                            const floating *top, const Py_ssize_t *tgt,
+                            const floating *coef, bint lrp, bint absolute,
+                            const floating *inject, Py_ssize_t ld_inject,
+                            floating *w) noexcept nogil:
+    """What reaches the hidden states at step s from above, before the step.
+
+    The sequences whose last step is s start their Rh (and Rc): from the
+    output layer in the top layer (LRP: why_j h_j coef[2k] + coef[2k+1],
+    with |why_j h_j| for the abs sum rule; gradient: why_j), else zero.
+    Below the top layer, every active row's Rh then receives what the layer
+    above sent to its h_t (inject, token rows of ld_inject)."""
+    cdef Py_ssize_t k, j, r, row, d = cl.d
     cdef const floating *why
     cdef floating term
     for k in range(ch.n_active[s + 1], ch.n_active[s]):
@@ -455,18 +460,12 @@ cdef inline void start_sequences(const Cell *cl, const Chunk *ch, Py_ssize_t s,
                 w[cl.Rh + k * d + j] = term * coef[2 * k] + coef[2 * k + 1]
             else:
                 w[cl.Rh + k * d + j] = top[tgt[k] * d + j]
-
-
-cdef inline void add_inject(const Cell *cl, const Chunk *ch, Py_ssize_t s, Py_ssize_t dr,
-                            const floating *inject, Py_ssize_t ld_inject,
-                            floating *w) noexcept nogil:
-    cdef Py_ssize_t k, j, row
     if inject == NULL:
         return
     for k in range(ch.n_active[s]):
         row = ch.local[dr * ch.N + ch.row0[s] + k]
-        for j in range(cl.d):
-            w[cl.Rh + k * cl.d + j] += inject[row * ld_inject + j]
+        for j in range(d):
+            w[cl.Rh + k * d + j] += inject[row * ld_inject + j]
 
 
 cdef void input_part(const floating *p, const Cell *cl, const Chunk *ch,
@@ -565,8 +564,7 @@ cdef void lrp_lstm(const floating *p, const floating *ap, const Cell *cl, const 
         abs_sums(ap, cl, ch, first, last - first, ap + cl.bx + first, first, first, w)
     for s in range(ch.S - 1, -1, -1):
         n = ch.n_active[s]
-        start_sequences(cl, ch, s, top, tgt, coef, True, absolute, w)
-        add_inject(cl, ch, s, dr, inject, ld_inject, w)
+        begin_step(cl, ch, s, dr, top, tgt, coef, True, absolute, inject, ld_inject, w)
         for k in range(n):
             r = ch.row0[s] + k
             a = w + cl.gates + r * G
@@ -668,8 +666,7 @@ cdef void lrp_gru(const floating *p, const floating *ap, const Cell *cl, const C
         abs_sums(ap, cl, ch, d, d, ap + cl.bh + 2 * d, -1, 2 * d, w)
     for s in range(ch.S - 1, -1, -1):
         n = ch.n_active[s]
-        start_sequences(cl, ch, s, top, tgt, coef, True, absolute, w)
-        add_inject(cl, ch, s, dr, inject, ld_inject, w)
+        begin_step(cl, ch, s, dr, top, tgt, coef, True, absolute, inject, ld_inject, w)
         for k in range(n):
             r = ch.row0[s] + k
             g = w + cl.gates + r * G
@@ -753,8 +750,7 @@ cdef void gradient_lstm(const floating *p, const Cell *cl, const Chunk *ch, Py_s
     cdef floating gi, gg, gf, go, tcj, c_prev
     for s in range(ch.S - 1, -1, -1):
         n = ch.n_active[s]
-        start_sequences(cl, ch, s, top, tgt, NULL, False, False, w)
-        add_inject(cl, ch, s, dr, inject, ld_inject, w)
+        begin_step(cl, ch, s, dr, top, tgt, NULL, False, False, inject, ld_inject, w)
         for k in range(n):
             r = ch.row0[s] + k
             a = w + cl.gates + r * G
@@ -793,8 +789,7 @@ cdef void gradient_gru(const floating *p, const Cell *cl, const Chunk *ch, Py_ss
     cdef floating rr, zz, nn, da_n, h_prev
     for s in range(ch.S - 1, -1, -1):
         n = ch.n_active[s]
-        start_sequences(cl, ch, s, top, tgt, NULL, False, False, w)
-        add_inject(cl, ch, s, dr, inject, ld_inject, w)
+        begin_step(cl, ch, s, dr, top, tgt, NULL, False, False, inject, ld_inject, w)
         for k in range(n):
             r = ch.row0[s] + k
             g = w + cl.gates + r * G
