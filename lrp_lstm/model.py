@@ -551,7 +551,7 @@ class BiLSTM:
         relevance = np.empty((n_dir, N, e) if do_lrp else (1, 1, 1), dtype)
         gradient = np.empty((n_dir, N, e) if do_grad else (1, 1, 1), dtype)
         rest = np.zeros(B, dtype)
-        words = np.empty((3, N), dtype)
+        words = np.empty((len(_WORD_ROW), N), dtype)
         mass = np.zeros(B, dtype)
         gru = self.cell == "gru"
         if B == 1:      # one input: one chunk, its directions on up to n_threads threads
@@ -562,12 +562,10 @@ class BiLSTM:
             n_threads = min(n_threads, n_dir)
             work = _workspace(1, _kernels.workspace_size(layout, gru, 1, N), dtype)
         else:
-            lengths = np.diff(offsets)
-            order, chunks = _chunks(lengths)
+            order, chunks, tokens = _chunks(np.diff(offsets))
             n_threads = min(n_threads, len(chunks) - 1)
-            tokens = np.concatenate(([0], np.cumsum(lengths[order])))[chunks]
             size = max(_kernels.workspace_size(layout, gru, int(b - a), int(n))
-                       for a, b, n in zip(chunks[:-1], chunks[1:], np.diff(tokens)))
+                       for a, b, n in zip(chunks[:-1], chunks[1:], tokens))
             work = _workspace(n_threads, size, dtype)
         try:
             with _blas_single_threaded(N):
@@ -655,10 +653,11 @@ _THREAD_MIN_WORK = 2_000_000
 
 def _chunks(lengths):
     """The kernels' lockstep plan for sequences of the given lengths (B,):
-    order (B,), the sequences longest first (ties in input order), and
-    bounds (n_chunks+1,), chunk i being order[bounds[i]:bounds[i+1]], cut
-    where the chunks hold about equal numbers of tokens. It depends on the
-    lengths alone, never on the number of threads, so results do not either."""
+    order (B,), the sequences longest first (ties in input order); bounds
+    (n_chunks+1,), chunk i being order[bounds[i]:bounds[i+1]], cut where the
+    chunks hold about equal numbers of tokens; and each chunk's tokens
+    (n_chunks,). It depends on the lengths alone, never on the number of
+    threads, so results do not either."""
     B = len(lengths)
     order = np.argsort(-lengths, kind="stable").astype(np.intp)
     tokens = np.cumsum(lengths[order])
@@ -670,7 +669,7 @@ def _chunks(lengths):
     # every chunk non-empty
     bounds = np.maximum(bounds, np.arange(n_chunks + 1))
     bounds = np.minimum(bounds, B - n_chunks + np.arange(n_chunks + 1))
-    return order, bounds.astype(np.intp)
+    return order, bounds.astype(np.intp), np.diff(np.concatenate(([0], tokens))[bounds])
 
 
 _workspaces = threading.local()
