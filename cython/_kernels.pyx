@@ -907,7 +907,7 @@ cdef void backward_layers(const floating *params, const Cell *cells, const Chunk
     relevance on the initial states, layer by layer from the top, forward
     direction first."""
     cdef Py_ssize_t l, dr, r, j, k, D, row
-    cdef Py_ssize_t n_dir = pb.n_dir, top_d = cells[(pb.n_layers - 1) * n_dir].d
+    cdef Py_ssize_t n_dir = pb.n_dir
     cdef floating *carry = w + ch.carry
     cdef floating *inject = NULL
     cdef const floating *src
@@ -970,10 +970,10 @@ cdef int explain_chunk(const floating *params, const Problem *pb, const floating
     cdef floating *coef
     cdef floating *chunk_rest
     cdef Py_ssize_t *tgt
-    cdef Py_ssize_t l, dr, k, j, t, c, r, row, best, D, size, i, q
+    cdef Py_ssize_t l, dr, k, j, t, c, best, size, i, q
     cdef Py_ssize_t n_dir = pb.n_dir, C = pb.C, e = pb.e, top_d
     cdef const floating *h_last
-    cdef floating score, acc, acc2, gsum, sq, mass_k
+    cdef floating score, acc, acc2, gsum, mass_k
     if chunk_open(&ch, seq, b, offsets) != 0:
         return -1
     cells = <Cell *>malloc(pb.n_layers * n_dir * sizeof(Cell))
