@@ -153,22 +153,23 @@ class TextClassifier:
         return tokens, self.embeddings[ids], mask
 
     def _embed_all(self, texts, named=True):
-        """embed() of each text; an error names the text's index (named)."""
-        out = []
+        """embed() of each text as (token lists, inputs, masks), masks None
+        unless the model has mask_zero; an error names the text's index
+        (named)."""
+        embedded = []
         for k, text in enumerate(texts):
             try:
-                out.append(self.embed(text))
+                embedded.append(self.embed(text))
             except (ValueError, TypeError) as exc:
                 if not named:
                     raise
                 raise type(exc)(f"texts[{k}]: {exc}") from None
-        return out
+        tokens, xs, masks = (list(column) for column in zip(*embedded)) if embedded else ([],) * 3
+        return tokens, xs, masks if self.model.mask_zero else None
 
     def _scores(self, texts, n_threads=1, named=True):
-        embedded = self._embed_all(texts, named)
-        masks = [m for _, _, m in embedded] if self.model.mask_zero else None
-        return self.model.forward_batch([x for _, x, _ in embedded], masks,
-                                        n_threads=n_threads)
+        _, xs, masks = self._embed_all(texts, named)
+        return self.model.forward_batch(xs, masks, n_threads=n_threads)
 
     def predict_proba(self, text: str) -> np.ndarray:
         """Class probabilities of one text: the softmax of the scores (C,),
@@ -209,13 +210,11 @@ class TextClassifier:
         """Explain many texts in one kernel call; one TextExplanation per text."""
         if isinstance(texts, str):
             raise TypeError("texts must be a list of str; use explain() for one text")
-        embedded = self._embed_all(texts, _named)
-        masks = [m for _, _, m in embedded] if self.model.mask_zero else None
-        results = self.model.explain_batch([x for _, x, _ in embedded], method, targets, eps,
-                                           bias_factor, gate_rule, sum_rule, masks,
-                                           n_threads=n_threads, dtype=dtype)
+        token_lists, xs, masks = self._embed_all(texts, _named)
+        results = self.model.explain_batch(xs, method, targets, eps, bias_factor, gate_rule,
+                                           sum_rule, masks, n_threads=n_threads, dtype=dtype)
         out = []
-        for (tokens, _, _), res in zip(embedded, results):
+        for tokens, res in zip(token_lists, results):
             if isinstance(res, dict):
                 out.append({m: TextExplanation(tokens, r, self.class_names, self.model.output)
                             for m, r in res.items()})
