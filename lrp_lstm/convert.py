@@ -63,10 +63,10 @@ def from_torch(rnn, head, embedding=None) -> BiLSTM | tuple[BiLSTM, np.ndarray]:
             raise ValueError(f"{where}: every module of the chain must be an "
                              f"{type(chain[0]).__name__} with bidirectional="
                              f"{chain[0].bidirectional}, like rnn[0]")
-        if k and module.input_size != (2 if module.bidirectional else 1) * chain[k - 1].hidden_size:
+        below = (2 if module.bidirectional else 1) * chain[k - 1].hidden_size if k else None
+        if k and module.input_size != below:
             raise ValueError(f"{where} reads {module.input_size} features, but rnn[{k - 1}] "
-                             "puts out "
-                             f"{(2 if module.bidirectional else 1) * chain[k - 1].hidden_size}")
+                             f"puts out {below}")
     cell = "gru" if isinstance(chain[0], nn.GRU) else "lstm"
     name = type(chain[0]).__name__
     if not isinstance(head, nn.Linear):
