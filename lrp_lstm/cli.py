@@ -197,8 +197,8 @@ def _prediction(clf, probs):
 
 def _predict(clf, args, out):
     if args.text == "-":
-        return _stream(out, lambda texts: [_prediction(clf, clf.predict_proba(t))
-                                           for t in texts])
+        return _stream(out, lambda texts: [_prediction(clf, probs)
+                                           for probs in clf.predict_proba_batch(texts)])
     probs = clf.predict_proba(_clean(args.text))
     if args.json:
         out.write(json.dumps(_prediction(clf, probs)) + "\n")

@@ -73,13 +73,14 @@ class TextExplanation:
 
 
 def probabilities(scores, output="softmax"):
-    """Class probabilities from scores (C,): their softmax, or for a sigmoid
-    output (C = 1, the logit s) (1 - sigmoid(s), sigmoid(s))."""
+    """Class probabilities from scores (..., C), along the last axis: their
+    softmax, or for a sigmoid output (C = 1, the logit s) (1 - sigmoid(s),
+    sigmoid(s))."""
     if output == "sigmoid":
-        p = 1 / (1 + np.exp(-scores[0]))
-        return np.array([1 - p, p])
-    z = np.exp(scores - scores.max())
-    return z / z.sum()
+        p = 1 / (1 + np.exp(-scores[..., :1]))
+        return np.concatenate([1 - p, p], axis=-1)
+    z = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
 
 
 class TextClassifier:
@@ -180,14 +181,18 @@ class TextClassifier:
         """The predicted class of one text."""
         return int(np.argmax(self.predict_proba(text)))
 
+    def predict_proba_batch(self, texts: list[str],
+                            n_threads: int | None = None) -> np.ndarray:
+        """Class probabilities (B, classes) of many texts, in one kernel call."""
+        if isinstance(texts, str):
+            raise TypeError("texts must be a list of str; use predict_proba() for one text")
+        return probabilities(self._scores(texts, n_threads), self.model.output)
+
     def predict_batch(self, texts: list[str], n_threads: int | None = None) -> np.ndarray:
         """Predicted classes (B,) of many texts."""
         if isinstance(texts, str):
             raise TypeError("texts must be a list of str; use predict() for one text")
-        scores = self._scores(texts, n_threads)
-        if self.model.output == "sigmoid":
-            return (scores[:, 0] > 0).astype(np.intp)
-        return scores.argmax(axis=1)
+        return self.predict_proba_batch(texts, n_threads).argmax(axis=1)
 
     def explain(self, text: str, method: str | tuple[str, ...] = "lrp",
                 target: int | None = None, eps: float = 1e-3, bias_factor: float = 0.0,

@@ -100,6 +100,8 @@ def test_explain_batch_equals_explain(clf):
                                           clf.explain(text, method=m).word_relevance)
     np.testing.assert_array_equal(clf.predict_batch(texts),
                                   [clf.predict(t) for t in texts])
+    np.testing.assert_allclose(clf.predict_proba_batch(texts),
+                               [clf.predict_proba(t) for t in texts], rtol=1e-12)
 
 
 def test_accuracy_on_sst_test(clf):
