@@ -74,6 +74,7 @@ so the results do not depend on it.
 """
 from cython cimport floating
 from libc.stdlib cimport malloc, free
+from libc.math cimport exp, tanh
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
@@ -234,6 +235,11 @@ cdef struct Chunk:
 cdef struct Problem:
     # what every chunk of one call shares
     Py_ssize_t n_layers, n_dir, C, e, N
+    Py_ssize_t D                # the top layer's n_dir d: the head's input
+    int pooling                 # the head's pooling (POOL_LAST ...)
+    const Py_ssize_t *linear    # (n_linear, LAYER_ROW): the head's Linear layers
+    const Py_ssize_t *attention # (n_attention, LAYER_ROW): the attention net's
+    Py_ssize_t n_linear, n_attention
     const Py_ssize_t *layout    # (n_layers, n_dir, 8): a direction's row (see Cell)
     bint gru, do_lrp, do_grad
     int rule                    # the gate rule (RULE_SIGNAL ...)
@@ -423,45 +429,24 @@ cdef void gather_input(const floating *src, Py_ssize_t ld, const Cell *cl, const
 # ---------------------------------------------------------------------------
 # Backward recursions (LRP and gradient), one direction of one layer
 #
-# Each takes: top (the sequences' output-layer rows of this direction,
-# why_k = top[tgt[k] * d]) or NULL below the top layer; inject (token rows,
-# ld_inject), what the layer above sent to each h_t, or NULL in the top
-# layer; and writes what reaches the direction's input to w + cl.out,
+# Each takes inject (token rows, ld_inject): what the layer above, or the
+# head, sent to each h_t; and writes what reaches the direction's input to w + cl.out,
 # packed. The step's part for h_{t-1} is one product with Wh over the active
 # rows; the parts for x_t wait in z and go through Wx in one product after
 # the last step.
 
 cdef inline void begin_step(const Cell *cl, const Chunk *ch, Py_ssize_t s, Py_ssize_t dr,
-                            const floating *top, const Py_ssize_t *tgt,
-                            const floating *coef, bint lrp, bint absolute,
                             const floating *inject, Py_ssize_t ld_inject,
                             floating *w) noexcept nogil:
-    """What reaches the hidden states at step s from above, before the step.
-
-    The sequences whose last step is s start their Rh (and Rc): from the
-    output layer in the top layer (LRP: why_j h_j coef[2k] + coef[2k+1],
-    with |why_j h_j| for the abs sum rule; gradient: why_j), else zero.
-    Below the top layer, every active row's Rh then receives what the layer
-    above sent to its h_t (inject, token rows of ld_inject)."""
-    cdef Py_ssize_t k, j, r, row, d = cl.d
-    cdef const floating *why
-    cdef floating term
+    """What reaches the hidden states at step s, before the step: the
+    sequences whose last step is s start their Rh and Rc at zero; then every
+    active row's Rh receives what was sent to its h_t from above (inject,
+    token rows of ld_inject): by the layer above, or in the top layer by the
+    head."""
+    cdef Py_ssize_t k, j, row, d = cl.d
     for k in range(ch.n_active[s + 1], ch.n_active[s]):
-        r = ch.row0[s] + k
-        for j in range(d):
-            w[cl.Rc + k * d + j] = 0
-            if top == NULL:
-                w[cl.Rh + k * d + j] = 0
-            elif lrp:
-                why = top + tgt[k] * d
-                term = why[j] * w[cl.h + r * d + j]
-                if absolute and term < 0:
-                    term = -term
-                w[cl.Rh + k * d + j] = term * coef[2 * k] + coef[2 * k + 1]
-            else:
-                w[cl.Rh + k * d + j] = top[tgt[k] * d + j]
-    if inject == NULL:
-        return
+        memset(w + cl.Rh + k * d, 0, d * sizeof(floating))
+        memset(w + cl.Rc + k * d, 0, d * sizeof(floating))
     for k in range(ch.n_active[s]):
         row = ch.local[dr * ch.N + ch.row0[s] + k]
         for j in range(d):
@@ -533,8 +518,7 @@ cdef inline floating split_products(int rule, const floating *a, floating c_prev
 
 
 cdef void lrp_lstm(const floating *p, const floating *ap, const Cell *cl, const Chunk *ch,
-                   Py_ssize_t dr, const floating *top, const Py_ssize_t *tgt,
-                   const floating *coef, const floating *inject, Py_ssize_t ld_inject,
+                   Py_ssize_t dr, const floating *inject, Py_ssize_t ld_inject,
                    floating eps, floating bias_factor, int rule, bint absolute,
                    floating *rest, floating *w) noexcept nogil:
     """LRP through one LSTM direction. h_t = o * tanh(c_t) -> (o, c_t), then
@@ -564,7 +548,7 @@ cdef void lrp_lstm(const floating *p, const floating *ap, const Cell *cl, const 
         abs_sums(ap, cl, ch, first, last - first, ap + cl.bx + first, first, first, w)
     for s in range(ch.S - 1, -1, -1):
         n = ch.n_active[s]
-        begin_step(cl, ch, s, dr, top, tgt, coef, True, absolute, inject, ld_inject, w)
+        begin_step(cl, ch, s, dr, inject, ld_inject, w)
         for k in range(n):
             r = ch.row0[s] + k
             a = w + cl.gates + r * G
@@ -638,8 +622,7 @@ cdef void lrp_lstm(const floating *p, const floating *ap, const Cell *cl, const 
 
 
 cdef void lrp_gru(const floating *p, const floating *ap, const Cell *cl, const Chunk *ch,
-                  Py_ssize_t dr, const floating *top, const Py_ssize_t *tgt,
-                  const floating *coef, const floating *inject, Py_ssize_t ld_inject,
+                  Py_ssize_t dr, const floating *inject, Py_ssize_t ld_inject,
                   floating eps, floating bias_factor, bint absolute, floating *rest,
                   floating *w) noexcept nogil:
     """LRP through one GRU direction, the gates taking no relevance: h_t ->
@@ -666,7 +649,7 @@ cdef void lrp_gru(const floating *p, const floating *ap, const Cell *cl, const C
         abs_sums(ap, cl, ch, d, d, ap + cl.bh + 2 * d, -1, 2 * d, w)
     for s in range(ch.S - 1, -1, -1):
         n = ch.n_active[s]
-        begin_step(cl, ch, s, dr, top, tgt, coef, True, absolute, inject, ld_inject, w)
+        begin_step(cl, ch, s, dr, inject, ld_inject, w)
         for k in range(n):
             r = ch.row0[s] + k
             g = w + cl.gates + r * G
@@ -736,7 +719,6 @@ cdef void lrp_gru(const floating *p, const floating *ap, const Cell *cl, const C
 
 
 cdef void gradient_lstm(const floating *p, const Cell *cl, const Chunk *ch, Py_ssize_t dr,
-                        const floating *top, const Py_ssize_t *tgt,
                         const floating *inject, Py_ssize_t ld_inject,
                         floating *w) noexcept nogil:
     """d s[target] / d x through one LSTM direction; z receives the
@@ -750,7 +732,7 @@ cdef void gradient_lstm(const floating *p, const Cell *cl, const Chunk *ch, Py_s
     cdef floating gi, gg, gf, go, tcj, c_prev
     for s in range(ch.S - 1, -1, -1):
         n = ch.n_active[s]
-        begin_step(cl, ch, s, dr, top, tgt, NULL, False, False, inject, ld_inject, w)
+        begin_step(cl, ch, s, dr, inject, ld_inject, w)
         for k in range(n):
             r = ch.row0[s] + k
             a = w + cl.gates + r * G
@@ -775,7 +757,6 @@ cdef void gradient_lstm(const floating *p, const Cell *cl, const Chunk *ch, Py_s
 
 
 cdef void gradient_gru(const floating *p, const Cell *cl, const Chunk *ch, Py_ssize_t dr,
-                       const floating *top, const Py_ssize_t *tgt,
                        const floating *inject, Py_ssize_t ld_inject,
                        floating *w) noexcept nogil:
     """d s[target] / d x through one GRU direction; z receives the gradients
@@ -789,7 +770,7 @@ cdef void gradient_gru(const floating *p, const Cell *cl, const Chunk *ch, Py_ss
     cdef floating rr, zz, nn, da_n, h_prev
     for s in range(ch.S - 1, -1, -1):
         n = ch.n_active[s]
-        begin_step(cl, ch, s, dr, top, tgt, NULL, False, False, inject, ld_inject, w)
+        begin_step(cl, ch, s, dr, inject, ld_inject, w)
         for k in range(n):
             r = ch.row0[s] + k
             g = w + cl.gates + r * G
@@ -814,30 +795,374 @@ cdef void gradient_gru(const floating *p, const Cell *cl, const Chunk *ch, Py_ss
 
 
 # ---------------------------------------------------------------------------
+# The head: pooling over the top layer's hidden states, then Linear layers
+#
+# One sequence's top-layer states are H (T, D) in token order, D = n_dir d
+# (the forward direction's h_t, then the backward direction's, as in
+# PyTorch's output tensor). Pooling makes one vector p (D,) of them:
+#
+#     last       p = (h_fwd at T-1, h_bwd at 0), each direction's final state
+#     mean       p = sum_t alpha_t H_t,  alpha_t = 1 / T
+#     max        p_j = max_t H_tj
+#     attention  s_t = net(H_t) (Linear layers of its own, to one output),
+#                alpha = softmax(s), p = sum_t alpha_t H_t
+#     none       no pooling: the Linear layers run on every H_t (per-step
+#                outputs; a step's scores are explained one step at a time)
+#
+# then Linear layers (W (n_out, n_in), b (n_out,), each followed by identity,
+# ReLU or tanh) map p to the scores (C,). A table row per layer: n_in,
+# n_out, the offsets of W and b in the head's parameters, the activation.
+#
+# LRP: every Linear layer, and the sum over t of mean and attention pooling,
+# splits by the sum rule (epsilon or abs, bias_factor as in the recurrent
+# layers); ReLU and tanh pass relevance through; max pooling gives each
+# p_j's relevance to the step that won (the first on ties); attention's
+# alpha_t act as gates that take no relevance (s_t gets none). The gradient
+# is exact, through the attention weights as well.
+
+cdef enum:
+    POOL_LAST = 0
+    POOL_MEAN = 1
+    POOL_MAX = 2
+    POOL_ATTENTION = 3
+    POOL_NONE = 4
+POOLINGS = ("last", "mean", "max", "attention", "none")
+cdef enum:
+    ACT_IDENTITY = 0
+    ACT_RELU = 1
+    ACT_TANH = 2
+ACTIVATIONS = ("identity", "relu", "tanh")
+DEF LAYER_ROW = 5               # n_in, n_out, W, b, activation
+
+
+cdef inline floating activate(Py_ssize_t act, floating z) noexcept nogil:
+    if act == ACT_RELU:
+        return z if z > 0 else 0
+    if act == ACT_TANH:
+        return <floating>tanh(<double>z)
+    return z
+
+
+cdef Py_ssize_t mlp_size(const Py_ssize_t *lay, Py_ssize_t n) noexcept nogil:
+    """Entries of mlp_forward's buffer for the layers lay[0:n]."""
+    cdef Py_ssize_t l, size = 0
+    for l in range(n):
+        size += 2 * lay[LAYER_ROW * l + 1]
+    return size
+
+
+cdef floating *mlp_forward(const floating *hp, const Py_ssize_t *lay, Py_ssize_t n,
+                           const floating *a, floating *buf) noexcept nogil:
+    """Run the Linear layers lay[0:n] on a (n_in,): buf receives each
+    layer's pre-activation z, then its activation (2 n_out entries per
+    layer); returns the last activation, the output."""
+    cdef Py_ssize_t l, i, j, n_in, n_out
+    cdef const floating *W
+    cdef floating acc
+    for l in range(n):
+        n_in = lay[LAYER_ROW * l]
+        n_out = lay[LAYER_ROW * l + 1]
+        W = hp + lay[LAYER_ROW * l + 2]
+        for i in range(n_out):
+            acc = hp[lay[LAYER_ROW * l + 3] + i]
+            for j in range(n_in):
+                acc = acc + W[i * n_in + j] * a[j]
+            buf[i] = acc
+            buf[n_out + i] = activate(lay[LAYER_ROW * l + 4], acc)
+        a = buf + n_out
+        buf = buf + 2 * n_out
+    return <floating *>a
+
+
+cdef void mlp_backward(const floating *hp, const Py_ssize_t *lay, Py_ssize_t n,
+                       const floating *a0, const floating *buf, floating *R, floating *R2,
+                       bint lrp, bint absolute, floating eps,
+                       floating bias_factor) noexcept nogil:
+    """Send R (the last layer's n_out) back through the layers of
+    mlp_forward(a0, buf), leaving in R what reaches a0 (n_in of layer 0):
+    its LRP relevance (lrp; by the abs sum rule when absolute, else by the
+    epsilon rule) or its gradient. R and R2 hold the widest layer each."""
+    cdef Py_ssize_t l, i, j, n_in, n_out, act, off = mlp_size(lay, n)
+    cdef const floating *W
+    cdef const floating *b
+    cdef const floating *z
+    cdef const floating *a
+    cdef floating share, den, t
+    for l in range(n - 1, -1, -1):
+        n_in = lay[LAYER_ROW * l]
+        n_out = lay[LAYER_ROW * l + 1]
+        act = lay[LAYER_ROW * l + 4]
+        W = hp + lay[LAYER_ROW * l + 2]
+        b = hp + lay[LAYER_ROW * l + 3]
+        off -= 2 * n_out
+        z = buf + off
+        a = a0 if l == 0 else buf + off - lay[LAYER_ROW * (l - 1) + 1]
+        if not lrp:     # LRP passes relevance through the activation unchanged
+            for i in range(n_out):
+                if act == ACT_RELU and not z[i] > 0:
+                    R[i] = 0
+                elif act == ACT_TANH:
+                    t = z[n_out + i]
+                    R[i] = R[i] * (1 - t * t)
+        memset(R2, 0, n_in * sizeof(floating))
+        share = 0
+        for i in range(n_out):
+            if lrp and absolute:
+                den = b[i] if b[i] >= 0 else -b[i]
+                for j in range(n_in):
+                    t = W[i * n_in + j] * a[j]
+                    den = den + (t if t >= 0 else -t)
+                R[i] = R[i] / den if den > 0 else 0
+                share = share + (b[i] if b[i] >= 0 else -b[i]) * R[i]
+            elif lrp:
+                R[i] = R[i] / (z[i] + eps * sgn(z[i]))
+                share = share + (b[i] + eps * sgn(z[i])) * R[i]
+            for j in range(n_in):
+                t = W[i * n_in + j]
+                if lrp and absolute and t < 0:
+                    t = -t
+                R2[j] = R2[j] + t * R[i]
+        for j in range(n_in):
+            if lrp:
+                t = a[j] if not absolute or a[j] >= 0 else -a[j]
+                R[j] = t * R2[j] + bias_factor * share / n_in
+            else:
+                R[j] = R2[j]
+
+
+cdef struct HeadScratch:
+    # one chunk's scratch for the head (head_open)
+    void *p                     # (D,) the pooled vector
+    void *alpha                 # (S,) attention or mean weights
+    void *mlp                   # the head's mlp_forward buffer
+    void *net                   # the attention net's mlp_forward buffer
+    void *R                     # four vectors of the widest layer: R, R2 (head),
+    void *R2                    #   Ra, Rb (attention net)
+    void *Ra
+    void *Rb
+
+
+cdef int head_open(HeadScratch *hs, const Problem *pb, Py_ssize_t S, Py_ssize_t size_of) noexcept nogil:
+    """Allocate the head's scratch for sequences of up to S steps (entries
+    of size_of bytes); 0, or -1 when out of memory."""
+    cdef Py_ssize_t l, wide = pb.D, n_mlp, n_net
+    cdef char *base
+    for l in range(pb.n_linear):
+        wide = max(wide, pb.linear[LAYER_ROW * l], pb.linear[LAYER_ROW * l + 1])
+    for l in range(pb.n_attention):
+        wide = max(wide, pb.attention[LAYER_ROW * l], pb.attention[LAYER_ROW * l + 1])
+    n_mlp = mlp_size(pb.linear, pb.n_linear)
+    n_net = mlp_size(pb.attention, pb.n_attention)
+    base = <char *>malloc((pb.D + S + n_mlp + n_net + 4 * wide) * size_of)
+    if base == NULL:
+        return -1
+    hs.p = base
+    hs.alpha = base + pb.D * size_of
+    hs.mlp = base + (pb.D + S) * size_of
+    hs.net = base + (pb.D + S + n_mlp) * size_of
+    hs.R = base + (pb.D + S + n_mlp + n_net) * size_of
+    hs.R2 = base + (pb.D + S + n_mlp + n_net + wide) * size_of
+    hs.Ra = base + (pb.D + S + n_mlp + n_net + 2 * wide) * size_of
+    hs.Rb = base + (pb.D + S + n_mlp + n_net + 3 * wide) * size_of
+    return 0
+
+
+cdef void pool_forward(const floating *hp, const Problem *pb, const floating *H,
+                       Py_ssize_t T, const HeadScratch *hs) noexcept nogil:
+    """Pool one sequence's top-layer states H (T, D) into hs.p; mean and
+    attention pooling leave their weights in hs.alpha."""
+    cdef Py_ssize_t t, j, D = pb.D, d = pb.D // pb.n_dir
+    cdef floating *p = <floating *>hs.p
+    cdef floating *alpha = <floating *>hs.alpha
+    cdef floating top, total
+    if pb.pooling == POOL_LAST:
+        memcpy(p, H + (T - 1) * D, d * sizeof(floating))
+        if pb.n_dir == 2:
+            memcpy(p + d, H + d, d * sizeof(floating))
+        return
+    if pb.pooling == POOL_MAX:
+        memcpy(p, H, D * sizeof(floating))
+        for t in range(1, T):
+            for j in range(D):
+                if H[t * D + j] > p[j]:
+                    p[j] = H[t * D + j]
+        return
+    if pb.pooling == POOL_MEAN:
+        for t in range(T):
+            alpha[t] = (<floating>1) / T
+    else:
+        for t in range(T):
+            alpha[t] = mlp_forward(hp, pb.attention, pb.n_attention, H + t * D,
+                                   <floating *>hs.net)[0]
+        top = alpha[0]
+        for t in range(1, T):
+            top = alpha[t] if alpha[t] > top else top
+        total = 0
+        for t in range(T):
+            alpha[t] = <floating>exp(<double>(alpha[t] - top))
+            total = total + alpha[t]
+        for t in range(T):
+            alpha[t] = alpha[t] / total
+    memset(p, 0, D * sizeof(floating))
+    for t in range(T):
+        for j in range(D):
+            p[j] = p[j] + alpha[t] * H[t * D + j]
+
+
+cdef void pool_backward(const floating *hp, const Problem *pb, const floating *H,
+                        Py_ssize_t T, const HeadScratch *hs, bint lrp, floating eps,
+                        floating bias_factor, floating *out) noexcept nogil:
+    """Send hs.R (D,), the relevance (lrp) or gradient of the pooled vector
+    of pool_forward(H), to the states: added to out (T, D)."""
+    cdef Py_ssize_t t, j, D = pb.D, d = pb.D // pb.n_dir
+    cdef const floating *R = <floating *>hs.R
+    cdef const floating *p = <floating *>hs.p
+    cdef const floating *alpha = <floating *>hs.alpha
+    cdef floating *Ra = <floating *>hs.Ra
+    cdef floating *Rb = <floating *>hs.Rb
+    cdef floating q, share, den, term, gp
+    if pb.pooling == POOL_LAST:
+        for j in range(d):
+            out[(T - 1) * D + j] += R[j]
+        for j in range(d, D):
+            out[j] += R[j]
+    elif pb.pooling == POOL_MAX:
+        for j in range(D):
+            for t in range(T):
+                if H[t * D + j] == p[j]:
+                    out[t * D + j] += R[j]
+                    break
+    elif lrp:
+        # the terms alpha_t H_tj of each p_j (alpha a gate that takes no
+        # relevance); as for the cell state's sum, the stabilizer's share
+        # is spread over all T D lower units
+        share = 0
+        for j in range(D):
+            if pb.absolute:
+                den = 0
+                for t in range(T):
+                    term = alpha[t] * H[t * D + j]
+                    den = den + (term if term >= 0 else -term)
+                Rb[j] = R[j] / den if den > 0 else 0
+            else:
+                Rb[j] = R[j] / (p[j] + eps * sgn(p[j]))
+                share = share + eps * sgn(p[j]) * Rb[j]
+        share = bias_factor * share / (T * D)
+        for t in range(T):
+            for j in range(D):
+                term = alpha[t] * H[t * D + j]
+                if pb.absolute and term < 0:
+                    term = -term
+                out[t * D + j] += term * Rb[j] + share
+    else:
+        for t in range(T):
+            for j in range(D):
+                out[t * D + j] += alpha[t] * R[j]
+        if pb.pooling == POOL_ATTENTION:
+            # d p / d s_t = alpha_t (H_t - p), then s_t's net back to H_t
+            gp = 0
+            for j in range(D):
+                gp = gp + R[j] * p[j]
+            for t in range(T):
+                q = 0
+                for j in range(D):
+                    q = q + R[j] * H[t * D + j]
+                mlp_forward(hp, pb.attention, pb.n_attention, H + t * D, <floating *>hs.net)
+                Ra[0] = alpha[t] * (q - gp)
+                mlp_backward(hp, pb.attention, pb.n_attention, H + t * D,
+                             <floating *>hs.net, Ra, <floating *>hs.Rb, False, False, 0, 0)
+                for j in range(D):
+                    out[t * D + j] += Ra[j]
+
+
+cdef void head_forward(const floating *hp, const Problem *pb, const Chunk *ch,
+                       const floating *H, const Py_ssize_t *steps, Py_ssize_t *targets,
+                       floating *scores, const HeadScratch *hs) noexcept nogil:
+    """The scores of the chunk's sequences from the top layer's states H
+    (N, D) in token order: rows seq of scores (B, C) or, per-step, rows of
+    every token (N, C); targets < 0 become the predicted class (at the
+    sequence's step in `steps`, per-step)."""
+    cdef Py_ssize_t k, t, c, best, row, start = 0, C = pb.C, D = pb.D
+    cdef const floating *s
+    for k in range(ch.b):
+        if pb.pooling == POOL_NONE:
+            for t in range(ch.length[k]):
+                s = mlp_forward(hp, pb.linear, pb.n_linear, H + (start + t) * D,
+                                <floating *>hs.mlp)
+                memcpy(scores + ch.glob[start + t] * C, s, C * sizeof(floating))
+            row = ch.glob[start + steps[ch.seq[k]]]
+        else:
+            pool_forward(hp, pb, H + start * D, ch.length[k], hs)
+            s = mlp_forward(hp, pb.linear, pb.n_linear, <floating *>hs.p, <floating *>hs.mlp)
+            row = ch.seq[k]
+            memcpy(scores + row * C, s, C * sizeof(floating))
+        if targets[ch.seq[k]] < 0:
+            best = 0
+            for c in range(1, C):
+                if scores[row * C + c] > scores[row * C + best]:
+                    best = c
+            targets[ch.seq[k]] = best
+        start += ch.length[k]
+
+
+cdef void head_backward(const floating *hp, const Problem *pb, const Chunk *ch,
+                        const floating *H, const Py_ssize_t *steps,
+                        const Py_ssize_t *targets, bint lrp, floating eps,
+                        floating bias_factor, floating *out,
+                        const HeadScratch *hs) noexcept nogil:
+    """What the explained score of each sequence sends to the top layer's
+    states: out (N, D), token order, receives its LRP relevance (lrp; the
+    score itself is the relevance to start from) or its gradient."""
+    cdef Py_ssize_t k, t, start = 0, C = pb.C, D = pb.D, tgt
+    cdef const floating *a0
+    cdef floating *s
+    cdef floating *R = <floating *>hs.R
+    memset(out, 0, ch.N * D * sizeof(floating))
+    for k in range(ch.b):
+        tgt = targets[ch.seq[k]]
+        if pb.pooling == POOL_NONE:
+            a0 = H + (start + steps[ch.seq[k]]) * D
+        else:
+            pool_forward(hp, pb, H + start * D, ch.length[k], hs)
+            a0 = <floating *>hs.p
+        s = mlp_forward(hp, pb.linear, pb.n_linear, a0, <floating *>hs.mlp)
+        memset(R, 0, C * sizeof(floating))
+        R[tgt] = s[tgt] if lrp else 1
+        mlp_backward(hp, pb.linear, pb.n_linear, a0, <floating *>hs.mlp, R,
+                     <floating *>hs.R2, lrp, pb.absolute, eps, bias_factor)
+        if pb.pooling == POOL_NONE:
+            for t in range(D):
+                out[(start + steps[ch.seq[k]]) * D + t] = R[t]
+        else:
+            pool_backward(hp, pb, H + start * D, ch.length[k], hs, lrp, eps, bias_factor,
+                          out + start * D)
+        start += ch.length[k]
+
+
+# ---------------------------------------------------------------------------
 # One chunk, all layers
 
 cdef void backward_direction(const floating *params, const Cell *cl, const Chunk *ch,
-                             const Problem *pb, Py_ssize_t dr, const floating *top,
-                             const Py_ssize_t *tgt, const floating *coef,
-                             const floating *inject, floating eps, floating bias_factor,
-                             bint lrp, floating *w) noexcept nogil:
-    """One direction's LRP or gradient; inject is the carry buffer (token
-    rows of n_dir d) or NULL in the top layer."""
+                             const Problem *pb, Py_ssize_t dr, const floating *inject,
+                             floating eps, floating bias_factor, bint lrp,
+                             floating *w) noexcept nogil:
+    """One direction's LRP or gradient from what reaches its hidden states
+    (inject: token rows of n_dir d)."""
     cdef Py_ssize_t ld = pb.n_dir * cl.d
-    cdef const floating *inj = inject + dr * cl.d if inject != NULL else NULL
+    cdef const floating *inj = inject + dr * cl.d
     cdef floating *rest = w + ch.rests + dr * ch.b
     if lrp:
         memset(rest, 0, ch.b * sizeof(floating))
     if lrp and pb.gru:
-        lrp_gru(params, params + pb.abs_offset, cl, ch, dr, top, tgt, coef, inj, ld, eps,
-                bias_factor, pb.absolute, rest, w)
+        lrp_gru(params, params + pb.abs_offset, cl, ch, dr, inj, ld, eps, bias_factor,
+                pb.absolute, rest, w)
     elif lrp:
-        lrp_lstm(params, params + pb.abs_offset, cl, ch, dr, top, tgt, coef, inj, ld, eps,
-                 bias_factor, pb.rule, pb.absolute, rest, w)
+        lrp_lstm(params, params + pb.abs_offset, cl, ch, dr, inj, ld, eps, bias_factor,
+                 pb.rule, pb.absolute, rest, w)
     elif pb.gru:
-        gradient_gru(params, cl, ch, dr, top, tgt, inj, ld, w)
+        gradient_gru(params, cl, ch, dr, inj, ld, w)
     else:
-        gradient_lstm(params, cl, ch, dr, top, tgt, inj, ld, w)
+        gradient_lstm(params, cl, ch, dr, inj, ld, w)
 
 
 cdef struct DirectionJob:
@@ -850,10 +1175,7 @@ cdef struct DirectionJob:
     const Problem *pb
     Py_ssize_t layer
     const void *x               # forward: the batch's inputs
-    const void *Why             # backward, top layer: the output weights; else NULL
-    const Py_ssize_t *tgt
-    const void *coef
-    const void *inject
+    const void *inject          # backward: what reaches the layer's hidden states
     double eps, bias_factor
     void *w
 
@@ -864,15 +1186,11 @@ cdef void direction_step(const DirectionJob *job, Py_ssize_t dr,
     cdef const floating *params = <const floating *>job.params
     cdef const Problem *pb = job.pb
     cdef const Cell *cl = &job.cells[job.layer * pb.n_dir + dr]
-    cdef const floating *top = NULL
     if job.forward:
         forward_cell(params, job.cells, job.ch, pb, dr, job.layer, <const floating *>job.x, w)
         return
-    if job.Why != NULL:
-        top = <const floating *>job.Why + dr * pb.C * cl.d
-    backward_direction(params, cl, job.ch, pb, dr, top, job.tgt, <const floating *>job.coef,
-                       <const floating *>job.inject, <floating>job.eps,
-                       <floating>job.bias_factor, job.lrp, w)
+    backward_direction(params, cl, job.ch, pb, dr, <const floating *>job.inject,
+                       <floating>job.eps, <floating>job.bias_factor, job.lrp, w)
 
 
 cdef void direction_task(void *arg, int dr) noexcept nogil:
@@ -895,21 +1213,22 @@ cdef inline void each_direction(DirectionJob *job, Py_ssize_t n_dir,
 
 
 cdef void backward_layers(const floating *params, const Cell *cells, const Chunk *ch,
-                          const Problem *pb, const floating *Why, const Py_ssize_t *tgt,
-                          const floating *coef, floating eps, floating bias_factor,
+                          const Problem *pb, floating eps, floating bias_factor,
                           bint lrp, floating *rest, floating *out0, floating *w,
                           int n_inner) noexcept nogil:
-    """LRP (lrp true) or the gradient from the top layer down to x. Each
-    layer's directions run on up to n_inner threads; what reaches a layer's
-    input is then summed over its directions (forward first) into the
-    token-order carry buffer for the layer below or, for the first layer,
-    copied to out0, the (n_dir, N, e) output. rest (b,) receives LRP's
+    """LRP (lrp true) or the gradient from the top layer down to x, starting
+    from what the head sent to the top layer's hidden states (the
+    token-order carry buffer, see head_backward). Each layer's directions
+    run on up to n_inner threads; what reaches a layer's input is then
+    summed over its directions (forward first) into the carry buffer for the
+    layer below or, for the first layer, copied to out0, the (n_dir, N, e)
+    output. rest (b,) receives LRP's
     relevance on the initial states, layer by layer from the top, forward
     direction first."""
     cdef Py_ssize_t l, dr, r, j, k, D, row
     cdef Py_ssize_t n_dir = pb.n_dir
     cdef floating *carry = w + ch.carry
-    cdef floating *inject = NULL
+    cdef floating *inject = carry
     cdef const floating *src
     cdef DirectionJob job
     job.f64 = floating is double
@@ -919,14 +1238,11 @@ cdef void backward_layers(const floating *params, const Cell *cells, const Chunk
     job.cells = cells
     job.ch = ch
     job.pb = pb
-    job.tgt = tgt
-    job.coef = coef
     job.eps = eps
     job.bias_factor = bias_factor
     job.w = w
     for l in range(pb.n_layers - 1, -1, -1):
         job.layer = l
-        job.Why = Why if l == pb.n_layers - 1 else NULL
         job.inject = inject
         each_direction(&job, n_dir, n_inner)
         if lrp:
@@ -952,48 +1268,45 @@ cdef void backward_layers(const floating *params, const Cell *cells, const Chunk
                            pb.e * sizeof(floating))
 
 
-cdef int explain_chunk(const floating *params, const Problem *pb, const floating *Why, const floating *by,
+cdef int explain_chunk(const floating *params, const Problem *pb, const floating *hp,
                        const floating *x, const Py_ssize_t *offsets,
                        const Py_ssize_t *seq, Py_ssize_t b, Py_ssize_t *targets,
-                       floating eps, floating bias_factor, floating *scores,
-                       floating *relevance, floating *rest, floating *gradient,
-                       floating *words, floating *mass, floating *w, Py_ssize_t work_size,
-                       int n_inner) noexcept nogil:
-    """Forward pass and the requested backward passes of the sequences
+                       const Py_ssize_t *steps, floating eps, floating bias_factor,
+                       floating *scores, floating *relevance, floating *rest,
+                       floating *gradient, floating *words, floating *mass, floating *w,
+                       Py_ssize_t work_size, int n_inner) noexcept nogil:
+    """Forward pass, head and the requested backward passes of the sequences
     seq[0:b] (longest first) in lockstep, in the workspace w (work_size
     entries); outputs as for `explain`. Returns 0, -1 when out of memory,
     -2 when the workspace is too small."""
     cdef Chunk ch
     cdef DirectionJob job
+    cdef HeadScratch hs
     cdef Cell *cells
-    cdef Cell *cl
-    cdef floating *coef
     cdef floating *chunk_rest
-    cdef Py_ssize_t *tgt
-    cdef Py_ssize_t l, dr, k, j, t, c, best, size, i, q
-    cdef Py_ssize_t n_dir = pb.n_dir, C = pb.C, e = pb.e, top_d
-    cdef const floating *h_last
-    cdef floating score, acc, acc2, gsum, mass_k
+    cdef const floating *H
+    cdef Py_ssize_t l, dr, k, t, i, q, size
+    cdef Py_ssize_t n_dir = pb.n_dir, e = pb.e
+    cdef floating acc, acc2, gsum, mass_k
+    cdef int status = 0
     if chunk_open(&ch, seq, b, offsets) != 0:
         return -1
+    hs.p = NULL
     cells = <Cell *>malloc(pb.n_layers * n_dir * sizeof(Cell))
-    tgt = <Py_ssize_t *>malloc(b * sizeof(Py_ssize_t))
-    if cells == NULL or tgt == NULL:
+    if cells == NULL or head_open(&hs, pb, ch.S, sizeof(floating)) != 0:
+        status = -1
+    else:
+        size = cells_open(cells, pb, &ch)
+        if size + b > work_size:
+            status = -2
+    if status != 0:
         free(cells)
-        free(tgt)
+        free(hs.p)
         free(ch.seq)
-        return -1
-    size = cells_open(cells, pb, &ch)
-    if size + 3 * b > work_size:
-        free(cells)
-        free(tgt)
-        free(ch.seq)
-        return -2
-    coef = w + size                 # (b, 2) LRP's output-layer coefficients
-    chunk_rest = coef + 2 * b       # (b,)
-    top_d = cells[(pb.n_layers - 1) * n_dir].d
-    # forward, layer by layer; below the top each layer's hidden states go
-    # to its token-order block, the next layer's input
+        return status
+    chunk_rest = w + size               # (b,)
+    # forward, layer by layer, each layer's hidden states to its token-order
+    # block: the next layer's input, and the top layer's the head's
     job.f64 = floating is double
     job.forward = True
     job.params = params
@@ -1005,49 +1318,19 @@ cdef int explain_chunk(const floating *params, const Problem *pb, const floating
     for l in range(pb.n_layers):
         job.layer = l
         each_direction(&job, n_dir, n_inner)
-    # scores and targets
-    for k in range(b):
-        for c in range(C):
-            score = by[c]
-            for dr in range(n_dir):
-                cl = &cells[(pb.n_layers - 1) * n_dir + dr]
-                h_last = w + cl.h + (ch.row0[ch.length[k] - 1] + k) * top_d
-                for j in range(top_d):
-                    score = score + Why[(dr * C + c) * top_d + j] * h_last[j]
-            scores[seq[k] * C + c] = score
-        if targets[seq[k]] < 0:
-            best = 0
-            for c in range(1, C):
-                if scores[seq[k] * C + c] > scores[seq[k] * C + best]:
-                    best = c
-            targets[seq[k]] = best
-        tgt[k] = targets[seq[k]]
-        # the output layer, N = n_dir d lower units: by the epsilon rule h_j
-        # of the top layer gets why_j h_j r + share, r = s / (s + eps sgn s);
-        # by the abs rule |why_j h_j| r + share, r = s / (sum |why h| + |by|)
-        score = scores[seq[k] * C + tgt[k]]
-        if pb.absolute:
-            acc = by[tgt[k]] if by[tgt[k]] >= 0 else -by[tgt[k]]
-            for dr in range(n_dir):
-                cl = &cells[(pb.n_layers - 1) * n_dir + dr]
-                h_last = w + cl.h + (ch.row0[ch.length[k] - 1] + k) * top_d
-                for j in range(top_d):
-                    acc2 = Why[(dr * C + tgt[k]) * top_d + j] * h_last[j]
-                    acc = acc + (acc2 if acc2 >= 0 else -acc2)
-            coef[2 * k] = score / acc if acc > 0 else 0
-            coef[2 * k + 1] = (bias_factor * (by[tgt[k]] if by[tgt[k]] >= 0 else -by[tgt[k]])
-                               / (n_dir * top_d) * coef[2 * k])
-        else:
-            coef[2 * k] = score / (score + eps * sgn(score))
-            coef[2 * k + 1] = (bias_factor * (by[tgt[k]] + eps * sgn(score)) / (n_dir * top_d)
-                               * coef[2 * k])
-        chunk_rest[k] = 0
+    H = hidden_block(cells, n_dir, pb.n_layers - 1, ch.N, w)
+    head_forward(hp, pb, &ch, H, steps, targets, scores, &hs)
+    memset(chunk_rest, 0, b * sizeof(floating))
     if pb.do_lrp:
-        backward_layers(params, cells, &ch, pb, Why, tgt, coef, eps, bias_factor, True,
-                        chunk_rest, relevance, w, n_inner)
+        head_backward(hp, pb, &ch, H, steps, targets, True, eps, bias_factor, w + ch.carry,
+                      &hs)
+        backward_layers(params, cells, &ch, pb, eps, bias_factor, True, chunk_rest,
+                        relevance, w, n_inner)
     if pb.do_grad:
-        backward_layers(params, cells, &ch, pb, Why, tgt, coef, eps, bias_factor, False,
-                        chunk_rest, gradient, w, n_inner)
+        head_backward(hp, pb, &ch, H, steps, targets, False, eps, bias_factor, w + ch.carry,
+                      &hs)
+        backward_layers(params, cells, &ch, pb, eps, bias_factor, False, chunk_rest,
+                        gradient, w, n_inner)
     # word level: LRP sum_k R[t, k], SA sum_k g[t, k]^2, GI sum_k g[t, k] x[t, k];
     # mass: sum of |R| over the sequence's inputs
     for k in range(b):
@@ -1075,7 +1358,7 @@ cdef int explain_chunk(const floating *params, const Problem *pb, const floating
                 words[2 * pb.N + t] = acc2
         mass[seq[k]] = mass_k
     free(cells)
-    free(tgt)
+    free(hs.p)
     free(ch.seq)
     return 0
 
@@ -1083,8 +1366,9 @@ cdef int explain_chunk(const floating *params, const Problem *pb, const floating
 cdef void forward_cell(const floating *params, const Cell *cells, const Chunk *ch,
                        const Problem *pb, Py_ssize_t dr, Py_ssize_t l,
                        const floating *x, floating *w) noexcept nogil:
-    """Gather the input of direction dr of layer l, run it, and below the top
-    layer write its hidden states to the layer's token-order block."""
+    """Gather the input of direction dr of layer l, run it, and write its
+    hidden states to the layer's token-order block (the next layer's input,
+    or the head's)."""
     cdef const Cell *cl = &cells[l * pb.n_dir + dr]
     cdef Py_ssize_t r, D = pb.n_dir * cl.d
     cdef floating *H = hidden_block(cells, pb.n_dir, l, ch.N, w)
@@ -1097,10 +1381,9 @@ cdef void forward_cell(const floating *params, const Cell *cells, const Chunk *c
         forward_gru(params, cl, ch, w)
     else:
         forward_lstm(params, cl, ch, w)
-    if l < pb.n_layers - 1:
-        for r in range(ch.N):
-            memcpy(H + ch.local[dr * ch.N + r] * D + dr * cl.d, w + cl.h + r * cl.d,
-                   cl.d * sizeof(floating))
+    for r in range(ch.N):
+        memcpy(H + ch.local[dr * ch.N + r] * D + dr * cl.d, w + cl.h + r * cl.d,
+               cl.d * sizeof(floating))
 
 
 cdef bint all_finite(const floating *a, Py_ssize_t n) noexcept nogil:
@@ -1125,8 +1408,7 @@ cdef struct ChunkJob:
     bint f64
     const Problem *pb
     const void *params
-    const void *Why
-    const void *by
+    const void *head
     const void *x
     const Py_ssize_t *offsets
     const Py_ssize_t *order
@@ -1134,6 +1416,7 @@ cdef struct ChunkJob:
     Py_ssize_t n_chunks
     Py_ssize_t next             # the next chunk to take (lrp_next)
     Py_ssize_t *targets
+    const Py_ssize_t *steps
     double eps, bias_factor
     void *scores
     void *relevance
@@ -1155,10 +1438,10 @@ cdef void chunk_step(ChunkJob *job, int worker, floating *work) noexcept nogil:
         if i >= job.n_chunks:
             return
         first = job.chunks[i]
-        rc = explain_chunk(<const floating *>job.params, job.pb, <const floating *>job.Why,
-                           <const floating *>job.by, <const floating *>job.x, job.offsets,
+        rc = explain_chunk(<const floating *>job.params, job.pb, <const floating *>job.head,
+                           <const floating *>job.x, job.offsets,
                            job.order + first, job.chunks[i + 1] - first, job.targets,
-                           <floating>job.eps, <floating>job.bias_factor,
+                           job.steps, <floating>job.eps, <floating>job.bias_factor,
                            <floating *>job.scores, <floating *>job.relevance,
                            <floating *>job.rest, <floating *>job.gradient,
                            <floating *>job.words, <floating *>job.mass,
@@ -1176,34 +1459,40 @@ cdef void chunk_task(void *arg, int worker) noexcept nogil:
 
 
 def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, bint gru,
-            const floating[:, :, ::1] Why, const floating[::1] by,
+            const floating[::1] head, const Py_ssize_t[:, ::1] linear,
+            const Py_ssize_t[:, ::1] attention, int pooling,
             const floating[:, ::1] x, const Py_ssize_t[::1] offsets,
             const Py_ssize_t[::1] order, const Py_ssize_t[::1] chunks,
-            Py_ssize_t[::1] targets, double eps, double bias_factor, int gate_rule,
-            bint sum_abs, bint do_lrp, bint do_grad, floating[:, ::1] scores,
-            floating[:, :, ::1] relevance, floating[::1] rest,
+            Py_ssize_t[::1] targets, const Py_ssize_t[::1] steps, double eps,
+            double bias_factor, int gate_rule, bint sum_abs, bint do_lrp, bint do_grad,
+            floating[:, ::1] scores, floating[:, :, ::1] relevance, floating[::1] rest,
             floating[:, :, ::1] gradient, floating[:, ::1] words, floating[::1] mass,
             floating[:, ::1] work, int n_threads):
     """Explain B sequences stored end to end in x (N, e) through the layers
-    of LSTM (gru false) or GRU cells described by layout.
+    of LSTM (gru false) or GRU cells described by layout, and a head.
 
     layout (n_layers, n_dir, 8): per direction of each layer, e_l, d_l and
-    the params offsets of Wx, WxT, Wh, WhT, bx, bh (see `Cell`); Why
-    (n_dir, C, d_top), by (C,); offsets (B+1,); order (B,) the sequences
-    longest first, cut into chunks order[chunks[i]:chunks[i+1]] that run in
-    lockstep; targets (B,) (entries < 0 become the predicted class);
-    gate_rule: the LRP rule for gate * signal products (RULE_SIGNAL ...);
-    sum_abs: the abs sum rule instead of epsilon, for which params holds the
-    weights followed by their absolute values (2 P entries).
-    Outputs: scores (B, C); relevance and gradient (n_dir, N, e), through
-    each direction of the first layer (untouched unless do_lrp / do_grad);
-    rest (B,) the LRP relevance on the initial states; words (3, N) the
-    word-level LRP, SA and GI; mass (B,) sum |relevance| of each sequence.
-    work (n_threads, size), size at least workspace_size of every chunk:
-    the chunks are taken in turn by n_threads threads (started for the call
-    and joined before it returns, see src/lrp_threads.h), each in its row
-    of work; a single chunk runs the directions of each layer on threads of
-    their own when n_threads > 1. The caller validates shapes.
+    the params offsets of Wx, WxT, Wh, WhT, bx, bh (see `Cell`). The head
+    (see head_forward): pooling (POOL_LAST ...), its Linear layers `linear`
+    (n_linear, 5) and the attention net's `attention` (n_attention, 5, or
+    no rows), rows of n_in, n_out, the offsets of W (n_out, n_in) and b in
+    `head`, and the activation (ACT_IDENTITY ...). offsets (B+1,); order
+    (B,) the sequences longest first, cut into chunks
+    order[chunks[i]:chunks[i+1]] that run in lockstep; targets (B,) (entries
+    < 0 become the predicted class); steps (B,) per-step heads: the step
+    whose scores are explained; gate_rule: the LRP rule for gate * signal
+    products (RULE_SIGNAL ...); sum_abs: the abs sum rule instead of
+    epsilon, for which params holds the weights followed by their absolute
+    values (2 P entries).
+    Outputs: scores (B, C), per-step (N, C); relevance and gradient (n_dir,
+    N, e), through each direction of the first layer (untouched unless
+    do_lrp / do_grad); rest (B,) the LRP relevance on the initial states;
+    words (3, N) the word-level LRP, SA and GI; mass (B,) sum |relevance| of
+    each sequence. work (n_threads, size), size at least workspace_size of
+    every chunk: the chunks are taken in turn by n_threads threads (started
+    for the call and joined before it returns, see src/lrp_threads.h), each
+    in its row of work; a single chunk runs the directions of each layer on
+    threads of their own when n_threads > 1. The caller validates shapes.
 
     Raises NonFiniteInput (a ValueError) for NaN or infinity in x, before
     computing anything, MemoryError, and ValueError for a workspace that
@@ -1217,9 +1506,15 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     pb.n_layers = layout.shape[0]
     pb.n_dir = layout.shape[1]
     pb.layout = &layout[0, 0, 0]
-    pb.C = Why.shape[1]
+    pb.C = linear[linear.shape[0] - 1, 1]
     pb.e = x.shape[1]
     pb.N = x.shape[0]
+    pb.D = pb.n_dir * layout[pb.n_layers - 1, 0, 1]
+    pb.pooling = pooling
+    pb.linear = &linear[0, 0]
+    pb.n_linear = linear.shape[0]
+    pb.attention = &attention[0, 0] if attention.shape[0] else NULL
+    pb.n_attention = attention.shape[0]
     pb.gru = gru
     pb.do_lrp = do_lrp
     pb.do_grad = do_grad
@@ -1238,8 +1533,7 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     job.f64 = floating is double
     job.pb = &pb
     job.params = &params[0]
-    job.Why = &Why[0, 0, 0]
-    job.by = &by[0]
+    job.head = &head[0]
     job.x = &x[0, 0]
     job.offsets = &offsets[0]
     job.order = &order[0]
@@ -1247,6 +1541,7 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     job.n_chunks = n_chunks
     job.next = 0
     job.targets = &targets[0]
+    job.steps = &steps[0]
     job.eps = eps
     job.bias_factor = bias_factor
     job.scores = &scores[0, 0]
@@ -1262,8 +1557,8 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
         status[k] = 0
     with nogil:
         if n_chunks == 1:
-            status[0] = explain_chunk(&params[0], &pb, &Why[0, 0, 0], &by[0], &x[0, 0],
-                                      &offsets[0], &order[0], order.shape[0], &targets[0],
+            status[0] = explain_chunk(&params[0], &pb, &head[0], &x[0, 0], &offsets[0],
+                                      &order[0], order.shape[0], &targets[0], &steps[0],
                                       <floating>eps, <floating>bias_factor, &scores[0, 0],
                                       <floating *>job.relevance, &rest[0],
                                       <floating *>job.gradient, &words[0, 0], &mass[0],
@@ -1292,6 +1587,6 @@ def workspace_size(const Py_ssize_t[:, :, ::1] layout, bint gru, Py_ssize_t b,
     pb.gru = gru
     ch.b = b
     ch.N = N
-    size = cells_open(cells, &pb, &ch) + 3 * b
+    size = cells_open(cells, &pb, &ch) + b
     free(cells)
     return size

@@ -13,11 +13,13 @@ from .convert import from_keras, from_torch
 from .io import load_model, load_reference_model, save_model
 from ._kernels import build_info
 from ._validation import GATE_RULES, SUM_RULES
-from .model import AmplificationWarning, BiLSTM, Explanation
+from .head import POOLINGS
+from .model import AmplificationWarning, BiLSTM, Explanation, RecurrentModel
 from .text import TextClassifier, TextExplanation, load_sst
 from .tokenizer import tokenize
 
 __version__ = importlib.metadata.version("lrp-lstm")   # from pyproject.toml
-__all__ = ["AmplificationWarning", "BiLSTM", "Explanation", "GATE_RULES", "SUM_RULES",
+__all__ = ["AmplificationWarning", "BiLSTM", "Explanation", "GATE_RULES", "POOLINGS",
+           "RecurrentModel", "SUM_RULES",
            "TextClassifier", "TextExplanation", "build_info", "from_keras", "from_torch",
            "load_model", "load_reference_model", "load_sst", "save_model", "tokenize"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model import BiLSTM
+from .model import RecurrentModel
 
 
 def torch_names(params, n_layers, bidirectional, first_layer=0):
@@ -30,8 +30,8 @@ def torch_names(params, n_layers, bidirectional, first_layer=0):
     return arrays
 
 
-def from_torch(rnn, head, embedding=None) -> BiLSTM | tuple[BiLSTM, np.ndarray]:
-    """A BiLSTM from a PyTorch `nn.LSTM` or `nn.GRU` (or a chain of them)
+def from_torch(rnn, head, embedding=None) -> RecurrentModel | tuple[RecurrentModel, np.ndarray]:
+    """A RecurrentModel from a PyTorch `nn.LSTM` or `nn.GRU` (or a chain of them)
     and the `nn.Linear` on its final states.
 
     rnn: an nn.LSTM or nn.GRU (any number of layers, bidirectional or not,
@@ -41,8 +41,8 @@ def from_torch(rnn, head, embedding=None) -> BiLSTM | tuple[BiLSTM, np.ndarray]:
     its own hidden size; all of one cell and direction count); head:
     nn.Linear whose input is the final hidden state of the forward
     direction, followed by the backward direction's when bidirectional;
-    embedding: optional nn.Embedding. Returns the BiLSTM (float64; cell
-    "gru" for nn.GRU), or (BiLSTM, embeddings (V, e)) when an embedding is
+    embedding: optional nn.Embedding. Returns the RecurrentModel (float64; cell
+    "gru" for nn.GRU), or (RecurrentModel, embeddings (V, e)) when an embedding is
     given. PyTorch's LSTM gate order i, f, g, o is converted; its GRU order
     r, z, n is ours.
     """
@@ -91,7 +91,7 @@ def from_torch(rnn, head, embedding=None) -> BiLSTM | tuple[BiLSTM, np.ndarray]:
         arrays["Why_Right"] = weight[:, d:]
     if head.bias is not None:
         arrays["bhy"] = array(head.bias)
-    model = BiLSTM.from_dict(arrays, gate_order="ifgo" if cell == "lstm" else "rzn",
+    model = RecurrentModel.from_dict(arrays, gate_order="ifgo" if cell == "lstm" else "rzn",
                              cell=cell)
     if embedding is None:
         return model
@@ -103,8 +103,8 @@ def from_torch(rnn, head, embedding=None) -> BiLSTM | tuple[BiLSTM, np.ndarray]:
     return model, array(embedding.weight)
 
 
-def from_keras(model) -> BiLSTM | tuple[BiLSTM, np.ndarray]:
-    """A BiLSTM from a Keras `Sequential` (or a functional Model that is a
+def from_keras(model) -> RecurrentModel | tuple[RecurrentModel, np.ndarray]:
+    """A RecurrentModel from a Keras `Sequential` (or a functional Model that is a
     chain of layers) of Embedding (optional, first),
     LSTM or GRU layers (each possibly wrapped in Bidirectional), Dropout
     layers (ignored, as in inference) and a final Dense layer.
@@ -118,7 +118,7 @@ def from_keras(model) -> BiLSTM | tuple[BiLSTM, np.ndarray]:
     explains its pre-activation scores (logits). An Embedding with
     mask_zero=True gives a model with mask_zero, which skips token id 0 as
     Keras does. Keras's gate orders (i, f, c, o; z, r, h) and bias layout
-    are converted. Returns the BiLSTM (float64), or (BiLSTM, embeddings
+    are converted. Returns the RecurrentModel (float64), or (RecurrentModel, embeddings
     (V, e)) when the model starts with an Embedding. Anything else is
     refused with a ValueError naming the layer and what is supported.
     """
@@ -226,7 +226,7 @@ def from_keras(model) -> BiLSTM | tuple[BiLSTM, np.ndarray]:
         arrays["Why_Right"] = kernel[d:].T.astype(np.float64)
     if bias:
         arrays["bhy"] = bias[0].astype(np.float64)
-    result = BiLSTM.from_dict(arrays, gate_order="ifco" if cell == "lstm" else "zrn",
+    result = RecurrentModel.from_dict(arrays, gate_order="ifco" if cell == "lstm" else "zrn",
                               cell=cell, output="sigmoid" if activation == "sigmoid"
                               else "softmax",
                               mask_zero=embedding is not None and embedding.mask_zero)

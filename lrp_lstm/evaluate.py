@@ -50,7 +50,7 @@ def deletion_curve(model, xs, labels, method, steps=5, setting="correct", n_rand
                    seed=0, eps=1e-3, bias_factor=0.0, n_threads=None):
     """Accuracy after deleting 0, 1, ..., steps words of each sentence.
 
-    model: a BiLSTM; xs: list of (T_k, e) inputs; labels: (B,) true classes;
+    model: a RecurrentModel; xs: list of (T_k, e) inputs; labels: (B,) true classes;
     method: "lrp", "sa", "gi", "random", or one of GATE_RULE_METHODS, LRP
     with other rules ("lrp-half", "lrp+abs", ...). Only the sentences of `setting`
     (classified correctly or not by the model on the full input) take part.

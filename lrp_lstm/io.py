@@ -20,7 +20,7 @@ import zipfile
 
 import numpy as np
 
-from .model import BiLSTM
+from .model import RecurrentModel
 
 class UnsafePickleError(ValueError):
     """A pickle asked for something other than dicts, lists, str and arrays."""
@@ -114,7 +114,7 @@ def load_reference_model(directory: str | os.PathLike, embeddings=None):
     arrays = safe_unpickle(os.path.join(directory, "model"))
     if not isinstance(arrays, dict):
         raise ValueError(f"{directory}/model must hold a dict of arrays")
-    model = BiLSTM.from_dict(arrays)
+    model = RecurrentModel.from_dict(arrays)
     vocab = safe_unpickle(os.path.join(directory, "vocab"))
     if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab):
         raise ValueError(f"{directory}/vocab must hold a list of str")
@@ -131,8 +131,8 @@ class ModelFileError(ValueError):
     """A file that is not a readable lrp-lstm model file."""
 
 
-def save_model(model: BiLSTM, path: str | os.PathLike) -> None:
-    """Write a BiLSTM (LSTM or GRU) to the file `path`, exactly as named (an
+def save_model(model: RecurrentModel, path: str | os.PathLike) -> None:
+    """Write a RecurrentModel (LSTM or GRU) to the file `path`, exactly as named (an
     .npz archive, no pickle): its to_dict() arrays (canonical gate order),
     its cell type, output and mask_zero, and a format tag."""
     with open(path, "wb") as f:
@@ -141,8 +141,8 @@ def save_model(model: BiLSTM, path: str | os.PathLike) -> None:
                  **model.to_dict())
 
 
-def load_model(path: str | os.PathLike) -> BiLSTM:
-    """Read a BiLSTM written by save_model (loaded with allow_pickle=False).
+def load_model(path: str | os.PathLike) -> RecurrentModel:
+    """Read a RecurrentModel written by save_model (loaded with allow_pickle=False).
     Raises ModelFileError (a ValueError) for anything else: a truncated
     file, a .npy array, text, another archive."""
     try:
@@ -164,6 +164,6 @@ def load_model(path: str | os.PathLike) -> BiLSTM:
     cell = arrays.pop("cell", None)
     output = arrays.pop("output", None)
     mask_zero = arrays.pop("mask_zero", None)
-    return BiLSTM.from_dict(arrays, cell="lstm" if cell is None else str(cell),
+    return RecurrentModel.from_dict(arrays, cell="lstm" if cell is None else str(cell),
                             output="softmax" if output is None else str(output),
                             mask_zero=False if mask_zero is None else bool(mask_zero))

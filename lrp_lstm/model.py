@@ -13,6 +13,7 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from . import _validation as V
 from . import _kernels, oracle
+from . import head as heads
 
 _DIRECTION_KEYS = ("Wxh", "bxh", "Whh", "bhh")
 
@@ -39,7 +40,9 @@ class Explanation:
     ----------
     method : "lrp", "sa" or "gi"
     target : int, the class whose score is explained
-    scores : (C,) the model's output scores
+    step : int, for a per-step model the step whose score is explained;
+        None for any other model
+    scores : (C,) the model's output scores (at `step`, per-step)
     word_relevance : (T,) relevance.sum(1)
     relevance : (T, e) LRP relevance (relevance_fwd + relevance_bwd), SA
         relevance gradient**2, or GI relevance gradient * x
@@ -62,15 +65,16 @@ class Explanation:
     first read.
     """
 
-    __slots__ = ("method", "target", "scores", "word_relevance", "relevance_fwd",
+    __slots__ = ("method", "target", "step", "scores", "word_relevance", "relevance_fwd",
                  "relevance_bwd", "relevance_rest", "gradient_fwd", "gradient_bwd",
                  "eps", "bias_factor", "gate_rule", "sum_rule", "amplification", "_x",
                  "_relevance", "_gradient")
 
     def __init__(self, method, target, scores, word_relevance, parts, x,
-                 relevance_rest=None, lrp=None, amplification=None):
+                 relevance_rest=None, lrp=None, amplification=None, step=None):
         self.method = method
         self.target = target
+        self.step = step
         self.scores = scores
         self.word_relevance = word_relevance
         fwd, bwd = parts[0], (parts[1] if len(parts) == 2 else None)
@@ -109,29 +113,52 @@ class Explanation:
 
     def __repr__(self):
         return (f"Explanation(method={self.method!r}, target={self.target}, "
+                + (f"step={self.step}, " if self.step is not None else "") +
                 f"T={len(self.word_relevance)}, word_relevance="
                 f"{np.array2string(self.word_relevance, precision=4)})")
 
 
-class BiLSTM:
-    """An LSTM (or GRU) text classifier: bidirectional or unidirectional, one
-    or more layers.
+class RecurrentModel:
+    """A recurrent model: LSTM (or GRU) layers, bidirectional or
+    unidirectional, and a head that pools their states and maps them to the
+    scores (a classifier, a regressor for C = 1, or a per-step tagger or
+    forecaster).
 
-    s = Why_left h_fwd[T-1] + Why_right h_bwd[T-1] + bias, where h_fwd runs
-    over the input (T, e) and h_bwd over it reversed, in the top layer; a
-    layer above the first reads the hidden states of the layer below, both
-    directions concatenated (forward first), so its input size is n_dir d.
+    The top layer's states H (T, D), D = n_dir d (the forward direction's
+    h_t, then the backward direction's, which runs over the input reversed;
+    in sentence order, as in PyTorch's output tensor), are pooled into one
+    vector p (D,) and the head's Linear layers map p to the scores (C,). By
+    default (pooling "last", the head one Linear layer given by Why_left,
+    Why_right and bias) that is s = Why_left h_fwd[T-1] + Why_right
+    h_bwd[0] + bias, the model of Arras et al. A layer above the first reads
+    the hidden states of the layer below, both directions concatenated
+    (forward first), so its input size is n_dir d.
 
     Parameters
     ----------
     left : mapping with Wxh (G, e), bxh (G,), Whh (G, d), bhh (G,): the
         forward direction of the first layer; G = 4d for an LSTM, 3d for a
         GRU
-    Why_left : (C, d)
+    Why_left : (C, d), the output layer's columns for the forward
+        direction's part of p; or None when `head` is given
     right : mapping like `left` for the backward direction, or None for a
         unidirectional model
-    Why_right : (C, d), required with `right`
+    Why_right : (C, d), required with `right` and Why_left
     bias : (C,) output bias, or None
+    pooling : how H becomes p (see lrp_lstm.head): "last" (each direction's
+        final state), "mean" or "max" (over the sequence's own steps),
+        "attention" (p = sum_t alpha_t H_t, alpha = softmax of the scores
+        that `attention` gives each H_t) or "none" (no pooling: the head
+        runs on every H_t, and the model puts out scores (T, C), one row
+        per step)
+    head : instead of Why_left, Why_right and bias, the head's layers: a list
+        of Linear layers, (W (n_out, n_in), b (n_out,)) pairs, with
+        activations "relu", "tanh" or "identity" between them, e.g.
+        [(W1, b1), "relu", (W2, b2)]; the first reads D features, the last
+        puts out the C scores
+    attention : for pooling "attention", its net in the same form, from D
+        features to one score per step: [(w (1, D), b)] or [(W1 (A, D),
+        b1), "tanh", (w2 (1, A), b2)]
     gate_order : order of the gate blocks along the G axis of Wxh, bxh,
         Whh, bhh. LSTM: a permutation of "igfo" (i input, g cell candidate,
         f forget, o output; "c" may stand for "g"), default "igfo"; PyTorch
@@ -156,18 +183,33 @@ class BiLSTM:
     below, and Why_* are (C, d) for the top layer's d.
     """
 
-    def __init__(self, left, Why_left, right=None, Why_right=None, bias=None,
+    def __init__(self, left, Why_left=None, right=None, Why_right=None, bias=None,
                  gate_order=None, upper_layers=(), cell="lstm", output="softmax",
-                 mask_zero=False):
+                 mask_zero=False, *, pooling="last", head=None, attention=None):
         self.cell = V.check_cell(cell)
         if output not in ("softmax", "sigmoid"):
             raise ValueError(f"unknown output {output!r}: expected 'softmax' or 'sigmoid'")
         self.output = output
         self.mask_zero = bool(mask_zero)
+        self.pooling = heads.check_pooling(pooling)
         order = V.check_gate_order(gate_order, cell)
-        if right is not None or Why_right is not None:
-            if right is None or Why_right is None:
-                raise ValueError("a bidirectional model needs both right and Why_right")
+        if head is not None:
+            if Why_left is not None or Why_right is not None or bias is not None:
+                raise ValueError("give the output layer either as Why_left, Why_right and "
+                                 "bias, or as head, not both")
+        elif Why_left is None:
+            raise ValueError("the model needs an output layer: Why_left (and Why_right), "
+                             "or head")
+        elif right is not None and Why_right is None:
+            raise ValueError("a bidirectional model needs both right and Why_right")
+        if right is None and Why_right is not None:
+            raise ValueError("a bidirectional model needs both right and Why_right")
+        if pooling == "attention" and attention is None:
+            raise ValueError("pooling='attention' needs attention, the net that scores "
+                             "each step")
+        if attention is not None and pooling != "attention":
+            raise ValueError(f"attention is given, but pooling is {pooling!r}: use "
+                             "pooling='attention'")
         sides = ("left", "right") if right is not None else ("left",)
         self.layers = [[self._check_direction(w, f"{side}", order, cell)
                         for side, w in zip(sides, (left, right))]]
@@ -178,9 +220,6 @@ class BiLSTM:
                 raise ValueError(f"layer {k} must have as many directions as layer 0")
             self.layers.append([self._check_direction(w, f"{side}, layer {k}", order, cell)
                                 for side, w in zip(sides, pair)])
-        self.Why = [np.array(V.as_float_array(Why, f"Why_{side}", 2), dtype=np.float64,
-                             order="C")
-                    for side, Why in zip(sides, (Why_left, Why_right))]
         # each layer has its own hidden size d_k, the same in both directions;
         # layer k > 0 reads n_dir d_{k-1} features
         n_dir, n_in = len(sides), self.input_size
@@ -192,19 +231,25 @@ class BiLSTM:
                 V.check_shape(w["Whh"], f"Whh ({where})", (len(order) * d_k, d_k))
             n_in = n_dir * d_k
         d = self.hidden_size
-        C = self.Why[0].shape[0]
-        if C < 1:
-            raise ValueError("Why_left must have at least one class row")
+        self.has_bias = head is not None or bias is not None
+        if head is None:
+            Whys = [V.as_float_array(Why, f"Why_{side}", 2)
+                    for side, Why in zip(sides, (Why_left, Why_right))]
+            C = Whys[0].shape[0]
+            if C < 1:
+                raise ValueError("Why_left must have at least one class row")
+            for side, Why in zip(sides, Whys):
+                V.check_shape(Why, f"Why_{side}", (C, d))
+            if bias is not None:
+                V.check_shape(V.as_float_array(bias, "bias", 1), "bias", (C,))
+            head = [(np.concatenate(Whys, axis=1), bias)]
+        self.head = heads.check_layers(head, "head", n_dir * d)
+        self.attention = (None if attention is None
+                          else heads.check_layers(attention, "attention", n_dir * d, 1))
+        C = self.n_classes
         if output == "sigmoid" and C != 1:
             raise ValueError(f"a sigmoid output has one score (C = 1), got C = {C}")
-        for side, Why in zip(sides, self.Why):
-            V.check_shape(Why, f"Why_{side}", (C, d))
-        self.has_bias = bias is not None
-        self.bias = (np.zeros(C) if bias is None
-                     else np.array(V.as_float_array(bias, "bias", 1), dtype=np.float64, order="C"))
-        V.check_shape(self.bias, "bias", (C,))
-        for arr in [*self.Why, self.bias, *(a for layer in self.layers
-                                            for w in layer for a in w.values())]:
+        for arr in (a for layer in self.layers for w in layer for a in w.values()):
             arr.setflags(write=False)
         # multiply-adds of one direction's forward pass per token
         self._work_per_token = sum(layer[0]["Wxh"].shape[0] * (layer[0]["Wxh"].shape[1] + d_l)
@@ -243,13 +288,16 @@ class BiLSTM:
     @classmethod
     def from_dict(cls, arrays: Mapping[str, ArrayLike], gate_order: str | None = None,
                   cell: str = "lstm", output: str = "softmax",
-                  mask_zero: bool = False) -> BiLSTM:
+                  mask_zero: bool = False) -> RecurrentModel:
         """Build a model from the reference's key names.
 
         arrays: mapping with Wxh_Left, bxh_Left, Whh_Left, bhh_Left, Why_Left,
         for a bidirectional model the same five with _Right, optionally bhy
         (C,), an output bias, and for a stacked model the four weights of
-        each layer k >= 1 with the suffix _l{k} (Wxh_Left_l1, ...).
+        each layer k >= 1 with the suffix _l{k} (Wxh_Left_l1, ...). Any
+        other head (see to_dict) replaces Why_* and bhy by pooling (a str),
+        head_W{i}, head_b{i} and head_activations (one str per layer), and
+        attention_W{i}, attention_b{i}, attention_activations.
         gate_order, cell, output and mask_zero as for the constructor.
         """
         if not hasattr(arrays, "keys") or not hasattr(arrays, "__getitem__"):
@@ -262,8 +310,10 @@ class BiLSTM:
         bidirectional = any(k.startswith(tuple(f"{w}_Right" for w in (*_DIRECTION_KEYS, "Why")))
                             for k in arrays)
         sides = _SIDES if bidirectional else _SIDES[:1]
+        nets = {net: _head_from_dict(arrays, net) for net in ("head", "attention")}
         known = ({f"{k}_{s}{x}" for k in _DIRECTION_KEYS for s in _SIDES for x in suffixes}
-                 | {f"Why_{s}" for s in _SIDES} | {"bhy"})
+                 | {f"Why_{s}" for s in _SIDES} | {"bhy", "pooling"}
+                 | {k for _, keys in nets.values() for k in keys})
         unknown = sorted(set(arrays) - known)
         if unknown:
             raise ValueError(f"unknown weight name(s) {unknown}: expected names like "
@@ -277,27 +327,43 @@ class BiLSTM:
                         raise ValueError(f"missing weight {k}_{s}{x}")
                 layer.append({k: arrays[f"{k}_{s}{x}"] for k in _DIRECTION_KEYS})
             layers.append(layer + [None] * (2 - len(layer)))
+        pooling = str(arrays["pooling"]) if "pooling" in arrays else "last"
+        common = dict(gate_order=gate_order, upper_layers=[tuple(layer) for layer in layers[1:]],
+                      cell=cell, output=output, mask_zero=mask_zero, pooling=pooling,
+                      attention=nets["attention"][0])
+        if nets["head"][0] is not None:
+            return cls(layers[0][0], right=layers[0][1], head=nets["head"][0], **common)
         for s in sides:
             if f"Why_{s}" not in arrays:
                 raise ValueError(f"missing weight Why_{s}")
         return cls(layers[0][0], arrays["Why_Left"], layers[0][1], arrays.get("Why_Right"),
-                   bias=arrays.get("bhy"), gate_order=gate_order,
-                   upper_layers=[tuple(layer) for layer in layers[1:]], cell=cell,
-                   output=output, mask_zero=mask_zero)
+                   bias=arrays.get("bhy"), **common)
 
     def to_dict(self):
         """The weights under the reference's key names (layers above the first
         with the suffix _l{k}), gates in the canonical order (i, g, f, o for
-        an LSTM, r, z, n for a GRU; see `cell`)."""
+        an LSTM, r, z, n for a GRU; see `cell`). The reference's head (last
+        states, one Linear layer) is Why_Left, Why_Right and bhy; any other
+        is described by the keys that from_dict lists."""
         out = {}
         for k, layer in enumerate(self.layers):
             for side, w in zip(_SIDES, layer):
                 for key in _DIRECTION_KEYS:
                     out[f"{key}_{side}" + (f"_l{k}" if k else "")] = w[key].copy()
-        for side, Why in zip(_SIDES, self.Why):
-            out[f"Why_{side}"] = Why.copy()
-        if self.has_bias:
-            out["bhy"] = self.bias.copy()
+        if self.pooling == "last" and len(self.head) == 1:
+            d = self.hidden_size
+            for k, side in enumerate(_SIDES[:len(self.layers[0])]):
+                out[f"Why_{side}"] = self.head[0]["W"][:, k * d:(k + 1) * d].copy()
+            if self.has_bias:
+                out["bhy"] = self.head[0]["b"].copy()
+            return out
+        out["pooling"] = np.array(self.pooling)
+        for net, layers in (("head", self.head), ("attention", self.attention or ())):
+            for i, layer in enumerate(layers):
+                out[f"{net}_W{i}"] = layer["W"].copy()
+                out[f"{net}_b{i}"] = layer["b"].copy()
+            if layers:
+                out[f"{net}_activations"] = np.array([la["activation"] for la in layers])
         return out
 
     def __getstate__(self):
@@ -305,9 +371,9 @@ class BiLSTM:
                 "mask_zero": self.mask_zero}
 
     def __setstate__(self, state):
-        other = BiLSTM.from_dict(state["arrays"], cell=state.get("cell", "lstm"),
-                                 output=state.get("output", "softmax"),
-                                 mask_zero=state.get("mask_zero", False))
+        other = RecurrentModel.from_dict(state["arrays"], cell=state.get("cell", "lstm"),
+                                         output=state.get("output", "softmax"),
+                                         mask_zero=state.get("mask_zero", False))
         self.__dict__.update(other.__dict__)
 
     # -- shape ---------------------------------------------------------------
@@ -338,31 +404,39 @@ class BiLSTM:
 
     @property
     def n_classes(self):
-        """C, the number of output scores."""
-        return self.Why[0].shape[0]
+        """C, the number of output scores (per step, for a per-step model)."""
+        return self.head[-1]["W"].shape[0]
+
+    @property
+    def per_step(self):
+        """Whether the model puts out scores at every step (pooling "none")."""
+        return self.pooling == "none"
 
     def __repr__(self):
         kind = "bidirectional" if self.bidirectional else "unidirectional"
         sizes = self.hidden_sizes
         d = sizes[0] if len(set(sizes)) == 1 else sizes
-        return (f"BiLSTM({kind}, cell={self.cell}, layers={self.n_layers}, e={self.input_size}, "
-                f"d={d}, C={self.n_classes}, bias={self.has_bias})")
+        sizes = " -> ".join(str(la["W"].shape[0]) for la in self.head)
+        return (f"RecurrentModel({kind}, cell={self.cell}, layers={self.n_layers}, "
+                f"e={self.input_size}, d={d}, pooling={self.pooling}, head={sizes}, "
+                f"C={self.n_classes})")
 
     # -- computation ---------------------------------------------------------
 
     def _kernel_arrays(self, dtype, absolute=False):
-        """params (flat), layout (n_layers, n_dir, 8), Why (n_dir, C, d_top) and
-        bias (C,) in the kernels' layout: each direction of each layer is the
-        block Wx (G, e_l) | WxT (e_l, G) | Wh (G, d_l) | WhT (d_l, G) | bx (G,)
-        | bh (G,), and its row of layout holds e_l, d_l and the offsets of
-        those six arrays (an LSTM's bh is folded into bx: the two biases act
-        as one). absolute: params followed by their absolute values, for the
-        abs sum rule."""
+        """The model in the kernels' layout: params (flat), layout (n_layers,
+        n_dir, 8), and the head's flat parameters with the tables of its
+        Linear layers and of the attention net's (see head.pack). In params
+        each direction of each layer is the block Wx (G, e_l) | WxT (e_l, G)
+        | Wh (G, d_l) | WhT (d_l, G) | bx (G,) | bh (G,), and its row of
+        layout holds e_l, d_l and the offsets of those six arrays (an LSTM's
+        bh is folded into bx: the two biases act as one). absolute: params
+        followed by their absolute values, for the abs sum rule."""
         if absolute:
             key = (dtype, "abs")
             if key not in self._packed:
-                params = self._kernel_arrays(dtype)[0]
-                self._packed[key] = (np.concatenate((params, np.abs(params))),)
+                params, *rest = self._kernel_arrays(dtype)
+                self._packed[key] = (np.concatenate((params, np.abs(params))), *rest)
             return self._packed[key]
         if dtype not in self._packed:
             blocks, layout, offset = [], [], 0
@@ -379,30 +453,44 @@ class BiLSTM:
                 layout.append(rows)
             self._packed[dtype] = (np.concatenate(blocks).astype(dtype),
                                    np.array(layout, dtype=np.intp),
-                                   np.ascontiguousarray(np.stack(self.Why), dtype=dtype),
-                                   self.bias.astype(dtype))
+                                   *heads.pack(self.head, self.attention, dtype))
         return self._packed[dtype]
 
     def forward(self, x: ArrayLike, mask: ArrayLike | None = None, backend: str = "cython",
                 dtype: DTypeLike = np.float64) -> np.ndarray:
-        """The scores (C,) for one input x (T, e); mask (T,) bool as for
-        explain."""
+        """The scores (C,) for one input x (T, e), or for a per-step model
+        (T, C); mask (T,) bool as for explain (a per-step model's masked
+        steps get rows of NaN)."""
         return self.forward_batch([x], None if mask is None else [mask], n_threads=1,
                                   backend=backend, dtype=dtype, _name="x")[0]
 
     def forward_batch(self, xs: Sequence[ArrayLike], masks: Sequence[ArrayLike] | None = None,
                       n_threads: int | None = None, backend: str = "cython",
-                      dtype: DTypeLike = np.float64, _name=None) -> np.ndarray:
+                      dtype: DTypeLike = np.float64,
+                      _name=None) -> np.ndarray | list[np.ndarray]:
         """The scores (B, C) of a list of inputs, xs[k] of shape (T_k, e);
-        masks: None or one (T_k,) bool mask per input, as for explain."""
+        for a per-step model a list of (T_k, C). masks: None or one (T_k,)
+        bool mask per input, as for explain."""
         dtype = V.check_dtype(dtype)
         n_threads = V.check_n_threads(n_threads)
-        xs, _ = self._check_inputs(xs, masks, dtype, _name)
+        full = xs
+        xs, masks = self._check_inputs(xs, masks, dtype, _name)
         if not xs:
-            return np.zeros((0, self.n_classes), dtype)
-        out = self._compute(xs, np.full(len(xs), -1, dtype=np.intp), (1.0, 0.0, 0, 0), False,
-                            False, n_threads, dtype, backend, _name)
-        return out["scores"]
+            return [] if self.per_step else np.zeros((0, self.n_classes), dtype)
+        B = len(xs)
+        out = self._compute(xs, np.full(B, -1, np.intp), np.zeros(B, np.intp),
+                            (1.0, 0.0, 0, 0), False, False, n_threads, dtype, backend, _name)
+        if not self.per_step:
+            return out["scores"]
+        steps = np.split(out["step_scores"], out["offsets"][1:-1])
+        if masks is None:
+            return steps
+        result = []
+        for x, m, rows in zip(full, masks, steps):
+            scores = np.full((len(m), self.n_classes), np.nan, dtype)
+            scores[m] = rows
+            result.append(scores)
+        return result
 
     def _check_inputs(self, xs, masks, dtype, name):
         """Validated inputs (C-contiguous, dtype) with their masked steps
@@ -428,15 +516,18 @@ class BiLSTM:
                 target: int | None = None, eps: float = 1e-3, bias_factor: float = 0.0,
                 gate_rule: str = "signal", sum_rule: str = "epsilon",
                 mask: ArrayLike | None = None, backend: str = "cython",
-                dtype: DTypeLike = np.float64,
-                n_threads: int | None = 1) -> Explanation | dict[str, Explanation]:
-        """Explain the score of `target` for one input x (T, e).
+                dtype: DTypeLike = np.float64, n_threads: int | None = 1,
+                step: int | None = None) -> Explanation | dict[str, Explanation]:
+        """Explain the score of `target` for one input x (T, e) (at `step`,
+        for a per-step model).
 
         method : "lrp" (Layer-wise Relevance Propagation), "sa" (Sensitivity
             Analysis, relevance gradient**2) or "gi" (Gradient x Input), or a
             tuple of them, which shares one forward pass and returns a dict
             {method: Explanation}
         target : class index, or None for the predicted class
+        step : per-step models only (pooling "none"; required): the step
+            (0 <= step < T) whose score is explained
         eps : LRP stabilizer (> 0), bias_factor : 1.0 redistributes the bias
             and stabilizer shares so relevance is conserved, 0.0 drops them
         gate_rule : how LRP splits the relevance of a product gate * signal
@@ -448,8 +539,8 @@ class BiLSTM:
             pre-activations near 0 (use sum_rule="abs" with these rules).
             GRU models take "signal" only (their gates get no relevance).
         sum_rule : how LRP splits the relevance of a sum (the cell state
-            c_t = f c_{t-1} + i g, the gates' pre-activations, the output
-            layer) among its terms: "epsilon" (term / (sum + eps sgn(sum)),
+            c_t = f c_{t-1} + i g, the gates' pre-activations, the head's
+            Linear layers and pooling) among its terms: "epsilon" (term / (sum + eps sgn(sum)),
             the reference's rule) or "abs" (|term| / (sum of |term| +
             |bias|): shares in [0, 1], so relevance cannot grow along the
             sequence; it takes the sign of the score)
@@ -465,19 +556,46 @@ class BiLSTM:
         return self.explain_batch((x,), method, None if target is None else (target,),
                                   eps, bias_factor, gate_rule, sum_rule,
                                   None if mask is None else (mask,), n_threads=n_threads,
-                                  dtype=dtype, backend=backend, _name="x")[0]
+                                  dtype=dtype, backend=backend,
+                                  steps=None if step is None else (step,), _name="x")[0]
+
+    def explain_steps(self, x: ArrayLike, method: str | Sequence[str] = "lrp",
+                      mask: ArrayLike | None = None,
+                      **kwargs) -> list[Explanation | dict[str, Explanation] | None]:
+        """A per-step model's explanation of every step of one input x (T, e),
+        each of that step's predicted class, in one batched call: a list of
+        T explanations (None at masked steps). kwargs as for explain_batch
+        (eps, bias_factor, gate_rule, sum_rule, n_threads, dtype, backend)."""
+        if not self.per_step:
+            raise ValueError("explain_steps is for per-step models (pooling 'none'); this "
+                             f"model pools with {self.pooling!r}: use explain")
+        x = V.check_input(x, self.input_size, np.float64, "x")
+        T = x.shape[0]
+        if mask is None:
+            steps = list(range(T))
+        else:
+            mask = V.check_mask(mask, T, "mask")
+            steps = [int(t) for t in np.flatnonzero(mask)]
+        results = self.explain_batch([x] * len(steps), method, steps=steps,
+                                     masks=None if mask is None else [mask] * len(steps),
+                                     **kwargs)
+        out = [None] * T
+        for t, result in zip(steps, results):
+            out[t] = result
+        return out
 
     def explain_batch(self, xs: Sequence[ArrayLike], method: str | Sequence[str] = "lrp",
                       targets: Sequence[int | None] | None = None, eps: float = 1e-3,
                       bias_factor: float = 0.0, gate_rule: str = "signal",
                       sum_rule: str = "epsilon", masks: Sequence[ArrayLike] | None = None,
                       n_threads: int | None = None, dtype: DTypeLike = np.float64,
-                      backend: str = "cython",
+                      backend: str = "cython", steps: Sequence[int] | None = None,
                       _name=None) -> list[Explanation | dict[str, Explanation]]:
         """Explain a list of inputs of any lengths, xs[k] of shape (T_k, e).
 
         targets: None (each input's predicted class) or one class (or None)
         per input. masks: None or one (T_k,) bool mask per input (see
+        explain). steps: per-step models only, one step per input (see
         explain). n_threads: threads across inputs, None for every core.
         Returns a list with one Explanation per input (a dict {method:
         Explanation} per input when `method` is a tuple). The results equal
@@ -504,11 +622,12 @@ class BiLSTM:
             targets = np.array([V.check_target(t, self.n_classes,
                                                "target" if _name else f"targets[{k}]")
                                 for k, t in enumerate(targets)], dtype=np.intp)
+        kernel_steps = self._check_steps(steps, full, xs, masks, _name)
         if B == 0:
             return []
-        out = self._compute(xs, targets, (eps, bias_factor, rule, sums), "lrp" in methods,
-                            "sa" in methods or "gi" in methods, n_threads, dtype, backend,
-                            _name)
+        out = self._compute(xs, targets, kernel_steps, (eps, bias_factor, rule, sums),
+                            "lrp" in methods, "sa" in methods or "gi" in methods, n_threads,
+                            dtype, backend, _name)
         if out["lrp_overflow"]:
             raise FloatingPointError(
                 f"LRP relevance overflowed ({np.dtype(dtype).name}) with gate_rule="
@@ -523,31 +642,72 @@ class BiLSTM:
             _warn_amplification(out["amplification"], _name)
         if masks is not None:
             out = _unmask(out, [np.asarray(x, dtype=dtype) for x in full], masks)
+        out["steps"] = [int(t) for t in steps] if self.per_step else None
         return _explanations(out, methods, single, (eps, bias_factor, gate_rule, sum_rule))
 
-    def _compute(self, xs, targets, lrp, do_lrp, do_grad, n_threads, dtype, backend, name):
-        """Run a backend on validated inputs; return its stacked outputs:
-        scores (B, C), targets (B,), offsets (B+1,), x (N, e), relevance and
-        gradient (n_dir, N, e) or None, rest (B,), words (3, N), and
-        lrp_overflow, grad_overflow: whether an infinity or NaN reached the
-        LRP relevance or the gradient. lrp
-        is (eps, bias_factor, gate rule number, sum rule number)."""
-        if backend == "cython":
-            return self._run_kernels(xs, targets, lrp, do_lrp, do_grad, n_threads, dtype,
-                                     name)
-        if backend == "numpy":
-            return self._run_oracle(xs, targets, lrp, do_lrp, do_grad, name)
-        raise ValueError(f"unknown backend {backend!r}: expected 'cython' or 'numpy'")
+    def _check_steps(self, steps, full, xs, masks, name):
+        """The validated steps (B,) of a per-step model, counted among the
+        unmasked steps (zeros for any other model, which takes none)."""
+        B = len(xs)
+        if not self.per_step:
+            if steps is not None:
+                raise ValueError(f"step is for per-step models (pooling 'none'); this model "
+                                 f"pools with {self.pooling!r} and has one score per class")
+            return np.zeros(B, np.intp)
+        if steps is None:
+            raise ValueError("this model puts out scores at every step (pooling 'none'): "
+                             "give the step to explain (step=t), or use explain_steps")
+        if len(steps) != B:
+            raise ValueError(f"steps has {len(steps)} entries for {B} inputs")
+        out = np.empty(B, np.intp)
+        for k, (t, x) in enumerate(zip(steps, full)):
+            where = "step" if name else f"steps[{k}]"
+            T = len(masks[k]) if masks is not None else len(xs[k])
+            if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)):
+                raise TypeError(f"{where} must be an int, got {type(t).__name__}")
+            if not 0 <= t < T:
+                raise ValueError(f"{where} = {t} is out of range for an input of {T} steps")
+            if masks is not None:
+                if not masks[k][t]:
+                    raise ValueError(f"{where} = {t} is a masked step; it has no output")
+                t = int(masks[k][:t].sum())
+            out[k] = t
+        return out
 
-    def _run_kernels(self, xs, targets, lrp, do_lrp, do_grad, n_threads, dtype, name):
-        params, layout, Why, bias = self._kernel_arrays(dtype)
+    def _compute(self, xs, targets, steps, lrp, do_lrp, do_grad, n_threads, dtype, backend,
+                 name):
+        """Run a backend on validated inputs; return its stacked outputs:
+        scores (B, C) (of each input's explained step, per-step),
+        step_scores (N, C) per-step (else None), targets (B,), offsets
+        (B+1,), x (N, e), relevance and gradient (n_dir, N, e) or None, rest
+        (B,), words (3, N), and lrp_overflow, grad_overflow: whether an
+        infinity or NaN reached the LRP relevance or the gradient. steps
+        (B,): per-step, the step explained; lrp is (eps, bias_factor, gate
+        rule number, sum rule number)."""
+        if backend == "cython":
+            out = self._run_kernels(xs, targets, steps, lrp, do_lrp, do_grad, n_threads,
+                                    dtype, name)
+        elif backend == "numpy":
+            out = self._run_oracle(xs, targets, steps, lrp, do_lrp, do_grad, name)
+        else:
+            raise ValueError(f"unknown backend {backend!r}: expected 'cython' or 'numpy'")
+        if self.per_step:
+            out["step_scores"] = out["scores"]
+            out["scores"] = out["scores"][out["offsets"][:-1] + steps]
+        else:
+            out["step_scores"] = None
+        out["amplification"] = _amplification(out.pop("mass"), out["rest"], out["scores"],
+                                               out["targets"])
+        return out
+
+    def _run_kernels(self, xs, targets, steps, lrp, do_lrp, do_grad, n_threads, dtype, name):
         sum_abs = do_lrp and V.SUM_RULES[lrp[3]] == "abs"
-        if sum_abs:     # the abs rule reads the absolute weights behind the weights
-            params = self._kernel_arrays(dtype, absolute=True)[0]
+        # the abs rule reads the absolute weights behind the weights
+        params, layout, head, linear, attention = self._kernel_arrays(dtype, absolute=sum_abs)
         B = len(xs)
         x, offsets = _stack(xs)
         n_dir, e, N = len(self.layers[0]), self.input_size, x.shape[0]
-        scores = np.empty((B, self.n_classes), dtype)
+        scores = np.empty((N if self.per_step else B, self.n_classes), dtype)
         relevance = np.empty((n_dir, N, e) if do_lrp else (1, 1, 1), dtype)
         gradient = np.empty((n_dir, N, e) if do_grad else (1, 1, 1), dtype)
         rest = np.zeros(B, dtype)
@@ -569,11 +729,12 @@ class BiLSTM:
             work = _workspace(n_threads, size, dtype)
         try:
             with _blas_single_threaded(N):
-                _kernels.explain(params=params, layout=layout, gru=gru,
-                                 Why=Why, by=bias, x=x, offsets=offsets, order=order,
-                                 chunks=chunks, targets=targets, eps=lrp[0],
-                                 bias_factor=lrp[1], gate_rule=lrp[2], sum_abs=sum_abs,
-                                 do_lrp=do_lrp,
+                _kernels.explain(params=params, layout=layout, gru=gru, head=head,
+                                 linear=linear, attention=attention,
+                                 pooling=heads.POOLINGS.index(self.pooling), x=x,
+                                 offsets=offsets, order=order, chunks=chunks, targets=targets,
+                                 steps=steps, eps=lrp[0], bias_factor=lrp[1],
+                                 gate_rule=lrp[2], sum_abs=sum_abs, do_lrp=do_lrp,
                                  do_grad=do_grad, scores=scores, relevance=relevance,
                                  rest=rest, gradient=gradient, words=words, mass=mass,
                                  work=work, n_threads=n_threads)
@@ -584,28 +745,28 @@ class BiLSTM:
                                 else "")) from None
         return {"scores": scores, "targets": targets, "offsets": offsets, "x": x,
                 "relevance": relevance if do_lrp else None, "rest": rest,
-                "gradient": gradient if do_grad else None, "words": words,
+                "gradient": gradient if do_grad else None, "words": words, "mass": mass,
                 "lrp_overflow": do_lrp and not (np.isfinite(mass).all()
                                                 and np.isfinite(rest).all()),
-                "grad_overflow": do_grad and not np.isfinite(words[_WORD_ROW["sa"]]).all(),
-                "amplification": _amplification(mass, rest, scores, targets)}
+                "grad_overflow": do_grad and not np.isfinite(words[_WORD_ROW["sa"]]).all()}
 
-    def _run_oracle(self, xs, targets, lrp, do_lrp, do_grad, name):
+    def _run_oracle(self, xs, targets, steps, lrp, do_lrp, do_grad, name):
         for k, x in enumerate(xs):
             if not np.isfinite(x).all():
                 raise ValueError(f"{name or f'xs[{k}]'} contains NaN or infinity")
         dtype = xs[0].dtype
         layers = [[{k: a.astype(dtype) for k, a in w.items()} for w in layer]
                   for layer in self.layers]
-        Why = [w.astype(dtype) for w in self.Why]
-        bias = self.bias.astype(dtype)
+        nets = [None if net is None else
+                [dict(la, W=la["W"].astype(dtype), b=la["b"].astype(dtype)) for la in net]
+                for net in (self.head, self.attention)]
         eps, bias_factor, rule, sums = lrp
-        results = [oracle.explain(layers, Why, bias, x, int(t), dtype.type(eps),
-                                  dtype.type(bias_factor), V.GATE_RULES[rule], do_lrp,
-                                  do_grad, self.cell, V.SUM_RULES[sums])
-                   for x, t in zip(xs, targets)]
+        results = [oracle.explain(layers, oracle.Head(self.pooling, *nets), x, int(t),
+                                  dtype.type(eps), dtype.type(bias_factor), V.GATE_RULES[rule],
+                                  do_lrp, do_grad, self.cell, V.SUM_RULES[sums], int(step))
+                   for x, t, step in zip(xs, targets, steps)]
         x, offsets = _stack(xs)
-        out = {"scores": np.stack([r["scores"] for r in results]),
+        out = {"scores": np.concatenate([np.atleast_2d(r["scores"]) for r in results]),
                "targets": np.array([r["target"] for r in results], dtype=np.intp),
                "offsets": offsets, "x": x,
                "relevance": (np.concatenate([r["relevance"] for r in results], axis=1)
@@ -613,7 +774,8 @@ class BiLSTM:
                "rest": np.array([r.get("rest", 0) for r in results], dtype=dtype),
                "gradient": (np.concatenate([r["gradient"] for r in results], axis=1)
                             if do_grad else None),
-               "words": np.zeros((len(_WORD_ROW), x.shape[0]), dtype)}
+               "words": np.zeros((len(_WORD_ROW), x.shape[0]), dtype),
+               "mass": np.array([r.get("mass", 0) for r in results], dtype=dtype)}
         for m, row in _WORD_ROW.items():
             if m in results[0]["words"]:
                 out["words"][row] = np.concatenate([r["words"][m] for r in results])
@@ -621,10 +783,31 @@ class BiLSTM:
         out["lrp_overflow"] = do_lrp and not np.isfinite(
             out["rest"].sum() + out["words"][_WORD_ROW["lrp"]].sum())
         out["grad_overflow"] = do_grad and not np.isfinite(out["words"][_WORD_ROW["sa"]]).all()
-        mass = np.array([r.get("mass", 0) for r in results], dtype=dtype)
-        out["amplification"] = _amplification(mass, out["rest"], out["scores"],
-                                              out["targets"])
         return out
+
+
+BiLSTM = RecurrentModel     # the name of earlier versions
+
+
+def _head_from_dict(arrays, net):
+    """The layers of `net` ("head" or "attention") as to_dict stores them,
+    as the constructor takes them (None when absent), and the keys used."""
+    n = 0
+    while f"{net}_W{n}" in arrays:
+        n += 1
+    if not n:
+        return None, set()
+    key = f"{net}_activations"
+    activations = [str(a) for a in np.atleast_1d(arrays.get(key, ()))]
+    if len(activations) != n:
+        raise ValueError(f"{key} must name one activation for each of the {n} layers "
+                         f"{net}_W0 ...")
+    spec = []
+    for i, activation in enumerate(activations):
+        spec.append((arrays[f"{net}_W{i}"], arrays.get(f"{net}_b{i}")))
+        spec.append(activation)
+    return spec, ({f"{net}_W{i}" for i in range(n)} | {f"{net}_b{i}" for i in range(n)}
+                  | {key})
 
 
 def _stack(xs):
@@ -763,15 +946,16 @@ def _explanations(out, methods, single, lrp):
     for k in range(len(offsets) - 1):
         a, b = offsets[k], offsets[k + 1]
         target = int(targets[k])
+        step = None if out["steps"] is None else out["steps"][k]
         expl = {}
         for m in methods:
             if m == "lrp":
                 expl[m] = Explanation(m, target, scores[k], words[_WORD_ROW[m], a:b],
                                       out["relevance"][:, a:b], x[a:b],
                                       relevance_rest=rest[k].item(), lrp=lrp,
-                                      amplification=float(out["amplification"][k]))
+                                      amplification=float(out["amplification"][k]), step=step)
             else:
                 expl[m] = Explanation(m, target, scores[k], words[_WORD_ROW[m], a:b],
-                                      out["gradient"][:, a:b], x[a:b])
+                                      out["gradient"][:, a:b], x[a:b], step=step)
         results.append(expl[methods[0]] if single else expl)
     return results

@@ -7,8 +7,9 @@ dense (lower units x upper units) form, identity matrices included. It
 shares no code with the kernels.
 
 Weights are given per direction as a dict with Wxh (G, e), bxh (G,),
-Whh (G, d), bhh (G,), plus the output weights Why (C, d) of each direction
-and the output bias (C,). LSTM: G = 4d, gates in the order i, g, f, o.
+Whh (G, d), bhh (G,), and the head (see Head) as lists of Linear layers
+{"W": (n_out, n_in), "b": (n_out,), "activation": "identity", "relu" or
+"tanh"}. LSTM: G = 4d, gates in the order i, g, f, o.
 GRU: G = 3d, in the order r, z, n (PyTorch's equations):
 
     r = sigmoid(a_r),  z = sigmoid(a_z),  u = Whh_n h_{t-1} + bhh_n
@@ -16,6 +17,8 @@ GRU: G = 3d, in the order r, z, n (PyTorch's equations):
     a_n = Wxh_n x_t + bxh_n + r * u,  n = tanh(a_n)
     h_t = (1 - z) * n + z * h_{t-1}
 """
+from collections import namedtuple
+
 import numpy as np
 
 
@@ -111,28 +114,149 @@ def run_gru_direction(weights, x):
     return out
 
 
-def forward(layers, Why, bias, x, cell="lstm"):
-    """Scores (C,), the states of every layer and each layer's input.
+def forward(layers, x, cell="lstm"):
+    """The states of every layer, each layer's input, and the top layer's
+    hidden states H (T, n_dir d) in sentence order, directions
+    concatenated (forward first).
 
-    layers: one list of weight dicts per layer (forward direction first);
-    Why: list of (C, d); bias (C,). The second direction reads its input
-    reversed; a layer above the first reads the layer below's hidden
-    states, directions concatenated, in sentence order. cell: "lstm" or
-    "gru".
+    layers: one list of weight dicts per layer (forward direction first).
+    The second direction reads its input reversed; a layer above the first
+    reads the layer below's hidden states, directions concatenated, in
+    sentence order. cell: "lstm" or "gru".
     """
     run = run_direction if cell == "lstm" else run_gru_direction
     states, inputs = [], [x]
-    for k, layer in enumerate(layers):
+    for layer in layers:
         inp = inputs[-1]
         st = [run(w, inp if j == 0 else inp[::-1]) for j, w in enumerate(layer)]
         states.append(st)
-        if k < len(layers) - 1:
-            inputs.append(np.concatenate([s["h"][1:] if j == 0 else s["h"][1:][::-1]
-                                          for j, s in enumerate(st)], axis=1))
-    scores = bias.copy()
-    for j, st in enumerate(states[-1]):
-        scores = scores + Why[j] @ st["h"][-1]
-    return scores, states, inputs
+        inputs.append(np.concatenate([s["h"][1:] if j == 0 else s["h"][1:][::-1]
+                                      for j, s in enumerate(st)], axis=1))
+    return states, inputs[:-1], inputs[-1]
+
+
+# -- the head ------------------------------------------------------------------
+
+Head = namedtuple("Head", "pooling linear attention")
+Head.__doc__ = """A model's head: pooling ("last", "mean", "max", "attention" or
+"none"), its Linear layers, and the attention net's (None unless attention)."""
+
+_ACTIVATION = {"identity": lambda z: z, "relu": lambda z: np.maximum(z, 0), "tanh": np.tanh}
+# the activations' derivatives, from the pre-activation z and activation a
+_DERIVATIVE = {"identity": lambda z, a: np.ones_like(z),
+               "relu": lambda z, a: (z > 0).astype(z.dtype), "tanh": lambda z, a: 1 - a * a}
+
+
+def mlp(layers, a):
+    """Linear layers on a (..., n_in); each layer's pre-activation and
+    activation, as lists."""
+    zs, acts = [], []
+    for layer in layers:
+        zs.append(a @ layer["W"].T + layer["b"])
+        a = _ACTIVATION[layer["activation"]](zs[-1])
+        acts.append(a)
+    return zs, acts
+
+
+def mlp_lrp(layers, a, R, eps, bias_factor, sum_rule):
+    """LRP of the relevance R (n_out,) of mlp(layers, a)'s output back to
+    a (n_in,): each Linear layer by lrp_sum, activations passing it through."""
+    zs, acts = mlp(layers, a)
+    for layer, a_in, z in reversed(list(zip(layers, [a] + acts[:-1], zs))):
+        R, = lrp_sum([(a_in, layer["W"].T)], layer["b"], z, R, len(a_in), eps, bias_factor,
+                     sum_rule)
+    return R
+
+
+def mlp_gradient(layers, a, g):
+    """The gradient g (..., n_out) of mlp(layers, a)'s output, taken back to
+    a (..., n_in)."""
+    zs, acts = mlp(layers, a)
+    for layer, z, act in reversed(list(zip(layers, zs, acts))):
+        g = (g * _DERIVATIVE[layer["activation"]](z, act)) @ layer["W"]
+    return g
+
+
+def pool(head, H, n_dir):
+    """The pooled vector p (D,) of the top states H (T, D), and the weights
+    alpha (T,) of mean and attention pooling (else None)."""
+    T, D = H.shape
+    d = D // n_dir
+    if head.pooling == "last":
+        return np.concatenate([H[-1, :d], H[0, d:]]), None
+    if head.pooling == "max":
+        return H.max(axis=0), None
+    if head.pooling == "mean":
+        alpha = np.full(T, 1 / T, H.dtype)
+    else:
+        s = mlp(head.attention, H)[1][-1][:, 0]
+        alpha = np.exp(s - s.max())
+        alpha = alpha / alpha.sum()
+    return alpha @ H, alpha
+
+
+def head_scores(head, H, n_dir):
+    """The scores (C,), or (T, C) per step (pooling "none")."""
+    return mlp(head.linear, H if head.pooling == "none" else pool(head, H, n_dir)[0])[1][-1]
+
+
+def head_lrp(head, H, n_dir, target, step, score, eps, bias_factor, sum_rule):
+    """LRP of the target's score (at `step` per step) to the top states:
+    R_H (T, D). Max pooling gives each p_j's relevance to the step that won
+    (the first on ties); mean and attention pooling split p_j = sum_t
+    alpha_t H_tj by the sum rule, alpha_t a gate that takes none, and the
+    stabilizer's share spread over all T D terms."""
+    T, D = H.shape
+    R = np.zeros(head.linear[-1]["W"].shape[0], H.dtype)
+    R[target] = score
+    R_H = np.zeros_like(H)
+    if head.pooling == "none":
+        R_H[step] = mlp_lrp(head.linear, H[step], R, eps, bias_factor, sum_rule)
+        return R_H
+    p, alpha = pool(head, H, n_dir)
+    R = mlp_lrp(head.linear, p, R, eps, bias_factor, sum_rule)
+    if alpha is None:
+        return _route(head, H, n_dir, R)
+    terms = alpha[:, None] * H
+    if sum_rule == "abs":
+        den = np.abs(terms).sum(axis=0)
+        return np.abs(terms) * np.where(den > 0, R / np.where(den > 0, den, 1), 0)
+    sign = np.where(p >= 0, 1, -1).astype(H.dtype)
+    q = R / (p + eps * sign)
+    return terms * q + bias_factor * (eps * sign * q).sum() / (T * D)
+
+
+def head_gradient(head, H, n_dir, target, step):
+    """d score[target] / d H (T, D), through the attention weights too."""
+    g = np.zeros(head.linear[-1]["W"].shape[0], H.dtype)
+    g[target] = 1
+    if head.pooling == "none":
+        G = np.zeros_like(H)
+        G[step] = mlp_gradient(head.linear, H[step], g)
+        return G
+    p, alpha = pool(head, H, n_dir)
+    g = mlp_gradient(head.linear, p, g)
+    if alpha is None:
+        return _route(head, H, n_dir, g)
+    G = alpha[:, None] * g
+    if head.pooling == "attention":
+        # d p / d s_t = alpha_t (H_t - p); s_t's net back to H_t
+        ds = alpha * (H @ g - p @ g)
+        G = G + mlp_gradient(head.attention, H, ds[:, None])
+    return G
+
+
+def _route(head, H, n_dir, R):
+    """The relevance or gradient R (D,) of "last" or "max" pooling on the
+    states it picked: (T, D)."""
+    out = np.zeros_like(H)
+    d = H.shape[1] // n_dir
+    if head.pooling == "last":
+        out[-1, :d] = R[:d]
+        out[0, d:] += R[d:]
+    else:
+        out[H.argmax(axis=0), np.arange(H.shape[1])] = R
+    return out
 
 
 def gate_fraction(rule, a, b):
@@ -148,36 +272,32 @@ def gate_fraction(rule, a, b):
     raise ValueError(f"unknown gate rule {rule!r}")
 
 
-def _lrp_start(weights, R_top, x):
+def _lrp_start(weights, x):
     """What an LRP recursion over x (T, e) starts from: d, e, T, the dtype,
-    R_x (T, e) zeros, the relevance of the last h (R_top, or zeros below the
-    top layer), the identity (d, d) and a zero bias (d,) for the sums of
-    element-wise terms."""
+    R_x (T, e) zeros, the relevance of the last h (zeros), the identity
+    (d, d) and a zero bias (d,) for the sums of element-wise terms."""
     d, e, T, dtype = weights["Whh"].shape[1], weights["Wxh"].shape[1], x.shape[0], x.dtype
-    Rh = R_top if R_top is not None else np.zeros(d, dtype)
-    return (d, e, T, dtype, np.zeros((T, e), dtype), Rh, np.eye(d, dtype=dtype),
-            np.zeros(d, dtype))
+    return (d, e, T, dtype, np.zeros((T, e), dtype), np.zeros(d, dtype),
+            np.eye(d, dtype=dtype), np.zeros(d, dtype))
 
 
-def lrp_direction(weights, R_top, state, x, eps, bias_factor, gate_rule="signal",
-                  R_from_above=None, sum_rule="epsilon"):
+def lrp_direction(weights, state, x, eps, bias_factor, gate_rule, R_from_above,
+                  sum_rule="epsilon"):
     """LRP of one direction, x (T, e) in processing order.
 
-    The top layer starts from R_top (d,), what the output layer sent to the
-    last hidden state; a lower layer has R_top None and receives
-    R_from_above (T, d), the relevance of each h_t sent down by the layer
-    above, in processing order. Each product gate * signal (o * tanh(c_t),
+    R_from_above (T, d) is the relevance of each h_t sent down by the layer
+    above (or, in the top layer, by the head), in processing order. Each
+    product gate * signal (o * tanh(c_t),
     i * g, f * c_{t-1}) gives the gate_fraction of its relevance to the
     gate, the rest to the signal; each gate's relevance then goes through
     its pre-activation to x_t and h_{t-1}; sums split by lrp_sum. Returns
     (R_x (T, e) in processing order, relevance on the initial states).
     """
-    d, e, T, dtype, Rx, Rh, identity, zero_bias = _lrp_start(weights, R_top, x)
+    d, e, T, dtype, Rx, Rh, identity, zero_bias = _lrp_start(weights, x)
     Rc = np.zeros(d, dtype)
     blocks = {q: slice(k * d, (k + 1) * d) for k, q in enumerate("igfo")}
     for t in reversed(range(T)):
-        if R_from_above is not None:
-            Rh = Rh + R_from_above[t]
+        Rh = Rh + R_from_above[t]
         i, g, f, o = (state[q][t] for q in "igfo")
         c_t, c_prev = state["c"][t + 1], state["c"][t]
         R_gate = {"o": gate_fraction(gate_rule, o, np.tanh(c_t)) * Rh}
@@ -201,21 +321,20 @@ def lrp_direction(weights, R_top, state, x, eps, bias_factor, gate_rule="signal"
     return Rx, Rh.sum() + Rc.sum()
 
 
-def gradient_direction(weights, Why_row, state, G_from_above=None):
+def gradient_direction(weights, state, G_from_above):
     """d score / d x (T, e) through one direction, in processing order.
 
-    Why_row (d,) in the top layer, None below, where G_from_above (T, d)
-    holds d score / d h_t through the layer above, in processing order.
+    G_from_above (T, d) holds d score / d h_t through the layer above (or
+    the head), in processing order.
     """
     d = weights["Whh"].shape[1]
     T = state["i"].shape[0]
     dtype = state["c"].dtype
     Gx = np.zeros((T, weights["Wxh"].shape[1]), dtype)
-    dh = Why_row.copy() if Why_row is not None else np.zeros(d, dtype)
+    dh = np.zeros(d, dtype)
     dc = np.zeros(d, dtype)
     for t in reversed(range(T)):
-        if G_from_above is not None:
-            dh = dh + G_from_above[t]
+        dh = dh + G_from_above[t]
         i, g, f, o = (state[k][t] for k in "igfo")
         tc = np.tanh(state["c"][t + 1])
         dc = dc + dh * o * (1 - tc ** 2)
@@ -231,8 +350,7 @@ def gradient_direction(weights, Why_row, state, G_from_above=None):
     return Gx
 
 
-def lrp_gru_direction(weights, R_top, state, x, eps, bias_factor, R_from_above=None,
-                      sum_rule="epsilon"):
+def lrp_gru_direction(weights, state, x, eps, bias_factor, R_from_above, sum_rule="epsilon"):
     """LRP of one GRU direction, x (T, e) in processing order, the gates
     taking no relevance (signal-take-all).
 
@@ -243,11 +361,10 @@ def lrp_gru_direction(weights, R_top, state, x, eps, bias_factor, R_from_above=N
     lower units); m passes all to u; u = Whh_n h_{t-1} + bhh_n sends its
     relevance to h_{t-1} (d lower units).
     """
-    d, e, T, dtype, Rx, Rh, identity, zero_bias = _lrp_start(weights, R_top, x)
+    d, e, T, dtype, Rx, Rh, identity, zero_bias = _lrp_start(weights, x)
     n_rows = slice(2 * d, 3 * d)
     for t in reversed(range(T)):
-        if R_from_above is not None:
-            Rh = Rh + R_from_above[t]
+        Rh = Rh + R_from_above[t]
         r, z, n, u = (state[q][t] for q in "rznu")
         h_t, h_prev = state["h"][t + 1], state["h"][t]
         R_n, R_prev = lrp_sum([((1 - z) * n, identity), (z * h_prev, identity)], zero_bias,
@@ -261,17 +378,16 @@ def lrp_gru_direction(weights, R_top, state, x, eps, bias_factor, R_from_above=N
     return Rx, Rh.sum()
 
 
-def gradient_gru_direction(weights, Why_row, state, G_from_above=None):
+def gradient_gru_direction(weights, state, G_from_above):
     """d score / d x (T, e) through one GRU direction, in processing order;
     arguments as for gradient_direction."""
     d = weights["Whh"].shape[1]
     T = state["r"].shape[0]
     dtype = state["h"].dtype
     Gx = np.zeros((T, weights["Wxh"].shape[1]), dtype)
-    dh = Why_row.copy() if Why_row is not None else np.zeros(d, dtype)
+    dh = np.zeros(d, dtype)
     for t in reversed(range(T)):
-        if G_from_above is not None:
-            dh = dh + G_from_above[t]
+        dh = dh + G_from_above[t]
         r, z, n, u = (state[q][t] for q in "rznu")
         da_n = dh * (1 - z) * (1 - n ** 2)
         da_r = da_n * u * r * (1 - r)
@@ -281,71 +397,65 @@ def gradient_gru_direction(weights, Why_row, state, G_from_above=None):
     return Gx
 
 
-def explain(layers, Why, bias, x, target, eps, bias_factor, gate_rule, do_lrp, do_grad,
-            cell="lstm", sum_rule="epsilon"):
+def explain(layers, head, x, target, eps, bias_factor, gate_rule, do_lrp, do_grad,
+            cell="lstm", sum_rule="epsilon", step=0):
     """Everything the kernels compute for one sequence x (T, e).
 
-    target < 0 means the predicted class. Returns a dict with scores (C,),
-    target, and when asked relevance and gradient (n_dir, T, e) in sentence
-    order (through each direction of the first layer), rest (the relevance
-    on the initial states of every layer), mass (sum |relevance|), and words
-    {method: (T,)}: the word-level LRP relevance sum_k R[t, k], SA
-    sum_k g[t, k]^2 and GI sum_k g[t, k] x[t, k].
+    head: a Head; target < 0 means the predicted class; step: per step
+    (pooling "none"), the step whose score is explained. Returns a dict with
+    scores (C,), or (T, C) per step, target, and when asked relevance and
+    gradient (n_dir, T, e) in sentence order (through each direction of the
+    first layer), rest (the relevance on the initial states of every
+    layer), mass (sum |relevance|), and words {method: (T,)}: the
+    word-level LRP relevance sum_k R[t, k], SA sum_k g[t, k]^2 and GI
+    sum_k g[t, k] x[t, k].
     """
-    scores, states, inputs = forward(layers, Why, bias, x, cell)
-    if target < 0:
-        target = int(np.argmax(scores))
+    states, inputs, H = forward(layers, x, cell)
     n_dir = len(layers[0])
+    scores = head_scores(head, H, n_dir)
+    explained = scores[step] if head.pooling == "none" else scores
+    if target < 0:
+        target = int(np.argmax(explained))
     out = {"scores": scores, "target": target, "words": {}}
 
-    def down(backward_one, top):
-        """Run backward_one(weights, top (d,) or None, state, input in
-        processing order, what reaches h from above in processing order)
-        from the top layer down, top[j] being what the top layer's
-        direction j starts from; return the first layer's results in
-        sentence order."""
-        from_above = None
+    def down(backward_one, from_above):
+        """Run backward_one(weights, state, input in processing order, what
+        reaches h from above in processing order) from the top layer down,
+        from_above (T, n_dir d) being what the head sent to the top
+        layer's states; return the first layer's results in sentence
+        order."""
         for k in reversed(range(len(layers))):
             results = []
             for j, w in enumerate(layers[k]):
                 d = w["Whh"].shape[1]
                 flip = (lambda a: a) if j == 0 else (lambda a: a[::-1])
-                above = None if from_above is None else flip(from_above[:, j * d:(j + 1) * d])
-                start = top[j] if k == len(layers) - 1 else None
-                results.append(flip(backward_one(w, start, states[k][j], flip(inputs[k]),
-                                                 above)))
+                above = flip(from_above[:, j * d:(j + 1) * d])
+                results.append(flip(backward_one(w, states[k][j], flip(inputs[k]), above)))
             from_above = sum(results)
         return np.stack(results)
 
     if do_lrp:
         rest = [0.0]
-        # the output layer: one upper unit, the target score, and the last
-        # hidden states of the top layer's directions as lower units
-        one = np.ones(1, scores.dtype)
-        last = [st["h"][-1] for st in states[-1]]
-        R_top = lrp_sum([(h, Why[j][target][:, None]) for j, h in enumerate(last)],
-                        bias[target] * one, scores[target] * one, scores[target] * one,
-                        sum(len(h) for h in last), eps, bias_factor, sum_rule)
 
-        def lrp_one(w, start, state, xk, above):
+        def lrp_one(w, state, xk, above):
             if cell == "lstm":
-                Rk, rk = lrp_direction(w, start, state, xk, eps, bias_factor, gate_rule, above,
+                Rk, rk = lrp_direction(w, state, xk, eps, bias_factor, gate_rule, above,
                                        sum_rule)
             else:
-                Rk, rk = lrp_gru_direction(w, start, state, xk, eps, bias_factor, above,
-                                           sum_rule)
+                Rk, rk = lrp_gru_direction(w, state, xk, eps, bias_factor, above, sum_rule)
             rest[0] = rest[0] + rk
             return Rk
 
-        out["relevance"] = down(lrp_one, R_top)
+        out["relevance"] = down(lrp_one, head_lrp(head, H, n_dir, target, step,
+                                                  explained[target], eps, bias_factor,
+                                                  sum_rule))
         out["rest"] = rest[0]
         out["mass"] = np.abs(out["relevance"]).sum()
         out["words"]["lrp"] = out["relevance"].sum(axis=(0, 2))
     if do_grad:
         gradient_one = gradient_direction if cell == "lstm" else gradient_gru_direction
-        out["gradient"] = down(lambda w, start, state, xk, above:
-                               gradient_one(w, start, state, above),
-                               [Why[j][target] for j in range(n_dir)])
+        out["gradient"] = down(lambda w, state, xk, above: gradient_one(w, state, above),
+                               head_gradient(head, H, n_dir, target, step))
         g = out["gradient"].sum(axis=0)
         out["words"]["sa"] = (g * g).sum(axis=1)
         out["words"]["gi"] = (g * x).sum(axis=1)

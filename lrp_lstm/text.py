@@ -86,7 +86,7 @@ def probabilities(scores, output="softmax"):
 class TextClassifier:
     """An array-level model with its vocabulary, embeddings and tokenizer.
 
-    model : the BiLSTM; vocab : list of V tokens (index = embedding row);
+    model : the RecurrentModel; vocab : list of V tokens (index = embedding row);
     embeddings : (V, e) or None; unknown_token : the token that unknown words
     map to (must be in vocab); class_names : one name per class.
     """
@@ -198,7 +198,7 @@ class TextClassifier:
                 target: int | None = None, eps: float = 1e-3, bias_factor: float = 0.0,
                 gate_rule: str = "signal", sum_rule: str = "epsilon", dtype=np.float64,
                 n_threads: int | None = 1) -> TextExplanation | dict[str, TextExplanation]:
-        """Explain one text; see BiLSTM.explain for the parameters.
+        """Explain one text; see RecurrentModel.explain for the parameters.
 
         Returns a TextExplanation (a dict of them for a tuple of methods).
         """
@@ -238,7 +238,7 @@ def load_sst() -> TextClassifier:
     Trained by model/train.py on the Stanford Sentiment Treebank; see the
     model card (model/README.md) for its data and accuracy.
     """
-    from .model import BiLSTM
+    from .model import RecurrentModel
 
     folder = _model_dir()
     with np.load(os.path.join(folder, "sst_bilstm.npz"), allow_pickle=False) as f:
@@ -248,6 +248,6 @@ def load_sst() -> TextClassifier:
     with open(os.path.join(folder, "tokenizer.json")) as f:
         settings = json.load(f)
     embeddings = arrays.pop("embeddings")
-    return TextClassifier(BiLSTM.from_dict(arrays), vocab, embeddings,
+    return TextClassifier(RecurrentModel.from_dict(arrays), vocab, embeddings,
                           unknown_token=settings["unknown_token"],
                           lowercase=settings["lowercase"])
