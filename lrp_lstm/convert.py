@@ -30,21 +30,30 @@ def torch_names(params, n_layers, bidirectional, first_layer=0):
     return arrays
 
 
-def from_torch(rnn, head, embedding=None) -> RecurrentModel | tuple[RecurrentModel, np.ndarray]:
-    """A RecurrentModel from a PyTorch `nn.LSTM` or `nn.GRU` (or a chain of them)
-    and the `nn.Linear` on its final states.
+def from_torch(rnn, head, embedding=None, pooling="last",
+               attention=None) -> RecurrentModel | tuple[RecurrentModel, np.ndarray]:
+    """A RecurrentModel from a PyTorch `nn.LSTM` or `nn.GRU` (or a chain of
+    them) and the head on its states.
 
     rnn: an nn.LSTM or nn.GRU (any number of layers, bidirectional or not,
     batch_first either way, with or without biases; its dropout between
     layers is ignored, as in evaluation mode), or a list or tuple of them
     where each reads the output sequence of the one before (each may have
-    its own hidden size; all of one cell and direction count); head:
-    nn.Linear whose input is the final hidden state of the forward
-    direction, followed by the backward direction's when bidirectional;
-    embedding: optional nn.Embedding. Returns the RecurrentModel (float64; cell
-    "gru" for nn.GRU), or (RecurrentModel, embeddings (V, e)) when an embedding is
-    given. PyTorch's LSTM gate order i, f, g, o is converted; its GRU order
-    r, z, n is ours.
+    its own hidden size; all of one cell and direction count).
+    pooling: how the top layer's output sequence (T, n_dir d) becomes the
+    head's input (see RecurrentModel): "last" (the final hidden state of
+    the forward direction, followed by the backward direction's, as h_n
+    holds them), "mean", "max", "attention" or "none" (the head at every
+    step, as for a tagger).
+    head: an nn.Linear, or an nn.Sequential of Linear, ReLU, Tanh, Dropout
+    and Identity (Dropout ignored, as in evaluation mode).
+    attention: for pooling "attention", the net that scores each step, in
+    the same form, ending in one output: nn.Linear(D, 1) or
+    nn.Sequential(nn.Linear(D, A), nn.Tanh(), nn.Linear(A, 1)).
+    embedding: optional nn.Embedding.
+    Returns the model (float64; cell "gru" for nn.GRU), or (model,
+    embeddings (V, e)) when an embedding is given. PyTorch's LSTM gate
+    order i, f, g, o is converted; its GRU order r, z, n is ours.
     """
     import torch
     from torch import nn
@@ -69,30 +78,45 @@ def from_torch(rnn, head, embedding=None) -> RecurrentModel | tuple[RecurrentMod
                              f"puts out {below}")
     cell = "gru" if isinstance(chain[0], nn.GRU) else "lstm"
     name = type(chain[0]).__name__
-    if not isinstance(head, nn.Linear):
-        raise TypeError(f"head must be a torch.nn.Linear, got {type(head).__name__}")
-    d = chain[-1].hidden_size
-    n_dir = 2 if chain[0].bidirectional else 1
-    if head.in_features != n_dir * d:
-        raise ValueError(f"head takes {head.in_features} features, but the {name}'s final "
-                         f"states have {n_dir * d}")
 
     def array(t):
         return t.detach().to(torch.float64).cpu().numpy()
 
+    def layers_of(net, what):
+        """A Linear or Sequential as the list RecurrentModel takes."""
+        modules = list(net) if isinstance(net, nn.Sequential) else [net]
+        spec = []
+        for k, module in enumerate(modules):
+            if isinstance(module, nn.Linear):
+                spec.append((array(module.weight),
+                             None if module.bias is None else array(module.bias)))
+            elif isinstance(module, (nn.ReLU, nn.Tanh)):
+                spec.append("relu" if isinstance(module, nn.ReLU) else "tanh")
+            elif not isinstance(module, (nn.Dropout, nn.Identity)):
+                where = what if net is module else f"{what}[{k}]"
+                raise TypeError(f"{where} is a {type(module).__name__}: {what} must be an "
+                                "nn.Linear or an nn.Sequential of Linear, ReLU, Tanh, "
+                                "Dropout and Identity")
+        if not any(isinstance(m, nn.Linear) for m in modules):
+            raise TypeError(f"{what} must be an nn.Linear or an nn.Sequential with at least "
+                            f"one Linear, got {type(net).__name__}")
+        return spec
+
+    D = (2 if chain[0].bidirectional else 1) * chain[-1].hidden_size
+    spec = layers_of(head, "head")
+    if spec[0][0].shape[1] != D:
+        source = "final states" if pooling == "last" else "output sequence"
+        raise ValueError(f"head takes {spec[0][0].shape[1]} features, but the {name}'s "
+                         f"{source} has {D}")
     arrays = {}
     for k, module in enumerate(chain):
         params = {name: array(p) for name, p in module.named_parameters()}
         arrays |= torch_names(params, module.num_layers, module.bidirectional,
                               first_layer=sum(m.num_layers for m in chain[:k]))
-    weight = array(head.weight)
-    arrays["Why_Left"] = weight[:, :d]
-    if n_dir == 2:
-        arrays["Why_Right"] = weight[:, d:]
-    if head.bias is not None:
-        arrays["bhy"] = array(head.bias)
     model = RecurrentModel.from_dict(arrays, gate_order="ifgo" if cell == "lstm" else "rzn",
-                             cell=cell)
+                                     cell=cell, pooling=pooling, head=spec,
+                                     attention=None if attention is None
+                                     else layers_of(attention, "attention"))
     if embedding is None:
         return model
     if not isinstance(embedding, nn.Embedding):

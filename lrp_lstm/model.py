@@ -287,8 +287,8 @@ class RecurrentModel:
 
     @classmethod
     def from_dict(cls, arrays: Mapping[str, ArrayLike], gate_order: str | None = None,
-                  cell: str = "lstm", output: str = "softmax",
-                  mask_zero: bool = False) -> RecurrentModel:
+                  cell: str = "lstm", output: str = "softmax", mask_zero: bool = False, *,
+                  pooling: str | None = None, head=None, attention=None) -> RecurrentModel:
         """Build a model from the reference's key names.
 
         arrays: mapping with Wxh_Left, bxh_Left, Whh_Left, bhh_Left, Why_Left,
@@ -298,7 +298,9 @@ class RecurrentModel:
         other head (see to_dict) replaces Why_* and bhy by pooling (a str),
         head_W{i}, head_b{i} and head_activations (one str per layer), and
         attention_W{i}, attention_b{i}, attention_activations.
-        gate_order, cell, output and mask_zero as for the constructor.
+        gate_order, cell, output and mask_zero as for the constructor;
+        pooling, head and attention, when given, as for the constructor,
+        in place of those in arrays.
         """
         if not hasattr(arrays, "keys") or not hasattr(arrays, "__getitem__"):
             raise TypeError(f"arrays must be a mapping of weight names to arrays (e.g. a "
@@ -327,12 +329,14 @@ class RecurrentModel:
                         raise ValueError(f"missing weight {k}_{s}{x}")
                 layer.append({k: arrays[f"{k}_{s}{x}"] for k in _DIRECTION_KEYS})
             layers.append(layer + [None] * (2 - len(layer)))
-        pooling = str(arrays["pooling"]) if "pooling" in arrays else "last"
+        if pooling is None:
+            pooling = str(arrays["pooling"]) if "pooling" in arrays else "last"
+        head = nets["head"][0] if head is None else head
         common = dict(gate_order=gate_order, upper_layers=[tuple(layer) for layer in layers[1:]],
                       cell=cell, output=output, mask_zero=mask_zero, pooling=pooling,
-                      attention=nets["attention"][0])
-        if nets["head"][0] is not None:
-            return cls(layers[0][0], right=layers[0][1], head=nets["head"][0], **common)
+                      attention=nets["attention"][0] if attention is None else attention)
+        if head is not None:
+            return cls(layers[0][0], right=layers[0][1], head=head, **common)
         for s in sides:
             if f"Why_{s}" not in arrays:
                 raise ValueError(f"missing weight Why_{s}")
