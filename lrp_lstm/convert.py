@@ -105,9 +105,9 @@ def from_torch(rnn, head, embedding=None, pooling="last",
     D = (2 if chain[0].bidirectional else 1) * chain[-1].hidden_size
     spec = layers_of(head, "head")
     if spec[0][0].shape[1] != D:
-        source = "final states" if pooling == "last" else "output sequence"
+        source = "final states have" if pooling == "last" else "output sequence has"
         raise ValueError(f"head takes {spec[0][0].shape[1]} features, but the {name}'s "
-                         f"{source} has {D}")
+                         f"{source} {D}")
     arrays = {}
     for k, module in enumerate(chain):
         params = {name: array(p) for name, p in module.named_parameters()}
