@@ -128,31 +128,41 @@ def from_torch(rnn, head, embedding=None, pooling="last",
 
 
 def from_keras(model) -> RecurrentModel | tuple[RecurrentModel, np.ndarray]:
-    """A RecurrentModel from a Keras `Sequential` (or a functional Model that is a
-    chain of layers) of Embedding (optional, first),
-    LSTM or GRU layers (each possibly wrapped in Bidirectional), Dropout
-    layers (ignored, as in inference) and a final Dense layer.
+    """A RecurrentModel from a Keras `Sequential` (or a functional Model that
+    is a chain of layers).
+
+    The chain: an Embedding (optional, first); LSTM or GRU layers, each
+    possibly wrapped in Bidirectional; then, when the last of them returns
+    sequences, GlobalAveragePooling1D (pooling "mean"), GlobalMaxPooling1D
+    ("max") or nothing (a per-step model, pooling "none"); then Dense
+    layers (TimeDistributed(Dense) alike). Dropout layers are ignored, as in
+    inference.
 
     Every recurrent layer below the last must return sequences, and all
     must be of one kind; each may have its own size. Bidirectional layers
     must concatenate (merge_mode "concat"); the cells must use the standard
     activations (tanh, sigmoid); a GRU must use reset_after=True (the Keras
-    3 default, and PyTorch's equations). The Dense layer may be linear,
-    softmax, or sigmoid with one unit (output="sigmoid"): the model
-    explains its pre-activation scores (logits). An Embedding with
-    mask_zero=True gives a model with mask_zero, which skips token id 0 as
-    Keras does. Keras's gate orders (i, f, c, o; z, r, h) and bias layout
-    are converted. Returns the RecurrentModel (float64), or (RecurrentModel, embeddings
-    (V, e)) when the model starts with an Embedding. Anything else is
-    refused with a ValueError naming the layer and what is supported.
+    3 default, and PyTorch's equations). Dense layers before the last may
+    use relu, tanh or linear; the last may be linear, softmax, or sigmoid
+    with one unit (output="sigmoid"): the model explains its pre-activation
+    scores (logits). An Embedding with mask_zero=True gives a model with
+    mask_zero, which skips token id 0 as Keras does. Keras's gate orders
+    (i, f, c, o; z, r, h) and bias layout are converted. Returns the model
+    (float64), or (model, embeddings (V, e)) when the chain starts with an
+    Embedding. Anything else is refused with a ValueError naming the layer
+    and what is supported.
     """
     import keras
 
     def named(layer):
         return f"layer {layer.name!r} ({type(layer).__name__})"
 
-    supported = ("from_keras reads a Sequential of Embedding (first), LSTM, GRU, "
-                 "Bidirectional(LSTM or GRU), Dropout and one final Dense layer")
+    supported = ("from_keras reads a Sequential of Embedding (first), LSTM, GRU or "
+                 "Bidirectional(LSTM or GRU) layers, then GlobalAveragePooling1D or "
+                 "GlobalMaxPooling1D (optional), then Dense or TimeDistributed(Dense) "
+                 "layers, with Dropout anywhere")
+    poolings = {keras.layers.GlobalAveragePooling1D: "mean",
+                keras.layers.GlobalMaxPooling1D: "max"}
     # the input layer of a functional chain, and Dropout, do nothing at inference
     layers = [layer for layer in model.layers
               if not isinstance(layer, (keras.layers.Dropout, keras.layers.InputLayer))]
@@ -169,29 +179,62 @@ def from_keras(model) -> RecurrentModel | tuple[RecurrentModel, np.ndarray]:
                 return kind
         return None
 
-    # every layer's kind first, so that a refusal names the layer at fault
-    for k, layer in enumerate(layers):
-        if isinstance(layer, keras.layers.Dense) and k == len(layers) - 1:
-            continue
-        if cell_of(layer) is None:
-            where = ("an Embedding must come first" if isinstance(layer, keras.layers.Embedding)
-                     else "a Dense layer may only come last" if isinstance(
-                         layer, keras.layers.Dense) else "it is not supported")
+    def dense_of(layer):
+        if isinstance(layer, keras.layers.TimeDistributed):
+            layer = layer.layer
+        return layer if isinstance(layer, keras.layers.Dense) else None
+
+    # the chain's parts: recurrent layers, a pooling layer, Dense layers
+    n_rnn = 0
+    while n_rnn < len(layers) and cell_of(layers[n_rnn]) is not None:
+        n_rnn += 1
+    recurrent, top = layers[:n_rnn], layers[n_rnn:]
+    pool_layer = top[0] if top and type(top[0]) in poolings else None
+    denses = top[1:] if pool_layer is not None else top
+    for layer in denses:
+        if dense_of(layer) is None:
+            where = ("an Embedding must come first"
+                     if isinstance(layer, keras.layers.Embedding)
+                     else "a pooling layer must follow the last recurrent layer"
+                     if type(layer) in poolings
+                     else "recurrent layers must come before pooling and Dense layers"
+                     if cell_of(layer) else "it is not supported")
             raise ValueError(f"{named(layer)}: {where}; {supported}")
-    if not layers or not isinstance(layers[-1], keras.layers.Dense):
-        raise ValueError((f"the last {named(layers[-1])} is not a Dense layer; "
-                          if layers else "there is no recurrent layer; ") + supported)
-    dense, recurrent = layers[-1], layers[:-1]
     if not recurrent:
-        raise ValueError(f"no LSTM or GRU layer before {named(dense)}; {supported}")
-    activation = dense.activation.__name__
-    if activation not in ("linear", "softmax", "sigmoid"):
-        raise ValueError(f"{named(dense)}: activation {activation!r} is not supported: "
-                         "use 'linear', 'softmax' or 'sigmoid' (one unit)")
-    if activation == "sigmoid" and dense.units != 1:
-        raise ValueError(f"{named(dense)}: a sigmoid output must have one unit, got "
-                         f"{dense.units} (use softmax for several classes)")
+        first = layers[0] if layers else None
+        raise ValueError(f"no LSTM or GRU layer before {named(first)}; {supported}"
+                         if dense_of(first) is not None or type(first) in poolings
+                         else "there is no recurrent layer; " + supported)
+    if not denses:
+        raise ValueError(f"the last {named(layers[-1])} is not a Dense layer; {supported}")
     cell = cell_of(recurrent[0])
+    last_rnn = recurrent[-1].forward_layer if isinstance(
+        recurrent[-1], keras.layers.Bidirectional) else recurrent[-1]
+    if pool_layer is not None:
+        pooling = poolings[type(pool_layer)]
+    else:
+        pooling = "none" if last_rnn.return_sequences else "last"
+    head = []
+    for k, layer in enumerate(denses):
+        dense = dense_of(layer)
+        activation = dense.activation.__name__
+        last = k == len(denses) - 1
+        allowed = ("linear", "softmax", "sigmoid") if last else ("linear", "relu", "tanh")
+        if activation not in allowed:
+            raise ValueError(
+                f"{named(layer)}: activation {activation!r} is not supported "
+                + ("on the last Dense layer: use 'linear', 'softmax' or 'sigmoid' (one unit)"
+                   if last else "before the last Dense layer: use 'relu', 'tanh' or "
+                   "'linear'"))
+        if activation == "sigmoid" and dense.units != 1:
+            raise ValueError(f"{named(layer)}: a sigmoid output must have one unit, got "
+                             f"{dense.units} (use softmax for several classes)")
+        kernel, *bias = dense.get_weights()
+        head.append((kernel.T.astype(np.float64),
+                     bias[0].astype(np.float64) if bias else None))
+        if not last and activation != "linear":
+            head.append(activation)
+    output = "sigmoid" if activation == "sigmoid" else "softmax"
 
     def rnn_arrays(layer):
         if layer.activation.__name__ != "tanh" or \
@@ -236,24 +279,14 @@ def from_keras(model) -> RecurrentModel | tuple[RecurrentModel, np.ndarray]:
                                  "Bidirectional layers may")
             pairs = (("Left", layer),)
         for side, rnn in pairs:
-            if rnn.return_sequences == last:
-                raise ValueError(f"{named(layer)}: " + (
-                    "the last recurrent layer must return its final state "
-                    "(return_sequences=False)" if last
-                    else "recurrent layers below the last must return sequences"))
+            if not last and not rnn.return_sequences:
+                raise ValueError(f"{named(layer)}: recurrent layers below the last must "
+                                 "return sequences")
             for key, value in rnn_arrays(rnn).items():
                 arrays[f"{key}_{side}{suffix}"] = value
-    kernel, *bias = dense.get_weights()
-    d = arrays[f"Whh_Left{suffix}"].shape[1]      # the top layer's
-    arrays["Why_Left"] = kernel[:d].T.astype(np.float64)
-    if bidirectional:
-        arrays["Why_Right"] = kernel[d:].T.astype(np.float64)
-    if bias:
-        arrays["bhy"] = bias[0].astype(np.float64)
     result = RecurrentModel.from_dict(arrays, gate_order="ifco" if cell == "lstm" else "zrn",
-                              cell=cell, output="sigmoid" if activation == "sigmoid"
-                              else "softmax",
-                              mask_zero=embedding is not None and embedding.mask_zero)
+                                      cell=cell, output=output, pooling=pooling, head=head,
+                                      mask_zero=embedding is not None and embedding.mask_zero)
     if embedding is None:
         return result
     return result, np.asarray(embedding.get_weights()[0], dtype=np.float64)

@@ -74,8 +74,9 @@ def test_from_keras_refuses_what_it_cannot_convert():
     with pytest.raises(ValueError, match="merge_mode"):
         lrp_lstm.from_keras(net)
     net = keras.Sequential([keras.Input(shape=(None, 3)),
-                            keras.layers.LSTM(4, return_sequences=True), keras.layers.Dense(2)])
-    with pytest.raises(ValueError, match="return_sequences=False"):
+                            keras.layers.LSTM(4, return_sequences=True),
+                            keras.layers.Dense(3), keras.layers.LSTM(4), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="recurrent layers must come before pooling"):
         lrp_lstm.from_keras(net)
 
 
@@ -185,9 +186,12 @@ def sequential(*layers, inputs=(None, 3)):
 
 
 @pytest.mark.parametrize("net, message", [
-    (lambda: sequential(keras.layers.LSTM(4), keras.layers.Dense(8, activation="relu"),
+    (lambda: sequential(keras.layers.LSTM(4), keras.layers.Dense(8, activation="softmax"),
                         keras.layers.Dense(2)),
-     r"layer 'dense\w*' \(Dense\): a Dense layer may only come last"),
+     r"layer 'dense\w*' \(Dense\): activation 'softmax' is not supported before the last"),
+    (lambda: sequential(keras.layers.LSTM(4, return_sequences=True), keras.layers.Dense(2),
+                        keras.layers.GlobalMaxPooling1D(), keras.layers.Dense(2)),
+     r"\(GlobalMaxPooling1D\): a pooling layer must follow the last recurrent layer"),
     (lambda: sequential(keras.layers.Conv1D(4, 2), keras.layers.LSTM(4), keras.layers.Dense(2)),
      r"layer 'conv1d\w*' \(Conv1D\): it is not supported; from_keras reads"),
     (lambda: sequential(keras.layers.LSTM(4, return_sequences=True),
@@ -209,3 +213,62 @@ def sequential(*layers, inputs=(None, 3)):
 def test_each_refusal_names_the_layer(net, message):
     with pytest.raises(ValueError, match=message):
         lrp_lstm.from_keras(net())
+
+
+def keras_head_model(pooling, cell, bidirectional, hidden):
+    """Embedding (mask_zero), two recurrent layers, a pooling (or none: per
+    step), Dense layers; float64."""
+    inputs = keras.Input(shape=(None,), dtype="int32")
+    h = keras.layers.Embedding(30, 6, mask_zero=True)(inputs)
+    for k in range(2):
+        rnn = getattr(keras.layers, cell)(5, return_sequences=k == 0 or pooling != "last",
+                                          bias_initializer="random_normal")
+        h = (keras.layers.Bidirectional(rnn) if bidirectional else rnn)(h)
+    if pooling in ("mean", "max"):
+        h = {"mean": keras.layers.GlobalAveragePooling1D,
+             "max": keras.layers.GlobalMaxPooling1D}[pooling]()(h)
+    if hidden:
+        h = keras.layers.Dense(8, activation=hidden)(h)
+        h = keras.layers.Dropout(0.3)(h)
+    dense = keras.layers.Dense(3, activation="softmax")
+    h = (keras.layers.TimeDistributed(dense) if pooling == "none" else dense)(h)
+    return keras.Model(inputs, h)
+
+
+@pytest.mark.parametrize("pooling, cell, bidirectional, hidden", [
+    ("mean", "LSTM", True, "relu"), ("max", "GRU", False, "tanh"),
+    ("none", "GRU", True, None), ("none", "LSTM", False, "relu"),
+    ("last", "LSTM", True, "tanh"), ("mean", "GRU", False, None)])
+def test_keras_pooling_and_dense_heads_match_keras(pooling, cell, bidirectional, hidden):
+    with precision("float64"):
+        keras.utils.set_random_seed(7)
+        net = keras_head_model(pooling, cell, bidirectional, hidden)
+        model, table = lrp_lstm.from_keras(net)
+    assert model.pooling == pooling and len(model.head) == (2 if hidden else 1)
+    ids = np.random.default_rng(1).integers(1, 30, 9)
+    expected = net(ids[None]).numpy()[0]
+    x = table[ids]
+    probs = lrp_lstm.text.probabilities(model.forward(x))
+    np.testing.assert_allclose(probs, expected, rtol=0, atol=1e-10)
+    # the logits' gradient through the layers after the embedding
+    step = 5 if pooling == "none" else None
+    xv = tf.Variable(x[None])
+    with tf.GradientTape() as tape:
+        h = xv
+        for layer in net.layers[2:-1]:
+            h = layer(h)
+        last = net.layers[-1]
+        dense = last.layer if pooling == "none" else last
+        logits = tf.matmul(h, dense.kernel) + dense.bias
+        score = logits[0, step, 1] if pooling == "none" else logits[0, 1]
+    grad = tape.gradient(score, xv).numpy()[0]
+    ours = model.explain(x, "sa", target=1, step=step)
+    np.testing.assert_allclose(ours.gradient, grad, rtol=0, atol=1e-10)
+    # padded with token 0: Keras skips those steps (its mask), and so do we
+    if pooling != "max":        # Keras's GlobalMaxPooling1D ignores the mask
+        padded = np.r_[ids, [0, 0, 0]]
+        expected = net(padded[None]).numpy()[0]
+        got = lrp_lstm.text.probabilities(model.forward(table[padded], mask=padded != 0))
+        if pooling == "none":
+            got, expected = got[:len(ids)], expected[:len(ids)]
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
