@@ -10,7 +10,8 @@ import importlib.metadata
 
 from . import evaluate  # noqa: F401  (lrp_lstm.evaluate after a plain import)
 from .convert import from_keras, from_torch
-from .io import load_model, load_reference_model, save_model
+from .io import (load_classifier, load_model, load_reference_model, save_classifier,
+                 save_model)
 from ._kernels import build_info
 from ._validation import GATE_RULES, SUM_RULES
 from .head import POOLINGS
@@ -22,4 +23,5 @@ __version__ = importlib.metadata.version("lrp-lstm")   # from pyproject.toml
 __all__ = ["AmplificationWarning", "BiLSTM", "Explanation", "GATE_RULES", "POOLINGS",
            "RecurrentModel", "SUM_RULES",
            "TextClassifier", "TextExplanation", "build_info", "from_keras", "from_torch",
-           "load_model", "load_reference_model", "load_sst", "save_model", "tokenize"]
+           "load_classifier", "load_model", "load_reference_model", "load_sst",
+           "save_classifier", "save_model", "tokenize"]

@@ -1,13 +1,16 @@
-"""The `lrp-lstm` command (also `python -m lrp_lstm`), on the embedded SST model.
+"""The `lrp-lstm` command (also `python -m lrp_lstm`), on the embedded SST
+model or, with --model PATH, on a classifier written by save_classifier.
 
-    lrp-lstm explain "TEXT" [--method lrp|sa|gi] [--target K] [--eps E]
+    lrp-lstm explain "TEXT" [--method lrp|sa|gi] [--target K] [--step T] [--eps E]
                             [--bias-factor B] [--gate-rule R] [--sum-rule S]
-                            [--json] [--html FILE] [--png FILE]
+                            [--json] [--html FILE] [--png FILE] [--model PATH]
     lrp-lstm explain -          one text per line on standard input, one JSON line each
                                 (with its line number, or an error), written as it goes
     lrp-lstm predict "TEXT"     (or - for standard input, as for explain)
-    lrp-lstm evaluate --data SST_FILE [--min-length 10] [--steps 5] [--json FILE]
-                      [--png FILE] [--pointing N]
+    lrp-lstm evaluate --data FILE [--min-length 10] [--steps 5] [--json FILE]
+                      [--png FILE] [--pointing N] [--model PATH]
+                      FILE: SST trees, or lines of "label<TAB>text" (label: a class
+                      index or name)
 """
 import argparse
 import importlib.metadata
@@ -24,7 +27,8 @@ from .evaluate import DELETION_METHODS, GATE_RULE_METHODS
 def _parser():
     parser = argparse.ArgumentParser(
         prog="lrp-lstm",
-        description="Explain the predictions of the embedded SST sentiment LSTM.")
+        description="Explain the predictions of the embedded SST sentiment LSTM, or of "
+                    "your own text classifier (--model).")
     parser.add_argument("--version", action="version",
                         version=f"lrp-lstm {importlib.metadata.version('lrp-lstm')}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -35,6 +39,9 @@ def _parser():
                     help="lrp (default), sa (sensitivity) or gi (gradient x input)")
     ex.add_argument("--target", type=int, default=None,
                     help="class to explain (default: the predicted class)")
+    ex.add_argument("--step", type=int, default=None,
+                    help="for a per-step model (a tagger): the token whose output is "
+                         "explained (0-based)")
     ex.add_argument("--eps", type=float, default=1e-3, help="LRP stabilizer (default 1e-3)")
     ex.add_argument("--bias-factor", type=float, default=0.0,
                     help="1.0 redistributes bias relevance (default 0.0)")
@@ -52,8 +59,10 @@ def _parser():
     pr.add_argument("text", help='the text, or "-" to read one text per line from stdin')
     pr.add_argument("--json", action="store_true", help="print one JSON object")
 
-    ev = sub.add_parser("evaluate", help="word-deletion experiment on SST trees")
-    ev.add_argument("--data", required=True, help="an SST file of PTB trees, e.g. test.txt")
+    ev = sub.add_parser("evaluate", help="word-deletion experiment on labelled texts")
+    ev.add_argument("--data", required=True,
+                    help="an SST file of PTB trees (e.g. test.txt), or lines of "
+                         "'label<TAB>text', the label a class index or name")
     ev.add_argument("--min-length", type=int, default=10,
                     help="keep sentences of at least this many tokens (default 10)")
     ev.add_argument("--steps", type=int, default=5, help="words to delete (default 5)")
@@ -68,7 +77,11 @@ def _parser():
     ev.add_argument("--pointing", type=int, metavar="N", default=0,
                     help="also play the pointing game: N sentences are built, and those "
                          "whose prediction is the deciding word's class are kept (about "
-                         "half)")
+                         "half; SST trees only)")
+    for command in (ex, pr, ev):
+        command.add_argument("--model", metavar="PATH",
+                             help="a text classifier written by lrp_lstm.save_classifier "
+                                  "(default: the embedded SST model)")
     return parser
 
 
@@ -162,8 +175,8 @@ def _explain(clf, args, out):
         return _stream(out, lambda texts: [
             e.to_dict() for e in clf.explain_batch(
                 texts, targets=None if args.target is None else [args.target] * len(texts),
-                **kwargs)])
-    expl = clf.explain(_clean(args.text), target=args.target, **kwargs)
+                steps=None if args.step is None else [args.step] * len(texts), **kwargs)])
+    expl = clf.explain(_clean(args.text), target=args.target, step=args.step, **kwargs)
     if args.html:
         page = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
                 "<title>lrp-lstm heatmap</title></head><body>\n"
@@ -178,7 +191,8 @@ def _explain(clf, args, out):
         out.write(json.dumps(expl.to_dict()) + "\n")
         return True
     names = clf.class_names
-    out.write(f"predicted: {expl.predicted} ({names[expl.predicted]})  "
+    at = "" if expl.step is None else f" at token {expl.step} ({expl.tokens[expl.step]})"
+    out.write(f"predicted: {expl.predicted} ({names[expl.predicted]}){at}  "
               f"explained: {expl.target} ({expl.target_name})  method: {expl.method}\n")
     tokens = [_printable(t) for t in expl.tokens]
     width = max(len(t) for t in tokens)
@@ -212,19 +226,31 @@ def _predict(clf, args, out):
 
 def _evaluate(clf, args, out):
     from . import evaluate
-    from .datasets import read_sst
+    from .datasets import read_labelled, read_sst
 
     if args.min_length < 1 or args.steps < 0:
         raise ValueError("--min-length must be >= 1 and --steps >= 0")
-    trees = read_sst(args.data)
-    sentences = [s for s in trees if len(s.tokens) >= args.min_length]
-    if not sentences:
-        raise ValueError(f"no sentence of {args.data} has {args.min_length} tokens or more")
-    xs = [clf.embeddings[clf.token_ids(s.tokens)] for s in sentences]
-    labels = [s.label for s in sentences]
+    if clf.model.per_step:
+        raise ValueError("word deletion needs one prediction per text; this model puts out "
+                         "one per token (pooling 'none')")
+    with open(args.data, encoding="utf-8") as f:
+        trees_given = f.read(1 << 12).lstrip().startswith("(")
+    if trees_given:
+        trees = read_sst(args.data, clf.lowercase)
+        examples = [(s.tokens, s.label) for s in trees]
+    elif args.pointing:
+        raise ValueError("--pointing needs SST trees (phrase labels), not label-text lines")
+    else:
+        examples = [(clf.tokenize(text), label) for label, text in
+                    read_labelled(args.data, clf.class_names)]
+    examples = [(tokens, label) for tokens, label in examples if len(tokens) >= args.min_length]
+    if not examples:
+        raise ValueError(f"no text of {args.data} has {args.min_length} tokens or more")
+    xs = [clf.embeddings[clf.token_ids(tokens)] for tokens, _ in examples]
+    labels = [label for _, label in examples]
     table = evaluate.word_deletion(clf.model, xs, labels, methods=args.methods,
                                    steps=args.steps, n_random=args.random_runs)
-    out.write(f"Word deletion, {len(sentences)} sentences of >= {args.min_length} tokens "
+    out.write(f"Word deletion, {len(examples)} texts of >= {args.min_length} tokens "
               f"from {args.data}: accuracy (%) after 0..{args.steps} deletions\n")
     out.write(evaluate.format_table(table) + "\n")
     if args.pointing:
@@ -248,10 +274,11 @@ def _evaluate(clf, args, out):
 def main(argv=None):
     args = _parser().parse_args(argv)
     from .model import AmplificationWarning
+    from .io import load_classifier
     from .text import load_sst
 
     try:
-        clf = load_sst()
+        clf = load_sst() if args.model is None else load_classifier(args.model)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", AmplificationWarning)
             ok = {"explain": _explain, "predict": _predict,

@@ -1,4 +1,5 @@
-"""Reading the Stanford Sentiment Treebank (Socher et al., 2013).
+"""Reading labelled texts: the Stanford Sentiment Treebank (Socher et al.,
+2013), and plain lines of label and text.
 
 Each line of an SST file is a binary parse tree in PTB bracket form whose
 nodes all carry a sentiment label 0..4, e.g. ``(3 (2 It) (4 (2 's) ...))``.
@@ -60,3 +61,26 @@ def read_sst(path, lowercase=True):
     """Read an SST file (train.txt, dev.txt, test.txt) into a list of SSTSentence."""
     with open(path, encoding="utf-8") as f:
         return [parse_tree(line, lowercase) for line in f if line.strip()]
+
+
+def read_labelled(path, class_names):
+    """Read lines of "label<TAB>text" (blank lines skipped) into (label,
+    text) pairs; a label is a class index or one of class_names."""
+    index = {name: k for k, name in enumerate(class_names)}
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            label, tab, text = line.rstrip("\n").partition("\t")
+            label = label.strip()
+            if not tab:
+                raise ValueError(f"{path}, line {number}: expected 'label<TAB>text'")
+            if label in index:
+                out.append((index[label], text))
+            elif label.isdigit() and int(label) < len(class_names):
+                out.append((int(label), text))
+            else:
+                raise ValueError(f"{path}, line {number}: unknown class {label!r}: expected "
+                                 f"0..{len(class_names) - 1} or one of {list(class_names)}")
+    return out

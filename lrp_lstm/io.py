@@ -125,45 +125,105 @@ def load_reference_model(directory: str | os.PathLike, embeddings=None):
 
 
 FORMAT = "lrp-lstm/bilstm-1"
+CLASSIFIER_FORMAT = "lrp-lstm/classifier-1"
 
 
 class ModelFileError(ValueError):
     """A file that is not a readable lrp-lstm model file."""
 
 
-def save_model(model: RecurrentModel, path: str | os.PathLike) -> None:
-    """Write a RecurrentModel (LSTM or GRU) to the file `path`, exactly as named (an
-    .npz archive, no pickle): its to_dict() arrays (canonical gate order),
-    its cell type, output and mask_zero, and a format tag."""
-    with open(path, "wb") as f:
-        np.savez(f, lrp_lstm_format=np.array(FORMAT), cell=np.array(model.cell),
-                 output=np.array(model.output), mask_zero=np.array(model.mask_zero),
-                 **model.to_dict())
+def _model_arrays(model):
+    """A model's arrays as the .npz formats store them."""
+    return {"cell": np.array(model.cell), "output": np.array(model.output),
+            "mask_zero": np.array(model.mask_zero), **model.to_dict()}
 
 
-def load_model(path: str | os.PathLike) -> RecurrentModel:
-    """Read a RecurrentModel written by save_model (loaded with allow_pickle=False).
-    Raises ModelFileError (a ValueError) for anything else: a truncated
-    file, a .npy array, text, another archive."""
+def _model_from_arrays(arrays):
+    """The model stored by _model_arrays (arrays: the rest of the archive)."""
+    cell = arrays.pop("cell", None)
+    output = arrays.pop("output", None)
+    mask_zero = arrays.pop("mask_zero", None)
+    return RecurrentModel.from_dict(arrays, cell="lstm" if cell is None else str(cell),
+                                    output="softmax" if output is None else str(output),
+                                    mask_zero=False if mask_zero is None else bool(mask_zero))
+
+
+def _read_archive(path, tag, kind, writer):
+    """The arrays of an .npz archive with the format tag `tag` (loaded with
+    allow_pickle=False), the tag removed; ModelFileError for anything else
+    (kind: "model" or "classifier", as the messages name it)."""
     try:
         with open(path, "rb") as f:
             data = np.load(f, allow_pickle=False)
             if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ModelFileError(f"{path} holds a single array, not an lrp-lstm model "
-                                     "file (save_model writes an .npz archive)")
+                raise ModelFileError(f"{path} holds a single array, not an lrp-lstm {kind} "
+                                     f"file ({writer} writes an .npz archive)")
             with data:
                 arrays = {k: data[k] for k in data.files}
     except ModelFileError:
         raise
     except (ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise ModelFileError(f"{path} is not a readable lrp-lstm model file: "
+        raise ModelFileError(f"{path} is not a readable lrp-lstm {kind} file: "
                              f"{type(exc).__name__}: {exc}") from None
-    tag = arrays.pop("lrp_lstm_format", None)
-    if tag is None or str(tag) != FORMAT:
-        raise ModelFileError(f"{path} is not an lrp-lstm model file (format {FORMAT!r})")
-    cell = arrays.pop("cell", None)
-    output = arrays.pop("output", None)
-    mask_zero = arrays.pop("mask_zero", None)
-    return RecurrentModel.from_dict(arrays, cell="lstm" if cell is None else str(cell),
-                            output="softmax" if output is None else str(output),
-                            mask_zero=False if mask_zero is None else bool(mask_zero))
+    found = arrays.pop("lrp_lstm_format", None)
+    if found is None or str(found) != tag:
+        hint = {FORMAT: " (a model: use load_model)",
+                CLASSIFIER_FORMAT: " (a text classifier: use load_classifier)"}.get(
+                    None if found is None else str(found), "")
+        raise ModelFileError(f"{path} is not an lrp-lstm {kind} file (format {tag!r})"
+                             + hint)
+    return arrays
+
+
+def save_model(model: RecurrentModel, path: str | os.PathLike) -> None:
+    """Write a model (LSTM or GRU, any head) to the file `path`, exactly as
+    named (an .npz archive, no pickle): its to_dict() arrays (canonical gate
+    order), its cell type, output and mask_zero, and a format tag."""
+    with open(path, "wb") as f:
+        np.savez(f, lrp_lstm_format=np.array(FORMAT), **_model_arrays(model))
+
+
+def load_model(path: str | os.PathLike) -> RecurrentModel:
+    """Read a model written by save_model (loaded with allow_pickle=False).
+    Raises ModelFileError (a ValueError) for anything else: a truncated
+    file, a .npy array, text, another archive."""
+    return _model_from_arrays(_read_archive(path, FORMAT, "model", "save_model"))
+
+
+_CLASSIFIER_KEYS = ("vocab", "embeddings", "unknown_token", "lowercase", "class_names")
+
+
+def save_classifier(clf, path: str | os.PathLike) -> None:
+    """Write a TextClassifier to the file `path`, exactly as named: one .npz
+    archive (no pickle) with its model (weights and head, as save_model),
+    vocabulary, embeddings, tokenizer settings (lowercase, unknown token)
+    and class names. `lrp-lstm explain --model PATH` uses it."""
+    if clf.embeddings is None:
+        raise ValueError("the classifier has no embeddings to save")
+    extra = {"vocab": np.array(clf.vocab, dtype=str), "embeddings": clf.embeddings,
+             "lowercase": np.array(clf.lowercase),
+             "class_names": np.array(clf.class_names, dtype=str)}
+    if clf.unknown_token is not None:
+        extra["unknown_token"] = np.array(clf.unknown_token)
+    with open(path, "wb") as f:
+        np.savez(f, lrp_lstm_format=np.array(CLASSIFIER_FORMAT), **extra,
+                 **_model_arrays(clf.model))
+
+
+def load_classifier(path: str | os.PathLike):
+    """Read a TextClassifier written by save_classifier (no pickle).
+    Raises ModelFileError (a ValueError) for anything else."""
+    from .text import TextClassifier
+
+    arrays = _read_archive(path, CLASSIFIER_FORMAT, "classifier", "save_classifier")
+    missing = [k for k in ("vocab", "embeddings", "lowercase", "class_names")
+               if k not in arrays]
+    if missing:
+        raise ModelFileError(f"{path} lacks {', '.join(missing)}")
+    extra = {k: arrays.pop(k) for k in _CLASSIFIER_KEYS if k in arrays}
+    return TextClassifier(_model_from_arrays(arrays), [str(w) for w in extra["vocab"]],
+                          extra["embeddings"],
+                          unknown_token=(str(extra["unknown_token"])
+                                         if "unknown_token" in extra else None),
+                          class_names=[str(c) for c in extra["class_names"]],
+                          lowercase=bool(extra["lowercase"]))

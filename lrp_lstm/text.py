@@ -22,6 +22,7 @@ class TextExplanation:
     sigmoid output (one score, the logit) the two classes' (1 - p, p)
     predicted : the predicted class; target : the explained score's index
     (0 for a sigmoid output); target_name : its class name
+    step : a per-step model's explained token (None for other models)
     method : "lrp", "sa" or "gi"; class_names : C names
     amplification : LRP only, (sum |R| + |rest|) / |score| (see Explanation)
     explanation : the array-level Explanation (relevance (T, e), ...)
@@ -36,6 +37,7 @@ class TextExplanation:
         self.probabilities = probabilities(self.scores, output)
         self.predicted = int(np.argmax(self.probabilities))
         self.target = explanation.target
+        self.step = explanation.step
         # a sigmoid output's one score is the logit of its second class
         self.target_name = (f"{self.class_names[1]} (logit)" if output == "sigmoid"
                             else self.class_names[self.target])
@@ -55,6 +57,8 @@ class TextExplanation:
                "scores": [float(s) for s in self.scores],
                "probabilities": [float(p) for p in self.probabilities],
                "predicted": self.predicted, "target": self.target, "method": self.method}
+        if self.step is not None:
+            out["step"] = self.step
         if self.amplification is not None:
             out["amplification"] = self.amplification
         return out
@@ -197,27 +201,32 @@ class TextClassifier:
     def explain(self, text: str, method: str | tuple[str, ...] = "lrp",
                 target: int | None = None, eps: float = 1e-3, bias_factor: float = 0.0,
                 gate_rule: str = "signal", sum_rule: str = "epsilon", dtype=np.float64,
-                n_threads: int | None = 1) -> TextExplanation | dict[str, TextExplanation]:
-        """Explain one text; see RecurrentModel.explain for the parameters.
+                n_threads: int | None = 1,
+                step: int | None = None) -> TextExplanation | dict[str, TextExplanation]:
+        """Explain one text; see RecurrentModel.explain for the parameters
+        (step: the token whose output a per-step model explains).
 
         Returns a TextExplanation (a dict of them for a tuple of methods).
         """
         return self.explain_batch([text], method, None if target is None else [target],
                                   eps, bias_factor, gate_rule, sum_rule, n_threads=n_threads,
-                                  dtype=dtype, _named=False)[0]
+                                  dtype=dtype, steps=None if step is None else [step],
+                                  _named=False)[0]
 
     def explain_batch(self, texts: list[str], method: str | tuple[str, ...] = "lrp",
                       targets: list[int | None] | None = None, eps: float = 1e-3,
                       bias_factor: float = 0.0, gate_rule: str = "signal",
                       sum_rule: str = "epsilon", n_threads: int | None = None,
-                      dtype=np.float64,
+                      dtype=np.float64, steps: list[int] | None = None,
                       _named=True) -> list[TextExplanation | dict[str, TextExplanation]]:
-        """Explain many texts in one kernel call; one TextExplanation per text."""
+        """Explain many texts in one kernel call; one TextExplanation per text
+        (steps: per-step models, one token index per text)."""
         if isinstance(texts, str):
             raise TypeError("texts must be a list of str; use explain() for one text")
         token_lists, xs, masks = self._embed_all(texts, _named)
         results = self.model.explain_batch(xs, method, targets, eps, bias_factor, gate_rule,
-                                           sum_rule, masks, n_threads=n_threads, dtype=dtype)
+                                           sum_rule, masks, n_threads=n_threads, dtype=dtype,
+                                           steps=steps, _name=None if _named else "x")
         out = []
         for tokens, res in zip(token_lists, results):
             if isinstance(res, dict):
