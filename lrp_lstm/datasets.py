@@ -1,5 +1,7 @@
-"""Reading labelled texts: the Stanford Sentiment Treebank (Socher et al.,
-2013), and plain lines of label and text.
+"""Datasets: labelled texts (the Stanford Sentiment Treebank, Socher et al.
+2013, and plain lines of label and text), and the generators of two
+known-answer tasks (a time series with a planted spike, and the toy
+arithmetic task of Arras et al. 2019).
 
 Each line of an SST file is a binary parse tree in PTB bracket form whose
 nodes all carry a sentiment label 0..4, e.g. ``(3 (2 It) (4 (2 's) ...))``.
@@ -8,6 +10,8 @@ non-breaking space (``8\\xa01\\/2``), which stays inside the token.
 """
 import re
 from typing import List, NamedTuple, Tuple
+
+import numpy as np
 
 _TREE_TOKEN = re.compile(r"\(|\)|[^ ()\n]+")
 
@@ -84,3 +88,47 @@ def read_labelled(path, class_names):
                 raise ValueError(f"{path}, line {number}: unknown class {label!r}: expected "
                                  f"0..{len(class_names) - 1} or one of {list(class_names)}")
     return out
+
+
+def spike_series(n, seed=0, T=40, channels=3, height=5.0):
+    """A known-answer time-series task: n series (n, T, channels) of
+    standard Gaussian noise, each with one spike of `height` added to
+    channel c at a random step; the class is c.
+
+    Returns (x (n, T, channels), labels (n,), steps (n,): the planted steps).
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, T, channels))
+    labels = rng.integers(0, channels, n)
+    steps = rng.integers(0, T, n)
+    x[np.arange(n), steps, labels] += height
+    return x, labels, steps
+
+
+ARITHMETIC_TASKS = ("add", "subtract")
+
+
+def arithmetic_sequences(n, task="add", seed=0, min_length=4, max_length=20):
+    """The toy arithmetic task of Arras et al. ("Evaluating Recurrent Neural
+    Network Explanations", BlackboxNLP 2019): each step holds a number drawn
+    uniformly from [-1, 1] and a marker, 1 at two random positions a < b
+    and 0 elsewhere; the target is n_a + n_b ("add") or n_a - n_b
+    ("subtract"). Lengths are uniform in [min_length, max_length].
+
+    Returns (xs: n arrays (T_k, 2), targets (n,), operands (n, 2): the
+    positions a and b).
+    """
+    if task not in ARITHMETIC_TASKS:
+        raise ValueError(f"unknown task {task!r}: expected one of {ARITHMETIC_TASKS}")
+    rng = np.random.default_rng(seed)
+    xs, targets, operands = [], np.empty(n), np.empty((n, 2), np.intp)
+    for k in range(n):
+        T = int(rng.integers(min_length, max_length + 1))
+        x = np.zeros((T, 2))
+        x[:, 0] = rng.uniform(-1, 1, T)
+        a, b = np.sort(rng.choice(T, 2, replace=False))
+        x[[a, b], 1] = 1
+        xs.append(x)
+        targets[k] = x[a, 0] + (x[b, 0] if task == "add" else -x[b, 0])
+        operands[k] = a, b
+    return xs, targets, operands

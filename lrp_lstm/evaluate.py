@@ -226,3 +226,31 @@ def constructed_sentences(clf, fillers, deciders, n=500, length=(6, 15), seed=0)
             xs.append(x)
             positions.append([pos])
     return tokens, xs, positions
+
+
+def operand_relevance(model, xs, operands, task, method, eps=1e-3, bias_factor=0.0,
+                      n_threads=None):
+    """How an explanation of the toy arithmetic task (datasets.
+    arithmetic_sequences) treats the two operands n_a and n_b, whose sum or
+    difference the model predicts.
+
+    Returns {"corr_a": Pearson correlation of the relevance of step a with
+    n_a, "corr_b": that of step b with n_b ("add") or -n_b ("subtract"),
+    "elsewhere": the share of sum |relevance| on the other steps}, over all
+    inputs: a faithful explanation has both correlations near 1 and little
+    relevance elsewhere. method as for pointing_game.
+    """
+    explanations = _explain(model, xs, method, None, eps, bias_factor, n_threads)
+    sign = 1.0 if task == "add" else -1.0
+    ra, rb, na, nb, elsewhere, total = [], [], [], [], 0.0, 0.0
+    for e, x, (a, b) in zip(explanations, xs, operands):
+        r = e.word_relevance
+        ra.append(r[a])
+        rb.append(r[b])
+        na.append(x[a, 0])
+        nb.append(sign * x[b, 0])
+        total += np.abs(r).sum()
+        elsewhere += np.abs(r).sum() - abs(r[a]) - abs(r[b])
+    return {"corr_a": float(np.corrcoef(ra, na)[0, 1]),
+            "corr_b": float(np.corrcoef(rb, nb)[0, 1]),
+            "elsewhere": float(elsewhere / total)}
