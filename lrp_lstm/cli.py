@@ -204,6 +204,12 @@ def _explain(clf, args, out):
 
 
 def _prediction(clf, probs):
+    """The JSON fields of a prediction: probs (classes,), or (T, classes) for
+    a per-step model, whose fields are lists with one entry per token."""
+    if probs.ndim == 2:
+        ks = [int(k) for k in probs.argmax(axis=1)]
+        return {"predicted": ks, "class_name": [clf.class_names[k] for k in ks],
+                "probabilities": probs.tolist()}
     k = int(probs.argmax())
     return {"predicted": k, "class_name": clf.class_names[k],
             "probabilities": [float(p) for p in probs]}
@@ -213,9 +219,17 @@ def _predict(clf, args, out):
     if args.text == "-":
         return _stream(out, lambda texts: [_prediction(clf, probs)
                                            for probs in clf.predict_proba_batch(texts)])
-    probs = clf.predict_proba(_clean(args.text))
+    text = _clean(args.text)
+    probs = clf.predict_proba(text)
     if args.json:
         out.write(json.dumps(_prediction(clf, probs)) + "\n")
+        return True
+    if probs.ndim == 2:         # a per-step model: one class per token
+        tokens = [_printable(t) for t in clf.tokenize(text)]
+        width = max(len(t) for t in tokens)
+        for tok, p in zip(tokens, probs):
+            k = int(p.argmax())
+            out.write(f"{tok:<{width}}  {k} ({clf.class_names[k]})  {p[k]:.4f}\n")
         return True
     k = int(probs.argmax())
     out.write(f"{k} ({clf.class_names[k]})\n")

@@ -178,25 +178,37 @@ class TextClassifier:
 
     def predict_proba(self, text: str) -> np.ndarray:
         """Class probabilities of one text: the softmax of the scores (C,),
-        or (1 - p, p) for a sigmoid output."""
+        or (1 - p, p) for a sigmoid output; for a per-step model one row
+        per token (T, classes)."""
         return probabilities(self._scores([text], named=False)[0], self.model.output)
 
-    def predict(self, text: str) -> int:
-        """The predicted class of one text."""
-        return int(np.argmax(self.predict_proba(text)))
+    def predict(self, text: str) -> int | np.ndarray:
+        """The predicted class of one text (for a per-step model, (T,): one
+        per token)."""
+        probs = self.predict_proba(text)
+        return probs.argmax(axis=-1) if self.model.per_step else int(np.argmax(probs))
 
     def predict_proba_batch(self, texts: list[str],
-                            n_threads: int | None = None) -> np.ndarray:
-        """Class probabilities (B, classes) of many texts, in one kernel call."""
+                            n_threads: int | None = None) -> np.ndarray | list[np.ndarray]:
+        """Class probabilities (B, classes) of many texts, in one kernel call
+        (a per-step model: a list of (T_k, classes))."""
         if isinstance(texts, str):
             raise TypeError("texts must be a list of str; use predict_proba() for one text")
-        return probabilities(self._scores(texts, n_threads), self.model.output)
+        scores = self._scores(texts, n_threads)
+        if self.model.per_step:
+            return [probabilities(s, self.model.output) for s in scores]
+        return probabilities(scores, self.model.output)
 
-    def predict_batch(self, texts: list[str], n_threads: int | None = None) -> np.ndarray:
-        """Predicted classes (B,) of many texts."""
+    def predict_batch(self, texts: list[str],
+                      n_threads: int | None = None) -> np.ndarray | list[np.ndarray]:
+        """Predicted classes (B,) of many texts (a per-step model: a list
+        of (T_k,))."""
         if isinstance(texts, str):
             raise TypeError("texts must be a list of str; use predict() for one text")
-        return self.predict_proba_batch(texts, n_threads).argmax(axis=1)
+        probs = self.predict_proba_batch(texts, n_threads)
+        if self.model.per_step:
+            return [p.argmax(axis=-1) for p in probs]
+        return probs.argmax(axis=1)
 
     def explain(self, text: str, method: str | tuple[str, ...] = "lrp",
                 target: int | None = None, eps: float = 1e-3, bias_factor: float = 0.0,

@@ -99,5 +99,14 @@ def test_cli_explains_a_tagger_at_a_token(tmp_path):
                                rtol=1e-12)
     res = run_cli("explain", text, "--model", str(path))
     assert res.returncode == 1 and "give the step" in res.stderr
+    # predict: one class per token
+    classes = clf.predict(text)
+    assert classes.shape == (4,)
+    res = run_cli("predict", text, "--model", str(path), "--json")
+    assert json.loads(res.stdout)["predicted"] == classes.tolist()
+    res = run_cli("predict", text, "--model", str(path))
+    assert [line.split()[1] for line in res.stdout.splitlines()] == [str(k) for k in classes]
+    res = run_cli("predict", "-", "--model", str(path), stdin="the film\n")
+    assert json.loads(res.stdout)["predicted"] == clf.predict("the film").tolist()
     res = run_cli("explain", text, "--model", str(path), "--step", "4")
     assert res.returncode == 1 and "step = 4 is out of range" in res.stderr
