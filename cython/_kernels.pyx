@@ -9,7 +9,10 @@ sequence x_0 .. x_{T-1} (the backward direction reads it reversed):
     z_t = Wx x_t + Wh h_{t-1} + b                 b = bxh + bhh, (4d,)
     i, f, o = sigmoid(z_t[i, f, o]),  g = tanh(z_t[g])
     c_t = f * c_{t-1} + i * g,  h_t = o * tanh(c_t),  h_{-1} = c_{-1} = 0
-    s = sum over directions of Why h_{T-1}  +  by          (C,)
+
+and the head maps the top layer's states to the scores s (C,): by default
+s = sum over directions of Why h_{T-1} + by (see "The head" below for
+pooling, attention and Linear layers).
 
 LRP (epsilon rule; by default "signal-take-all" for the products, other
 gate rules below). For a linear map z_k = sum_j w_jk a_j + b_k with N lower
@@ -19,8 +22,8 @@ units, relevance R_k is sent down as
                  * R_k / (z_k + eps sgn(z_k)),       sgn(0) = +1,
 
 computed in matrix form: q = R / (z + eps sgn z), R_j = a_j (W^T q)_j
-+ bias_factor sum_k (b_k + eps sgn z_k) q_k / N. The output layer sends
-s[target] to the final hidden states (N = n_dir d), h_t passes all of its
++ bias_factor sum_k (b_k + eps sgn z_k) q_k / N. The head sends
+s[target] to the top layer's hidden states, h_t passes all of its
 relevance to c_t, c_t splits between f*c_{t-1} and i*g (identity
 connections, N = 2d), i*g passes all to g, and g's pre-activation
 (N = d + e) splits between x_t and h_{t-1}. The gates take none.
