@@ -351,69 +351,67 @@ cdef inline floating *hidden_block(const Cell *cells, Py_ssize_t n_dir, Py_ssize
 # ---------------------------------------------------------------------------
 # Forward
 
-cdef void forward_lstm(const floating *p, const Cell *cl, const Chunk *ch,
-                       floating *w) noexcept nogil:
-    """One LSTM direction over the chunk, its input already in w + cl.x:
-    fills z, gates (i, g, f, o activated), tc, c and h, all packed."""
-    cdef Py_ssize_t s, k, j, r, n, d = cl.d, G = cl.G
+cdef inline void lstm_row(const floating *z, floating *a, const floating *c_prev,
+                          floating *c, floating *tc, floating *h, Py_ssize_t d) noexcept nogil:
+    """One LSTM row's step from its pre-activations z (i, g, f, o): the
+    activated gates a, c_t, tanh(c_t) and h_t (c_prev NULL at the first
+    step)."""
+    cdef Py_ssize_t j
+    sigmoid(d, z, a)
+    tanh_(d, z + d, a + d)
+    sigmoid(2 * d, z + 2 * d, a + 2 * d)
+    for j in range(d):
+        c[j] = a[2 * d + j] * (c_prev[j] if c_prev != NULL else 0) + a[j] * a[d + j]
+    tanh_(d, c, tc)
+    for j in range(d):
+        h[j] = a[3 * d + j] * tc[j]
+
+
+cdef inline void gru_row(floating *a, const floating *gh, floating *g, const floating *h_prev,
+                         floating *h, Py_ssize_t d) noexcept nogil:
+    """One GRU row's step: a (the input's parts of a_r, a_z, a_n) receives
+    the recurrent parts gh = Wh h_{t-1} + bh (a_n's gated by r); g the gates
+    r, z, n; then h_t (h_prev NULL at the first step)."""
+    cdef Py_ssize_t j
+    for j in range(2 * d):
+        a[j] = a[j] + gh[j]
+    sigmoid(2 * d, a, g)
+    for j in range(d):
+        a[2 * d + j] = a[2 * d + j] + g[j] * gh[2 * d + j]
+    tanh_(d, a + 2 * d, g + 2 * d)
+    for j in range(d):
+        h[j] = (1 - g[d + j]) * g[2 * d + j] + g[d + j] * (h_prev[j] if h_prev != NULL else 0)
+
+
+cdef void forward_direction(const floating *p, const Cell *cl, const Chunk *ch, bint gru,
+                            floating *w) noexcept nogil:
+    """One LSTM or GRU direction over the chunk, its input already in
+    w + cl.x, all packed: z the pre-activations (LSTM i, g, f, o; GRU a_r,
+    a_z, a_n), gates the activated gates, h; an LSTM's tc and c, a GRU's c
+    = Wh h_{t-1} + bh (whose last d entries are u)."""
+    cdef Py_ssize_t s, k, r, q, n, d = cl.d, G = cl.G
     cdef floating *z = w + cl.z
-    cdef floating *a
-    cdef floating *c = w + cl.c
     cdef floating *h = w + cl.h
-    cdef floating *tc = w + cl.tc
-    cdef floating c_prev
+    cdef floating *rec = w + cl.c if gru else z     # where the recurrent products go
     for r in range(ch.N):
         memcpy(z + r * G, p + cl.bx, G * sizeof(floating))
+        if gru:
+            memcpy(rec + r * G, p + cl.bh, G * sizeof(floating))
     gemm(ch.N, cl.e, G, w + cl.x, cl.e, p + cl.WxT, G, z, G)
     for s in range(ch.S):
         n = ch.n_active[s]
         if s > 0:
-            gemm(n, d, G, h + ch.row0[s - 1] * d, d, p + cl.WhT, G, z + ch.row0[s] * G, G)
+            gemm(n, d, G, h + ch.row0[s - 1] * d, d, p + cl.WhT, G, rec + ch.row0[s] * G, G)
         for k in range(n):
             r = ch.row0[s] + k
-            a = w + cl.gates + r * G
-            sigmoid(d, z + r * G, a)
-            tanh_(d, z + r * G + d, a + d)
-            sigmoid(2 * d, z + r * G + 2 * d, a + 2 * d)
-            for j in range(d):
-                c_prev = c[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
-                c[r * d + j] = a[2 * d + j] * c_prev + a[j] * a[d + j]
-            tanh_(d, c + r * d, tc + r * d)
-            for j in range(d):
-                h[r * d + j] = a[3 * d + j] * tc[r * d + j]
-
-
-cdef void forward_gru(const floating *p, const Cell *cl, const Chunk *ch,
-                      floating *w) noexcept nogil:
-    """One GRU direction over the chunk: fills z (a_r, a_z, a_n), gates (r,
-    z, n), c (Wh h_{t-1} + bh, whose last d entries are u) and h."""
-    cdef Py_ssize_t s, k, j, r, n, d = cl.d, G = cl.G
-    cdef floating *a
-    cdef floating *g
-    cdef floating *gh = w + cl.c
-    cdef floating *h = w + cl.h
-    cdef floating h_prev
-    for r in range(ch.N):
-        memcpy(w + cl.z + r * G, p + cl.bx, G * sizeof(floating))
-        memcpy(gh + r * G, p + cl.bh, G * sizeof(floating))
-    gemm(ch.N, cl.e, G, w + cl.x, cl.e, p + cl.WxT, G, w + cl.z, G)
-    for s in range(ch.S):
-        n = ch.n_active[s]
-        if s > 0:
-            gemm(n, d, G, h + ch.row0[s - 1] * d, d, p + cl.WhT, G, gh + ch.row0[s] * G, G)
-        for k in range(n):
-            r = ch.row0[s] + k
-            a = w + cl.z + r * G
-            g = w + cl.gates + r * G
-            for j in range(2 * d):
-                a[j] = a[j] + gh[r * G + j]
-            sigmoid(2 * d, a, g)
-            for j in range(d):
-                a[2 * d + j] = a[2 * d + j] + g[j] * gh[r * G + 2 * d + j]
-            tanh_(d, a + 2 * d, g + 2 * d)
-            for j in range(d):
-                h_prev = h[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
-                h[r * d + j] = (1 - g[d + j]) * g[2 * d + j] + g[d + j] * h_prev
+            q = (ch.row0[s - 1] + k) * d if s > 0 else -1   # the row of step s-1
+            if gru:
+                gru_row(z + r * G, rec + r * G, w + cl.gates + r * G,
+                        h + q if s > 0 else NULL, h + r * d, d)
+            else:
+                lstm_row(z + r * G, w + cl.gates + r * G,
+                         w + cl.c + q if s > 0 else NULL, w + cl.c + r * d,
+                         w + cl.tc + r * d, h + r * d, d)
 
 
 cdef void gather_input(const floating *src, Py_ssize_t ld, const Cell *cl, const Chunk *ch,
@@ -520,281 +518,270 @@ cdef inline floating split_products(int rule, const floating *a, floating c_prev
     return R_prev
 
 
-cdef void lrp_lstm(const floating *p, const floating *ap, const Cell *cl, const Chunk *ch,
-                   Py_ssize_t dr, const floating *inject, Py_ssize_t ld_inject,
-                   floating eps, floating bias_factor, int rule, bint absolute,
-                   floating *rest, floating *w) noexcept nogil:
-    """LRP through one LSTM direction. h_t = o * tanh(c_t) -> (o, c_t), then
-    c_t -> (f * c_{t-1}, i * g); each product gate * signal passes the
-    fraction gate_share(rule) of its relevance to the gate, the rest to the
-    signal; a gate's relevance goes through its pre-activation to x_t and
-    h_{t-1} like g's. The sums (c_t and the pre-activations) split by the
-    epsilon rule or, when absolute, by the abs rule: each term gets
-    |term| / (sum |term| + |bias|), the bias's share spread by bias_factor
-    (ap: the absolute weights, in params' layout). Adds the relevance left
-    on each sequence's initial states to rest (b,)."""
-    cdef Py_ssize_t s, k, j, r, n, d = cl.d, G = cl.G, e = cl.e
-    cdef Py_ssize_t first = d if rule == RULE_SIGNAL else 0
-    cdef Py_ssize_t last = 2 * d if rule == RULE_SIGNAL else G
-    cdef const floating *pw = ap if absolute else p    # the weights relevance goes through
-    cdef floating *Rh = w + cl.Rh
-    cdef floating *Rc = w + cl.Rc
-    cdef floating *v = w + cl.v
-    cdef floating *c = w + cl.c
-    cdef floating *h = w + cl.h
-    cdef const floating *b = pw + cl.bx
-    cdef const floating *a
-    cdef floating *zt
-    cdef floating *Rg
-    cdef floating share, zz, c_prev, Rig, Rfc, Ro, fc, ig, hp
+cdef inline floating pair_sum_epsilon(floating *R, const floating *z, Py_ssize_t d,
+                                      floating eps, floating bias_factor) noexcept nogil:
+    """The epsilon rule's first half for sums z = u + v of two element-wise
+    terms (identity connections, 2d lower units: c_t, a GRU's h_t): R (d,)
+    becomes R / (z + eps sgn z); returns the stabilizer's share of each
+    lower unit, bias_factor sum_j eps sgn(z_j) R_j / (2d)."""
+    cdef Py_ssize_t j
+    cdef floating share = 0
+    for j in range(d):
+        R[j] = R[j] / (z[j] + eps * sgn(z[j]))
+        share = share + eps * sgn(z[j]) * R[j]
+    return bias_factor * share / (2 * d)
+
+
+cdef inline floating lstm_lrp_row(const floating *a, const floating *tc, const floating *c,
+                                  const floating *c_prev, const floating *b, floating *zt,
+                                  floating *Rh, floating *Rc, floating *Rg, Py_ssize_t first,
+                                  Py_ssize_t last, int rule, bint absolute, floating eps,
+                                  floating bias_factor, Py_ssize_t d,
+                                  Py_ssize_t e) noexcept nogil:
+    """One LSTM row's LRP step: from Rh and the carried Rc (d,) to the gate
+    relevances Rg (i, g, f, o; only first:last are used) and Rc for
+    c_{t-1}; zt (the gates' pre-activations, or their absolute sums) then
+    holds the scaled relevance for the product with Wx and Wh. a: the
+    activated gates, tc = tanh(c_t), c = c_t, c_prev (NULL at the first
+    step), b the biases relevance goes through. Returns the row's bias share
+    for each of its d + e lower units."""
+    cdef Py_ssize_t j
+    cdef floating share = 0, zz, cp, Rig, Rfc, Ro, fc, ig
     if absolute:
+        for j in range(d):
+            Ro = gate_share(rule, a[3 * d + j], tc[j]) * Rh[j]
+            Rg[3 * d + j] = Ro
+            Rc[j] = Rc[j] + (Rh[j] - Ro)
+            cp = c_prev[j] if c_prev != NULL else 0
+            fc = a[2 * d + j] * cp
+            ig = a[j] * a[d + j]
+            fc = fc if fc >= 0 else -fc
+            ig = ig if ig >= 0 else -ig
+            zz = Rc[j] / (fc + ig) if fc + ig > 0 else 0
+            Rc[j] = split_products(rule, a, cp, ig * zz, fc * zz, j, d, Rg)
+    else:       # (the default, signal-take-all, skips the gates' shares)
+        for j in range(d):
+            if rule == RULE_SIGNAL:
+                Rc[j] = Rc[j] + Rh[j]
+            else:
+                Rg[3 * d + j] = gate_share(rule, a[3 * d + j], tc[j]) * Rh[j]
+                Rc[j] = Rc[j] + (Rh[j] - Rg[3 * d + j])
+        share = pair_sum_epsilon(Rc, c, d, eps, bias_factor)
+        for j in range(d):
+            cp = c_prev[j] if c_prev != NULL else 0
+            Rig = a[j] * a[d + j] * Rc[j] + share
+            Rfc = a[2 * d + j] * cp * Rc[j] + share
+            if rule == RULE_SIGNAL:
+                Rg[d + j] = Rig
+                Rc[j] = Rfc
+            else:
+                Rc[j] = split_products(rule, a, cp, Rig, Rfc, j, d, Rg)
+    # the gates' pre-activations -> (x_t, h_{t-1}); zt holds the
+    # pre-activations (epsilon rule) or their absolute sums (abs rule)
+    share = 0
+    for j in range(first, last):
+        zz = zt[j]
+        if absolute:
+            zt[j] = Rg[j] / zz if zz > 0 else 0
+            share = share + b[j] * zt[j]
+        else:
+            zt[j] = Rg[j] / (zz + eps * sgn(zz))
+            share = share + (b[j] + eps * sgn(zz)) * zt[j]
+    return bias_factor * share / (d + e)
+
+
+cdef inline floating gru_lrp_row(const floating *g, const floating *gh, const floating *h,
+                                 const floating *h_prev, const floating *bx,
+                                 const floating *bh, floating *at, floating *Rh,
+                                 floating *Rp, floating *q, bint absolute, floating eps,
+                                 floating bias_factor, Py_ssize_t d,
+                                 Py_ssize_t e) noexcept nogil:
+    """One GRU row's LRP step: h_t -> ((1 - z) n, z h_{t-1}), Rp (d,)
+    receiving z h_{t-1}'s relevance; a_n -> (x_t, m = r * u), a_n's scaled
+    relevance left in at's a_n columns for the product with Wx_n; m passes
+    all to u, whose scaled relevance goes to q (d,) with the share of u's
+    bias behind it (q[d]) for the product with Wh_n. g: the gates r, z, n,
+    gh = Wh h_{t-1} + bh, h = h_t, h_prev (NULL at the first step); at holds
+    the pre-activations (the absolute sums of a_n and u in its a_r and a_z
+    columns, for the abs rule). Returns a_n's bias share for each of its
+    e + d lower units."""
+    cdef Py_ssize_t j
+    cdef floating share = 0, share2 = 0, zz, hp, A, B, m
+    if absolute:
+        for j in range(d):
+            hp = h_prev[j] if h_prev != NULL else 0
+            A = (1 - g[d + j]) * g[2 * d + j]
+            B = g[d + j] * hp
+            A = A if A >= 0 else -A
+            B = B if B >= 0 else -B
+            zz = Rh[j] / (A + B) if A + B > 0 else 0
+            Rp[j] = B * zz
+            m = g[j] * gh[2 * d + j]
+            at[j] = at[j] + (m if m >= 0 else -m)      # the sum of a_n, complete
+            q[j] = A * zz / at[j] if at[j] > 0 else 0
+            share = share + bx[2 * d + j] * q[j]
+            at[2 * d + j] = q[j]
+    else:
+        memcpy(q, Rh, d * sizeof(floating))
+        share = pair_sum_epsilon(q, h, d, eps, bias_factor)
+        for j in range(d):
+            hp = h_prev[j] if h_prev != NULL else 0
+            Rp[j] = g[d + j] * hp * q[j] + share
+            zz = at[2 * d + j]
+            q[j] = ((1 - g[d + j]) * g[2 * d + j] * q[j] + share) / (zz + eps * sgn(zz))
+        share = 0
+        for j in range(d):
+            share = share + (bx[2 * d + j] + eps * sgn(at[2 * d + j])) * q[j]
+            at[2 * d + j] = q[j]
+    share = bias_factor * share / (d + e)
+    # m passes all to u; u -> h_{t-1}
+    for j in range(d):
+        zz = gh[2 * d + j]
+        if absolute:
+            m = g[j] * zz
+            m = m if m >= 0 else -m
+            q[j] = (m * q[j] + share) / at[d + j] if at[d + j] > 0 else 0
+            share2 = share2 + bh[2 * d + j] * q[j]
+        else:
+            q[j] = (g[j] * zz * q[j] + share) / (zz + eps * sgn(zz))
+            share2 = share2 + (bh[2 * d + j] + eps * sgn(zz)) * q[j]
+    q[d] = bias_factor * share2 / d
+    return share
+
+
+cdef inline void lstm_gradient_row(const floating *a, const floating *tc,
+                                   const floating *c_prev, floating *dh, floating *dc,
+                                   floating *dz, Py_ssize_t d) noexcept nogil:
+    """One LSTM row's step: from dh and the carried dc (d,) to the gradients
+    of the pre-activations dz (i, g, f, o); dc becomes what c_{t-1} gets
+    (c_prev NULL at the first step)."""
+    cdef Py_ssize_t j
+    cdef floating gi, gg, gf, go, tcj, cp
+    for j in range(d):
+        gi = a[j]
+        gg = a[d + j]
+        gf = a[2 * d + j]
+        go = a[3 * d + j]
+        tcj = tc[j]
+        cp = c_prev[j] if c_prev != NULL else 0
+        dc[j] = dc[j] + dh[j] * go * (1 - tcj * tcj)
+        dz[j] = dc[j] * gg * gi * (1 - gi)
+        dz[d + j] = dc[j] * gi * (1 - gg * gg)
+        dz[2 * d + j] = dc[j] * cp * gf * (1 - gf)
+        dz[3 * d + j] = dh[j] * tcj * go * (1 - go)
+        dc[j] = dc[j] * gf
+
+
+cdef inline void gru_gradient_row(const floating *g, const floating *gh,
+                                  const floating *h_prev, floating *dh, floating *da,
+                                  floating *v, Py_ssize_t d) noexcept nogil:
+    """One GRU row's step: from dh (d,) to the gradients da of a_r, a_z,
+    a_n; v receives what Wh carries to h_{t-1} (a_n's scaled by r), and dh
+    keeps the part z dh that goes straight to h_{t-1} (h_prev NULL at the
+    first step)."""
+    cdef Py_ssize_t j
+    cdef floating rr, zz, nn, da_n, hp
+    for j in range(d):
+        rr = g[j]
+        zz = g[d + j]
+        nn = g[2 * d + j]
+        hp = h_prev[j] if h_prev != NULL else 0
+        da_n = dh[j] * (1 - zz) * (1 - nn * nn)
+        da[j] = da_n * gh[2 * d + j] * rr * (1 - rr)
+        da[d + j] = dh[j] * (hp - nn) * zz * (1 - zz)
+        da[2 * d + j] = da_n
+        v[j] = da[j]
+        v[d + j] = da[d + j]
+        v[2 * d + j] = da_n * rr
+        dh[j] = dh[j] * zz
+
+
+cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
+                        const Chunk *ch, Py_ssize_t dr, const floating *inject,
+                        Py_ssize_t ld_inject, floating eps, floating bias_factor, int rule,
+                        bint absolute, bint gru, bint lrp, floating *rest,
+                        floating *w) noexcept nogil:
+    """LRP (lrp) or the gradient through one LSTM or GRU direction, a step
+    at a time (the row functions above), each step's part for h_{t-1} in
+    one product with Wh over the active rows; the parts for x_t wait in z
+    for one product with Wx after the last step (input_part).
+
+    LRP, LSTM: h_t = o * tanh(c_t) -> (o, c_t), then c_t -> (f * c_{t-1},
+    i * g); each product gate * signal passes the fraction gate_share(rule)
+    of its relevance to the gate, the rest to the signal; a gate's relevance
+    goes through its pre-activation to x_t and h_{t-1} like g's. LRP, GRU:
+    the gates take no relevance; the absolute sums of a_n and u (abs rule)
+    wait in z's unused a_r and a_z columns. The sums split by the epsilon
+    rule or, when absolute, by the abs rule: each term gets |term| / (sum
+    |term| + |bias|), the bias's share spread by bias_factor (ap: the
+    absolute weights, in params' layout). LRP adds the relevance left on
+    each sequence's initial states to rest (b,)."""
+    cdef Py_ssize_t s, k, j, r, q, n, d = cl.d, G = cl.G
+    # the pre-activations' columns that reach x and h: all for the gradient
+    cdef Py_ssize_t first = 0 if not lrp else (
+        2 * d if gru else (d if rule == RULE_SIGNAL else 0))
+    cdef Py_ssize_t last = G if not lrp else (
+        3 * d if gru else (2 * d if rule == RULE_SIGNAL else G))
+    cdef const floating *pw = ap if absolute else p    # the weights relevance goes through
+    cdef floating *Rh = w + cl.Rh       # the gradient: dh
+    cdef floating *Rc = w + cl.Rc       # LSTM: c's carried relevance (dc); GRU: z h_{t-1}'s
+    cdef floating *v = w + cl.v
+    cdef floating *h = w + cl.h
+    cdef floating hp
+    if absolute and gru:
+        abs_sums(ap, cl, ch, 0, d, ap + cl.bx + 2 * d, 2 * d, -1, w)
+        abs_sums(ap, cl, ch, d, d, ap + cl.bh + 2 * d, -1, 2 * d, w)
+    elif absolute:
         abs_sums(ap, cl, ch, first, last - first, ap + cl.bx + first, first, first, w)
     for s in range(ch.S - 1, -1, -1):
         n = ch.n_active[s]
         begin_step(cl, ch, s, dr, inject, ld_inject, w)
         for k in range(n):
             r = ch.row0[s] + k
-            a = w + cl.gates + r * G
-            zt = w + cl.z + r * G
-            Rg = v + k * G          # the relevance of the gates i, g, f, o
-            share = 0
-            if absolute:
-                for j in range(d):
-                    Ro = gate_share(rule, a[3 * d + j], w[cl.tc + r * d + j]) * Rh[k * d + j]
-                    Rg[3 * d + j] = Ro
-                    Rc[k * d + j] = Rc[k * d + j] + (Rh[k * d + j] - Ro)
-                    c_prev = c[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
-                    fc = a[2 * d + j] * c_prev
-                    ig = a[j] * a[d + j]
-                    fc = fc if fc >= 0 else -fc
-                    ig = ig if ig >= 0 else -ig
-                    zz = Rc[k * d + j] / (fc + ig) if fc + ig > 0 else 0
-                    Rc[k * d + j] = split_products(rule, a, c_prev, ig * zz, fc * zz, j, d, Rg)
-            elif rule == RULE_SIGNAL:     # the signals take all: the loops stay simple
-                for j in range(d):
-                    Rc[k * d + j] = Rc[k * d + j] + Rh[k * d + j]
-                    zz = c[r * d + j]
-                    Rc[k * d + j] = Rc[k * d + j] / (zz + eps * sgn(zz))
-                    share = share + eps * sgn(zz) * Rc[k * d + j]
-                share = bias_factor * share / (2 * d)
-                for j in range(d):
-                    c_prev = c[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
-                    Rg[d + j] = a[j] * a[d + j] * Rc[k * d + j] + share
-                    Rc[k * d + j] = a[2 * d + j] * c_prev * Rc[k * d + j] + share
+            q = (ch.row0[s - 1] + k) * d if s > 0 else -1   # the row of step s-1
+            if lrp and gru:     # v + k G receives u's scaled relevance, its share behind
+                w[cl.shares + r] = gru_lrp_row(
+                    w + cl.gates + r * G, w + cl.c + r * G, h + r * d,
+                    h + q if s > 0 else NULL, pw + cl.bx, pw + cl.bh, w + cl.z + r * G,
+                    Rh + k * d, Rc + k * d, v + k * G, absolute, eps, bias_factor, d, cl.e)
+            elif lrp:           # v + k G receives the relevance of the gates i, g, f, o
+                w[cl.shares + r] = lstm_lrp_row(
+                    w + cl.gates + r * G, w + cl.tc + r * d, w + cl.c + r * d,
+                    w + cl.c + q if s > 0 else NULL, pw + cl.bx, w + cl.z + r * G,
+                    Rh + k * d, Rc + k * d, v + k * G, first, last, rule, absolute, eps,
+                    bias_factor, d, cl.e)
+            elif gru:
+                gru_gradient_row(w + cl.gates + r * G, w + cl.c + r * G,
+                                 h + q if s > 0 else NULL, Rh + k * d, w + cl.z + r * G,
+                                 v + k * G, d)
             else:
-                for j in range(d):
-                    Rg[3 * d + j] = (gate_share(rule, a[3 * d + j], w[cl.tc + r * d + j])
-                                     * Rh[k * d + j])
-                    Rc[k * d + j] = Rc[k * d + j] + (Rh[k * d + j] - Rg[3 * d + j])
-                    zz = c[r * d + j]
-                    Rc[k * d + j] = Rc[k * d + j] / (zz + eps * sgn(zz))
-                    share = share + eps * sgn(zz) * Rc[k * d + j]
-                share = bias_factor * share / (2 * d)
-                for j in range(d):
-                    c_prev = c[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
-                    Rig = a[j] * a[d + j] * Rc[k * d + j] + share
-                    Rfc = a[2 * d + j] * c_prev * Rc[k * d + j] + share
-                    Rc[k * d + j] = split_products(rule, a, c_prev, Rig, Rfc, j, d, Rg)
-            # the gates' pre-activations -> (x_t, h_{t-1}); z holds the
-            # pre-activations (epsilon rule) or their absolute sums (abs rule)
-            share = 0
-            for j in range(first, last):
-                zz = zt[j]
-                if absolute:
-                    zt[j] = Rg[j] / zz if zz > 0 else 0
-                    share = share + b[j] * zt[j]
-                else:
-                    zt[j] = Rg[j] / (zz + eps * sgn(zz))
-                    share = share + (b[j] + eps * sgn(zz)) * zt[j]
-            w[cl.shares + r] = bias_factor * share / (d + e)
-        memset(v, 0, n * d * sizeof(floating))
+                lstm_gradient_row(w + cl.gates + r * G, w + cl.tc + r * d,
+                                  w + cl.c + q if s > 0 else NULL, Rh + k * d, Rc + k * d,
+                                  w + cl.z + r * G, d)
+        # h_{t-1}'s part: one product with Wh (a GRU's gradient adds it to
+        # the z dh kept in dh), then for LRP times |h_{t-1}| (abs) or h_{t-1}
+        if lrp or not gru:
+            memset(Rh, 0, n * d * sizeof(floating))
         if s > 0:
-            gemm(n, last - first, d, w + cl.z + ch.row0[s] * G + first, G,
-                 pw + cl.Wh + first * d, d, v, d)
+            gemm(n, last - first, d, v if gru else w + cl.z + ch.row0[s] * G + first, G,
+                 pw + cl.Wh + first * d, d, Rh, d)
+        if not lrp:
+            continue
         for k in range(n):
             r = ch.row0[s] + k
             for j in range(d):
                 hp = h[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
                 if absolute and hp < 0:
                     hp = -hp
-                Rh[k * d + j] = hp * v[k * d + j] + w[cl.shares + r]
-    for k in range(ch.b):
-        for j in range(d):
-            rest[k] = rest[k] + Rh[k * d + j] + Rc[k * d + j]
-    input_part(pw, cl, ch, first, last - first, True, absolute, w)
-
-
-cdef void lrp_gru(const floating *p, const floating *ap, const Cell *cl, const Chunk *ch,
-                  Py_ssize_t dr, const floating *inject, Py_ssize_t ld_inject,
-                  floating eps, floating bias_factor, bint absolute, floating *rest,
-                  floating *w) noexcept nogil:
-    """LRP through one GRU direction, the gates taking no relevance: h_t ->
-    ((1 - z) n, z h_{t-1}), each passing all to its signal; a_n -> (x_t,
-    m = r * u); m passes all to u; u -> h_{t-1}. The sums split by the
-    epsilon rule or, when absolute, by the abs rule (see lrp_lstm), whose
-    absolute sums of a_n and u wait in z's unused a_r and a_z columns. a_n's
-    scaled relevance waits in z for the product with Wx_n."""
-    cdef Py_ssize_t s, k, j, r, n, d = cl.d, G = cl.G, e = cl.e
-    cdef const floating *pw = ap if absolute else p    # the weights relevance goes through
-    cdef floating *Rh = w + cl.Rh
-    cdef floating *Rp = w + cl.Rc               # relevance of z * h_{t-1}
-    cdef floating *v = w + cl.v
-    cdef floating *h = w + cl.h
-    cdef const floating *bx = pw + cl.bx
-    cdef const floating *bh = pw + cl.bh
-    cdef const floating *g
-    cdef const floating *gh
-    cdef floating *at
-    cdef floating *q
-    cdef floating share, share2, zz, h_prev, A, B, m
-    if absolute:
-        abs_sums(ap, cl, ch, 0, d, ap + cl.bx + 2 * d, 2 * d, -1, w)
-        abs_sums(ap, cl, ch, d, d, ap + cl.bh + 2 * d, -1, 2 * d, w)
-    for s in range(ch.S - 1, -1, -1):
-        n = ch.n_active[s]
-        begin_step(cl, ch, s, dr, inject, ld_inject, w)
-        for k in range(n):
-            r = ch.row0[s] + k
-            g = w + cl.gates + r * G
-            gh = w + cl.c + r * G
-            at = w + cl.z + r * G
-            q = v + k * G
-            # h_t -> ((1 - z) n, z h_{t-1}); then a_n -> (x_t, m = r * u)
-            share = 0
-            if absolute:
-                for j in range(d):
-                    h_prev = h[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
-                    A = (1 - g[d + j]) * g[2 * d + j]
-                    B = g[d + j] * h_prev
-                    A = A if A >= 0 else -A
-                    B = B if B >= 0 else -B
-                    zz = Rh[k * d + j] / (A + B) if A + B > 0 else 0
-                    Rp[k * d + j] = B * zz
-                    m = g[j] * gh[2 * d + j]
-                    at[j] = at[j] + (m if m >= 0 else -m)      # the sum of a_n, complete
-                    q[j] = A * zz / at[j] if at[j] > 0 else 0
-                    share = share + bx[2 * d + j] * q[j]
-                    at[2 * d + j] = q[j]
-            else:
-                for j in range(d):
-                    zz = h[r * d + j]
-                    q[j] = Rh[k * d + j] / (zz + eps * sgn(zz))
-                    share = share + eps * sgn(zz) * q[j]
-                share = bias_factor * share / (2 * d)
-                for j in range(d):
-                    h_prev = h[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
-                    Rp[k * d + j] = g[d + j] * h_prev * q[j] + share
-                    zz = at[2 * d + j]
-                    q[j] = ((1 - g[d + j]) * g[2 * d + j] * q[j] + share) / (zz + eps * sgn(zz))
-                share = 0
-                for j in range(d):
-                    share = share + (bx[2 * d + j] + eps * sgn(at[2 * d + j])) * q[j]
-                    at[2 * d + j] = q[j]
-            share = bias_factor * share / (d + e)
-            w[cl.shares + r] = share
-            # m passes all to u; u -> h_{t-1}
-            share2 = 0
-            for j in range(d):
-                zz = gh[2 * d + j]
-                if absolute:
-                    m = g[j] * zz
-                    m = m if m >= 0 else -m
-                    q[j] = (m * q[j] + share) / at[d + j] if at[d + j] > 0 else 0
-                    share2 = share2 + bh[2 * d + j] * q[j]
+                if gru:
+                    Rh[k * d + j] = Rc[k * d + j] + hp * Rh[k * d + j] + v[k * G + d]
                 else:
-                    q[j] = (g[j] * zz * q[j] + share) / (zz + eps * sgn(zz))
-                    share2 = share2 + (bh[2 * d + j] + eps * sgn(zz)) * q[j]
-            q[d] = bias_factor * share2 / d
-        # the rows' q (d,) at v + k G with their share behind them; u -> h_{t-1}
-        memset(Rh, 0, n * d * sizeof(floating))
-        if s > 0:
-            gemm(n, d, d, v, G, pw + cl.Wh + 2 * d * d, d, Rh, d)
-        for k in range(n):
+                    Rh[k * d + j] = hp * Rh[k * d + j] + w[cl.shares + r]
+    if lrp:
+        for k in range(ch.b):
             for j in range(d):
-                h_prev = h[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
-                if absolute and h_prev < 0:
-                    h_prev = -h_prev
-                Rh[k * d + j] = Rp[k * d + j] + h_prev * Rh[k * d + j] + v[k * G + d]
-    for k in range(ch.b):
-        for j in range(d):
-            rest[k] = rest[k] + Rh[k * d + j]
-    input_part(pw, cl, ch, 2 * d, d, True, absolute, w)
-
-
-cdef void gradient_lstm(const floating *p, const Cell *cl, const Chunk *ch, Py_ssize_t dr,
-                        const floating *inject, Py_ssize_t ld_inject,
-                        floating *w) noexcept nogil:
-    """d s[target] / d x through one LSTM direction; z receives the
-    pre-activation gradients."""
-    cdef Py_ssize_t s, k, j, r, n, d = cl.d, G = cl.G
-    cdef floating *dh = w + cl.Rh
-    cdef floating *dc = w + cl.Rc
-    cdef floating *c = w + cl.c
-    cdef const floating *a
-    cdef floating *dz
-    cdef floating gi, gg, gf, go, tcj, c_prev
-    for s in range(ch.S - 1, -1, -1):
-        n = ch.n_active[s]
-        begin_step(cl, ch, s, dr, inject, ld_inject, w)
-        for k in range(n):
-            r = ch.row0[s] + k
-            a = w + cl.gates + r * G
-            dz = w + cl.z + r * G
-            for j in range(d):
-                gi = a[j]
-                gg = a[d + j]
-                gf = a[2 * d + j]
-                go = a[3 * d + j]
-                tcj = w[cl.tc + r * d + j]
-                c_prev = c[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
-                dc[k * d + j] = dc[k * d + j] + dh[k * d + j] * go * (1 - tcj * tcj)
-                dz[j] = dc[k * d + j] * gg * gi * (1 - gi)
-                dz[d + j] = dc[k * d + j] * gi * (1 - gg * gg)
-                dz[2 * d + j] = dc[k * d + j] * c_prev * gf * (1 - gf)
-                dz[3 * d + j] = dh[k * d + j] * tcj * go * (1 - go)
-                dc[k * d + j] = dc[k * d + j] * gf
-        memset(dh, 0, n * d * sizeof(floating))
-        if s > 0:
-            gemm(n, G, d, w + cl.z + ch.row0[s] * G, G, p + cl.Wh, d, dh, d)
-    input_part(p, cl, ch, 0, G, False, False, w)
-
-
-cdef void gradient_gru(const floating *p, const Cell *cl, const Chunk *ch, Py_ssize_t dr,
-                       const floating *inject, Py_ssize_t ld_inject,
-                       floating *w) noexcept nogil:
-    """d s[target] / d x through one GRU direction; z receives the gradients
-    of a_r, a_z, a_n; v the coefficients that Wh carries to h_{t-1}."""
-    cdef Py_ssize_t s, k, j, r, n, d = cl.d, G = cl.G
-    cdef floating *dh = w + cl.Rh
-    cdef floating *v = w + cl.v
-    cdef const floating *g
-    cdef const floating *gh
-    cdef floating *da
-    cdef floating rr, zz, nn, da_n, h_prev
-    for s in range(ch.S - 1, -1, -1):
-        n = ch.n_active[s]
-        begin_step(cl, ch, s, dr, inject, ld_inject, w)
-        for k in range(n):
-            r = ch.row0[s] + k
-            g = w + cl.gates + r * G
-            gh = w + cl.c + r * G
-            da = w + cl.z + r * G
-            for j in range(d):
-                rr = g[j]
-                zz = g[d + j]
-                nn = g[2 * d + j]
-                h_prev = w[cl.h + (ch.row0[s - 1] + k) * d + j] if s > 0 else 0
-                da_n = dh[k * d + j] * (1 - zz) * (1 - nn * nn)
-                da[j] = da_n * gh[2 * d + j] * rr * (1 - rr)
-                da[d + j] = dh[k * d + j] * (h_prev - nn) * zz * (1 - zz)
-                da[2 * d + j] = da_n
-                v[k * G + j] = da[j]
-                v[k * G + d + j] = da[d + j]
-                v[k * G + 2 * d + j] = da_n * rr
-                dh[k * d + j] = dh[k * d + j] * zz
-        if s > 0:
-            gemm(n, G, d, v, G, p + cl.Wh, d, dh, d)
-    input_part(p, cl, ch, 0, G, False, False, w)
+                rest[k] = rest[k] + Rh[k * d + j] + (0 if gru else Rc[k * d + j])
+    input_part(pw, cl, ch, first, last - first, lrp, absolute, w)
 
 
 # ---------------------------------------------------------------------------
@@ -1156,16 +1143,8 @@ cdef void backward_direction(const floating *params, const Cell *cl, const Chunk
     cdef floating *rest = w + ch.rests + dr * ch.b
     if lrp:
         memset(rest, 0, ch.b * sizeof(floating))
-    if lrp and pb.gru:
-        lrp_gru(params, params + pb.abs_offset, cl, ch, dr, inj, ld, eps, bias_factor,
-                pb.absolute, rest, w)
-    elif lrp:
-        lrp_lstm(params, params + pb.abs_offset, cl, ch, dr, inj, ld, eps, bias_factor,
-                 pb.rule, pb.absolute, rest, w)
-    elif pb.gru:
-        gradient_gru(params, cl, ch, dr, inj, ld, w)
-    else:
-        gradient_lstm(params, cl, ch, dr, inj, ld, w)
+    backward_cell(params, params + pb.abs_offset, cl, ch, dr, inj, ld, eps, bias_factor,
+                  pb.rule, pb.absolute and lrp, pb.gru, lrp, rest, w)
 
 
 cdef struct DirectionJob:
@@ -1380,10 +1359,7 @@ cdef void forward_cell(const floating *params, const Cell *cells, const Chunk *c
     else:
         gather_input(hidden_block(cells, pb.n_dir, l - 1, ch.N, w), cl.e, cl, ch, dr, False,
                      w)
-    if pb.gru:
-        forward_gru(params, cl, ch, w)
-    else:
-        forward_lstm(params, cl, ch, w)
+    forward_direction(params, cl, ch, pb.gru, w)
     for r in range(ch.N):
         memcpy(H + ch.local[dr * ch.N + r] * D + dr * cl.d, w + cl.h + r * cl.d,
                cl.d * sizeof(floating))

@@ -128,22 +128,22 @@ class RecurrentModel:
     h_t, then the backward direction's, which runs over the input reversed;
     in sentence order, as in PyTorch's output tensor), are pooled into one
     vector p (D,) and the head's Linear layers map p to the scores (C,). By
-    default (pooling "last", the head one Linear layer given by Why_left,
-    Why_right and bias) that is s = Why_left h_fwd[T-1] + Why_right
+    default (pooling "last", the head one Linear layer given by Why_fwd,
+    Why_bwd and bias) that is s = Why_fwd h_fwd[T-1] + Why_bwd
     h_bwd[0] + bias, the model of Arras et al. A layer above the first reads
     the hidden states of the layer below, both directions concatenated
     (forward first), so its input size is n_dir d.
 
     Parameters
     ----------
-    left : mapping with Wxh (G, e), bxh (G,), Whh (G, d), bhh (G,): the
+    fwd : mapping with Wxh (G, e), bxh (G,), Whh (G, d), bhh (G,): the
         forward direction of the first layer; G = 4d for an LSTM, 3d for a
         GRU
-    Why_left : (C, d), the output layer's columns for the forward
+    Why_fwd : (C, d), the output layer's columns for the forward
         direction's part of p; or None when `head` is given
-    right : mapping like `left` for the backward direction, or None for a
+    bwd : mapping like `fwd` for the backward direction, or None for a
         unidirectional model
-    Why_right : (C, d), required with `right` and Why_left
+    Why_bwd : (C, d), required with `bwd` and Why_fwd
     bias : (C,) output bias, or None
     pooling : how H becomes p (see lrp_lstm.head): "last" (each direction's
         final state), "mean" or "max" (over the sequence's own steps),
@@ -151,7 +151,7 @@ class RecurrentModel:
         that `attention` gives each H_t) or "none" (no pooling: the head
         runs on every H_t, and the model puts out scores (T, C), one row
         per step)
-    head : instead of Why_left, Why_right and bias, the head's layers: a list
+    head : instead of Why_fwd, Why_bwd and bias, the head's layers: a list
         of Linear layers, (W (n_out, n_in), b (n_out,)) pairs, with
         activations "relu", "tanh" or "identity" between them, e.g.
         [(W1, b1), "relu", (W2, b2)]; the first reads D features, the last
@@ -164,8 +164,8 @@ class RecurrentModel:
         f forget, o output; "c" may stand for "g"), default "igfo"; PyTorch
         uses "ifgo", Keras "ifco". GRU: a permutation of "rzn" (r reset,
         z update, n candidate), default "rzn" as in PyTorch.
-    upper_layers : for a stacked model, one (left, right) pair of mappings
-        per layer above the first (right None when unidirectional), whose
+    upper_layers : for a stacked model, one (fwd, bwd) pair of mappings
+        per layer above the first (bwd None when unidirectional), whose
         Wxh are (G, n_dir d)
     cell : "lstm" or "gru". The GRU follows PyTorch's equations:
         r = sigmoid(a_r), z = sigmoid(a_z) with a = Wxh x + bxh + Whh h + bhh,
@@ -183,7 +183,7 @@ class RecurrentModel:
     below, and Why_* are (C, d) for the top layer's d.
     """
 
-    def __init__(self, left, Why_left=None, right=None, Why_right=None, bias=None,
+    def __init__(self, fwd, Why_fwd=None, bwd=None, Why_bwd=None, bias=None,
                  gate_order=None, upper_layers=(), cell="lstm", output="softmax",
                  mask_zero=False, *, pooling="last", head=None, attention=None):
         self.cell = V.check_cell(cell)
@@ -194,29 +194,29 @@ class RecurrentModel:
         self.pooling = heads.check_pooling(pooling)
         order = V.check_gate_order(gate_order, cell)
         if head is not None:
-            if Why_left is not None or Why_right is not None or bias is not None:
-                raise ValueError("give the output layer either as Why_left, Why_right and "
+            if Why_fwd is not None or Why_bwd is not None or bias is not None:
+                raise ValueError("give the output layer either as Why_fwd, Why_bwd and "
                                  "bias, or as head, not both")
-        elif Why_left is None:
-            raise ValueError("the model needs an output layer: Why_left (and Why_right), "
+        elif Why_fwd is None:
+            raise ValueError("the model needs an output layer: Why_fwd (and Why_bwd), "
                              "or head")
-        elif right is not None and Why_right is None:
-            raise ValueError("a bidirectional model needs both right and Why_right")
-        if right is None and Why_right is not None:
-            raise ValueError("a bidirectional model needs both right and Why_right")
+        elif bwd is not None and Why_bwd is None:
+            raise ValueError("a bidirectional model needs both bwd and Why_bwd")
+        if bwd is None and Why_bwd is not None:
+            raise ValueError("a bidirectional model needs both bwd and Why_bwd")
         if pooling == "attention" and attention is None:
             raise ValueError("pooling='attention' needs attention, the net that scores "
                              "each step")
         if attention is not None and pooling != "attention":
             raise ValueError(f"attention is given, but pooling is {pooling!r}: use "
                              "pooling='attention'")
-        sides = ("left", "right") if right is not None else ("left",)
+        sides = ("fwd", "bwd") if bwd is not None else ("fwd",)
         self.layers = [[self._check_direction(w, f"{side}", order, cell)
-                        for side, w in zip(sides, (left, right))]]
+                        for side, w in zip(sides, (fwd, bwd))]]
         for k, pair in enumerate(upper_layers, start=1):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise TypeError(f"upper_layers[{k - 1}] must be a (left, right) pair")
-            if (pair[1] is not None) != (right is not None):
+                raise TypeError(f"upper_layers[{k - 1}] must be a (fwd, bwd) pair")
+            if (pair[1] is not None) != (bwd is not None):
                 raise ValueError(f"layer {k} must have as many directions as layer 0")
             self.layers.append([self._check_direction(w, f"{side}, layer {k}", order, cell)
                                 for side, w in zip(sides, pair)])
@@ -234,10 +234,10 @@ class RecurrentModel:
         self.has_bias = head is not None or bias is not None
         if head is None:
             Whys = [V.as_float_array(Why, f"Why_{side}", 2)
-                    for side, Why in zip(sides, (Why_left, Why_right))]
+                    for side, Why in zip(sides, (Why_fwd, Why_bwd))]
             C = Whys[0].shape[0]
             if C < 1:
-                raise ValueError("Why_left must have at least one class row")
+                raise ValueError("Why_fwd must have at least one class row")
             for side, Why in zip(sides, Whys):
                 V.check_shape(Why, f"Why_{side}", (C, d))
             if bias is not None:
@@ -336,7 +336,7 @@ class RecurrentModel:
                       cell=cell, output=output, mask_zero=mask_zero, pooling=pooling,
                       attention=nets["attention"][0] if attention is None else attention)
         if head is not None:
-            return cls(layers[0][0], right=layers[0][1], head=head, **common)
+            return cls(layers[0][0], bwd=layers[0][1], head=head, **common)
         for s in sides:
             if f"Why_{s}" not in arrays:
                 raise ValueError(f"missing weight Why_{s}")

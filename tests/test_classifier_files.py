@@ -24,7 +24,7 @@ def classifier(pooling="mean", seed=0, C=3, mask_zero=True):
     head = [(rng.normal(0, 0.5, (5, 2 * d)), rng.normal(0, 0.1, 5)), "tanh",
             (rng.normal(0, 0.5, (C, 5)), None)]
     attention = ([(rng.normal(0, 0.5, (1, 2 * d)), None)] if pooling == "attention" else None)
-    model = lrp_lstm.RecurrentModel(direction(), right=direction(), cell="gru", head=head,
+    model = lrp_lstm.RecurrentModel(direction(), bwd=direction(), cell="gru", head=head,
                                     pooling=pooling, attention=attention, mask_zero=mask_zero)
     return lrp_lstm.TextClassifier(model, VOCAB, rng.normal(0, 1, (len(VOCAB), e)),
                                    class_names=[f"class {k}" for k in range(C)],

@@ -198,28 +198,28 @@ def test_heads_survive_save_and_load(tmp_path, pooling):
 def test_head_validation_names_what_is_wrong():
     rnn, head, _ = torch_parts(6, "mean", "LSTM", True, 1, "linear")
     model = lrp_lstm.from_torch(rnn, head, pooling="mean")
-    w = {k: v for k, v in zip(("left", "right"), model.layers[0])}
+    w = {k: v for k, v in zip(("fwd", "bwd"), model.layers[0])}
     D = 2 * D_HIDDEN
     with pytest.raises(ValueError, match=r"head\[0\] W must have shape \(4, 10\)"):
-        lrp_lstm.RecurrentModel(w["left"], right=w["right"], head=[(np.ones((4, 9)), None)])
+        lrp_lstm.RecurrentModel(w["fwd"], bwd=w["bwd"], head=[(np.ones((4, 9)), None)])
     with pytest.raises(ValueError, match="unknown activation 'gelu'"):
-        lrp_lstm.RecurrentModel(w["left"], right=w["right"],
+        lrp_lstm.RecurrentModel(w["fwd"], bwd=w["bwd"],
                                 head=[(np.ones((4, D)), None), "gelu", (np.ones((2, 4)), None)])
     with pytest.raises(ValueError, match="ends with the activation 'relu'"):
-        lrp_lstm.RecurrentModel(w["left"], right=w["right"], head=[(np.ones((4, D)), None),
+        lrp_lstm.RecurrentModel(w["fwd"], bwd=w["bwd"], head=[(np.ones((4, D)), None),
                                                                     "relu"])
     with pytest.raises(ValueError, match="needs attention"):
-        lrp_lstm.RecurrentModel(w["left"], right=w["right"], head=[(np.ones((2, D)), None)],
+        lrp_lstm.RecurrentModel(w["fwd"], bwd=w["bwd"], head=[(np.ones((2, D)), None)],
                                 pooling="attention")
     with pytest.raises(ValueError, match="attention must end in 1 output"):
-        lrp_lstm.RecurrentModel(w["left"], right=w["right"], head=[(np.ones((2, D)), None)],
+        lrp_lstm.RecurrentModel(w["fwd"], bwd=w["bwd"], head=[(np.ones((2, D)), None)],
                                 pooling="attention", attention=[(np.ones((2, D)), None)])
     with pytest.raises(ValueError, match="unknown pooling 'sum'"):
-        lrp_lstm.RecurrentModel(w["left"], right=w["right"], head=[(np.ones((2, D)), None)],
+        lrp_lstm.RecurrentModel(w["fwd"], bwd=w["bwd"], head=[(np.ones((2, D)), None)],
                                 pooling="sum")
-    with pytest.raises(ValueError, match="either as Why_left"):
-        lrp_lstm.RecurrentModel(w["left"], np.ones((2, D_HIDDEN)), right=w["right"],
-                                Why_right=np.ones((2, D_HIDDEN)), head=[(np.ones((2, D)), None)])
+    with pytest.raises(ValueError, match="either as Why_fwd"):
+        lrp_lstm.RecurrentModel(w["fwd"], np.ones((2, D_HIDDEN)), bwd=w["bwd"],
+                                Why_bwd=np.ones((2, D_HIDDEN)), head=[(np.ones((2, D)), None)])
     with pytest.raises(TypeError, match=r"head\[1\] is a GELU"):
         lrp_lstm.from_torch(rnn, nn.Sequential(nn.Linear(D, 3), nn.GELU(), nn.Linear(3, 2)),
                             pooling="mean")

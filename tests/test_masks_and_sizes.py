@@ -36,7 +36,7 @@ def test_per_layer_sizes_cython_equals_oracle_and_conserves(cell, bidirectional,
 def test_per_layer_sizes_are_checked_with_a_named_shape():
     w = random_weights(np.random.default_rng(0), 5, (4, 3), 2)
     w["Wxh_Left_l1"] = w["Wxh_Left_l1"][:, :6]
-    with pytest.raises(ValueError, match=r"Wxh \(left, layer 1\) must have shape \(12, 8\)"):
+    with pytest.raises(ValueError, match=r"Wxh \(fwd, layer 1\) must have shape \(12, 8\)"):
         lrp_lstm.BiLSTM.from_dict(w)
 
 

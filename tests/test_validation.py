@@ -91,7 +91,7 @@ def weights():
     (lambda w: w.update(Wxh_Left=w["Wxh_Left"][:10]), ValueError, "4d rows"),
     (lambda w: w.update(Wxh_Right=w["Wxh_Right"][:, :3]), ValueError, "Wxh"),
     (lambda w: w.update(bxh_Left=w["bxh_Left"][:5]), ValueError, "bxh"),
-    (lambda w: w.update(Why_Right=w["Why_Right"][:1]), ValueError, "Why_right"),
+    (lambda w: w.update(Why_Right=w["Why_Right"][:1]), ValueError, "Why_bwd"),
     (lambda w: w.update(bhy=np.zeros(3)), ValueError, "bias"),
     (lambda w: w.update(Wxh_Left=w["Wxh_Left"].astype(int)), TypeError, "floating"),
     (lambda w: w.update(Whh_Left=w["Whh_Left"].astype(object)), TypeError, "floating"),
