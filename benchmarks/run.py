@@ -71,17 +71,8 @@ def seed_model():
 
 
 def random_model(e, d, C=5, seed=0, cell="lstm"):
-    """A random bidirectional model; G = 4d rows per direction (3d for a GRU)."""
-    rng = np.random.default_rng(seed)
-    G = (4 if cell == "lstm" else 3) * d
-    w = {}
-    for side in ("Left", "Right"):
-        w[f"Wxh_{side}"] = rng.normal(0, 1 / np.sqrt(e), (G, e))
-        w[f"bxh_{side}"] = rng.normal(0, 0.1, G)
-        w[f"Whh_{side}"] = rng.normal(0, 1 / np.sqrt(d), (G, d))
-        w[f"bhh_{side}"] = rng.normal(0, 0.1, G)
-        w[f"Why_{side}"] = rng.normal(0, 1 / np.sqrt(d), (C, d))
-    return lrp_lstm.BiLSTM.from_dict(w, cell=cell)
+    """A random bidirectional model (biases ~ N(0, 0.1))."""
+    return lrp_lstm.RecurrentModel.random(e, d, C, seed, cell=cell, bias_std=0.1)
 
 
 def bench_latency(model, quick):

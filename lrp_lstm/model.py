@@ -286,6 +286,14 @@ class RecurrentModel:
     # -- construction and export ------------------------------------------------
 
     @classmethod
+    def random(cls, e: int, d: int | Sequence[int], C: int, seed: int = 0,
+               **kwargs) -> RecurrentModel:
+        """A model with random weights (see random_weights for kwargs:
+        bidirectional, bias, n_layers, cell, bias_std)."""
+        return cls.from_dict(random_weights(np.random.default_rng(seed), e, d, C, **kwargs),
+                             cell=kwargs.get("cell", "lstm"))
+
+    @classmethod
     def from_dict(cls, arrays: Mapping[str, ArrayLike], gate_order: str | None = None,
                   cell: str = "lstm", output: str = "softmax", mask_zero: bool = False, *,
                   pooling: str | None = None, head=None, attention=None) -> RecurrentModel:
@@ -791,6 +799,31 @@ class RecurrentModel:
 
 
 BiLSTM = RecurrentModel     # the name of earlier versions
+
+
+def random_weights(rng, e, d, C, bidirectional=True, bias=False, n_layers=1, cell="lstm",
+                   bias_std=0.5):
+    """The from_dict weights of a random model (for tests, benchmarks and
+    trying things out): weights ~ N(0, 1/fan_in), biases ~ N(0, bias_std),
+    drawn from the NumPy Generator rng; d: one hidden size for every layer,
+    or one per layer; bias: an output bias bhy."""
+    sizes = [d] * n_layers if np.ndim(d) == 0 else list(d)
+    arrays = {}
+    sides = _SIDES if bidirectional else _SIDES[:1]
+    for layer, d_l in enumerate(sizes):
+        G = len(V.CELLS[cell]) * d_l
+        e_l = e if layer == 0 else len(sides) * sizes[layer - 1]
+        suffix = f"_l{layer}" if layer else ""
+        for side in sides:
+            arrays[f"Wxh_{side}{suffix}"] = rng.normal(0, 1 / np.sqrt(e_l), (G, e_l))
+            arrays[f"bxh_{side}{suffix}"] = rng.normal(0, bias_std, G)
+            arrays[f"Whh_{side}{suffix}"] = rng.normal(0, 1 / np.sqrt(d_l), (G, d_l))
+            arrays[f"bhh_{side}{suffix}"] = rng.normal(0, bias_std, G)
+    for side in sides:
+        arrays[f"Why_{side}"] = rng.normal(0, 1 / np.sqrt(sizes[-1]), (C, sizes[-1]))
+    if bias:
+        arrays["bhy"] = rng.normal(0, bias_std, C)
+    return arrays
 
 
 def _head_from_dict(arrays, net):

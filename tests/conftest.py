@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import lrp_lstm
+from lrp_lstm.model import random_weights  # noqa: F401  (for the tests)
 
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
 # what must not be missing: a comma-separated list of "shared", "keras",
@@ -45,33 +46,10 @@ def golden():
             for i in range(int(data["n_cases"]))]
 
 
-def random_weights(rng, e, d, C, bidirectional=True, bias=False, n_layers=1, cell="lstm"):
-    """Reference-style weight dict of a random model, weights ~ N(0, 1/fan_in);
-    d: one hidden size for every layer, or a list of sizes, one per layer."""
-    sizes = [d] * n_layers if np.ndim(d) == 0 else list(d)
-    arrays = {}
-    sides = ("Left", "Right") if bidirectional else ("Left",)
-    for layer, d_l in enumerate(sizes):
-        G = (4 if cell == "lstm" else 3) * d_l
-        e_l = e if layer == 0 else len(sides) * sizes[layer - 1]
-        suffix = f"_l{layer}" if layer else ""
-        for side in sides:
-            arrays[f"Wxh_{side}{suffix}"] = rng.normal(0, 1 / np.sqrt(e_l), (G, e_l))
-            arrays[f"bxh_{side}{suffix}"] = rng.normal(0, 0.5, G)
-            arrays[f"Whh_{side}{suffix}"] = rng.normal(0, 1 / np.sqrt(d_l), (G, d_l))
-            arrays[f"bhh_{side}{suffix}"] = rng.normal(0, 0.5, G)
-    for side in sides:
-        arrays[f"Why_{side}"] = rng.normal(0, 1 / np.sqrt(sizes[-1]), (C, sizes[-1]))
-    if bias:
-        arrays["bhy"] = rng.normal(0, 0.5, C)
-    return arrays
-
-
 def random_model(seed=0, e=7, d=5, C=3, bidirectional=True, bias=False, n_layers=1,
                  cell="lstm"):
-    rng = np.random.default_rng(seed)
-    return lrp_lstm.BiLSTM.from_dict(random_weights(rng, e, d, C, bidirectional, bias,
-                                                    n_layers, cell), cell=cell)
+    return lrp_lstm.RecurrentModel.random(e, d, C, seed, bidirectional=bidirectional,
+                                          bias=bias, n_layers=n_layers, cell=cell)
 
 
 def finite_differences(model, x, target, h=1e-6):

@@ -1,11 +1,10 @@
 """What the build says about itself, and what a Debug build checks."""
 import importlib.metadata
-
-import numpy as np
-import pytest
+import os
+import subprocess
+import sys
 
 import lrp_lstm
-from lrp_lstm import _kernels
 
 
 def test_build_info_names_the_build():
@@ -21,10 +20,34 @@ def test_plain_install_needs_no_matplotlib():
                for r in importlib.metadata.requires("lrp-lstm"))
 
 
-@pytest.mark.skipif(not lrp_lstm.build_info()["bounds_checks"],
-                    reason="bounds checks exist in Debug builds only "
-                           "(pip install -e . --no-build-isolation)")
-def test_debug_build_catches_an_out_of_bounds_index():
-    # no layer at all: the kernel's first index into layout is out of bounds
-    with pytest.raises(IndexError):
-        _kernels.workspace_size(np.zeros((0, 1, 8), np.intp), False, 1, 1)
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+# no layer at all: the kernel's first index into layout is out of bounds
+OUT_OF_BOUNDS = """
+import numpy as np
+import lrp_lstm
+from lrp_lstm import _kernels
+assert lrp_lstm.build_info()["build_type"] == "Debug", lrp_lstm.build_info()
+try:
+    _kernels.workspace_size(np.zeros((0, 1, 8), np.intp), False, 1, 1)
+except IndexError as exc:
+    print("IndexError:", exc)
+"""
+
+
+def test_debug_build_catches_an_out_of_bounds_index(tmp_path):
+    # an editable install is a Debug build; otherwise one is built here from
+    # this checkout (pip, CMake and the C compiler of a normal install)
+    env = None
+    if not lrp_lstm.build_info()["bounds_checks"]:
+        target = tmp_path / "debug"
+        res = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+             str(target), "--config-settings=cmake.build-type=Debug",
+             f"--config-settings=build-dir={tmp_path / 'build'}", ROOT],
+            capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        env = dict(os.environ, PYTHONPATH=str(target))
+    res = subprocess.run([sys.executable, "-c", OUT_OF_BOUNDS], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.startswith("IndexError:")
