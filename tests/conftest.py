@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import lrp_lstm
-from lrp_lstm.model import random_weights  # noqa: F401  (for the tests)
 
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
 # what must not be missing: a comma-separated list of "shared", "keras",

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import lrp_lstm
-from conftest import random_model, random_weights
+from lrp_lstm.model import random_weights
+from conftest import random_model
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import lrp_lstm
-from conftest import random_model, random_weights, shared_path
+from lrp_lstm.model import random_weights
+from conftest import random_model, shared_path
 
 
 def test_to_dict_inverts_from_dict():

@@ -5,7 +5,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lrp_lstm
-from conftest import finite_differences, random_model, random_weights
+from lrp_lstm.model import random_weights
+from conftest import finite_differences, random_model
 
 dims = st.integers(1, 200)
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import lrp_lstm
+from lrp_lstm.model import random_weights
 from lrp_lstm.io import UnsafePickleError, safe_unpickle
-from conftest import random_model, random_weights
+from conftest import random_model
 
 
 @pytest.fixture(scope="module")
