@@ -58,6 +58,9 @@ def deletion_curve(model, xs, labels, method, steps=5, setting="correct", n_rand
     """
     if setting not in SETTINGS:
         raise ValueError(f"unknown setting {setting!r}: expected one of {SETTINGS}")
+    if model.per_step:
+        raise ValueError("word deletion needs one prediction per input; this model puts out "
+                         "one per step (pooling 'none')")
     if method not in DELETION_METHODS + GATE_RULE_METHODS:
         raise ValueError(f"unknown method {method!r}: expected one of "
                          f"{DELETION_METHODS + GATE_RULE_METHODS}")

@@ -110,3 +110,7 @@ def test_cli_explains_a_tagger_at_a_token(tmp_path):
     assert json.loads(res.stdout)["predicted"] == clf.predict("the film").tolist()
     res = run_cli("explain", text, "--model", str(path), "--step", "4")
     assert res.returncode == 1 and "step = 4 is out of range" in res.stderr
+    data = tmp_path / "data.tsv"
+    data.write_text("0\tthe film was great\n")
+    res = run_cli("evaluate", "--data", str(data), "--model", str(path), "--min-length", "1")
+    assert res.returncode == 1 and "one per step" in res.stderr
