@@ -265,10 +265,9 @@ def test_keras_pooling_and_dense_heads_match_keras(pooling, cell, bidirectional,
     ours = model.explain(x, "sa", target=1, step=step)
     np.testing.assert_allclose(ours.gradient, grad, rtol=0, atol=1e-10)
     # padded with token 0: Keras skips those steps (its mask), and so do we
-    if pooling != "max":        # Keras's GlobalMaxPooling1D ignores the mask
-        padded = np.r_[ids, [0, 0, 0]]
-        expected = net(padded[None]).numpy()[0]
-        got = lrp_lstm.text.probabilities(model.forward(table[padded], mask=padded != 0))
-        if pooling == "none":
-            got, expected = got[:len(ids)], expected[:len(ids)]
-        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
+    padded = np.r_[ids, [0, 0, 0]]
+    expected = net(padded[None]).numpy()[0]
+    got = lrp_lstm.text.probabilities(model.forward(table[padded], mask=padded != 0))
+    if pooling == "none":
+        got, expected = got[:len(ids)], expected[:len(ids)]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
