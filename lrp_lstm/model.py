@@ -193,16 +193,14 @@ class RecurrentModel:
         self.mask_zero = bool(mask_zero)
         self.pooling = heads.check_pooling(pooling)
         order = V.check_gate_order(gate_order, cell)
-        if head is not None:
-            if Why_fwd is not None or Why_bwd is not None or bias is not None:
-                raise ValueError("give the output layer either as Why_fwd, Why_bwd and "
-                                 "bias, or as head, not both")
-        elif Why_fwd is None:
+        if head is not None and (Why_fwd is not None or Why_bwd is not None
+                                 or bias is not None):
+            raise ValueError("give the output layer either as Why_fwd, Why_bwd and bias, "
+                             "or as head, not both")
+        if head is None and Why_fwd is None:
             raise ValueError("the model needs an output layer: Why_fwd (and Why_bwd), "
                              "or head")
-        elif bwd is not None and Why_bwd is None:
-            raise ValueError("a bidirectional model needs both bwd and Why_bwd")
-        if bwd is None and Why_bwd is not None:
+        if head is None and (bwd is None) != (Why_bwd is None):
             raise ValueError("a bidirectional model needs both bwd and Why_bwd")
         if pooling == "attention" and attention is None:
             raise ValueError("pooling='attention' needs attention, the net that scores "
@@ -211,7 +209,7 @@ class RecurrentModel:
             raise ValueError(f"attention is given, but pooling is {pooling!r}: use "
                              "pooling='attention'")
         sides = ("fwd", "bwd") if bwd is not None else ("fwd",)
-        self.layers = [[self._check_direction(w, f"{side}", order, cell)
+        self.layers = [[self._check_direction(w, side, order, cell)
                         for side, w in zip(sides, (fwd, bwd))]]
         for k, pair in enumerate(upper_layers, start=1):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
