@@ -225,6 +225,24 @@ class TextClassifier:
                                   dtype=dtype, steps=None if step is None else [step],
                                   _named=False)[0]
 
+    def explain_steps(self, text: str, method: str | tuple[str, ...] = "lrp",
+                      **kwargs) -> list[TextExplanation | dict[str, TextExplanation] | None]:
+        """A per-step model's explanation of every token of one text, each
+        of that token's predicted class, in one batched call: a list with
+        one TextExplanation per token (None on padding tokens); kwargs as
+        for RecurrentModel.explain_steps."""
+        tokens, x, mask = self.embed(text)
+        results = self.model.explain_steps(x, method, mask=mask, **kwargs)
+        return [None if res is None else self._text_explanation(tokens, res)
+                for res in results]
+
+    def _text_explanation(self, tokens, res):
+        """The TextExplanation (or a dict of them) of an array-level result."""
+        if isinstance(res, dict):
+            return {m: TextExplanation(tokens, r, self.class_names, self.model.output)
+                    for m, r in res.items()}
+        return TextExplanation(tokens, res, self.class_names, self.model.output)
+
     def explain_batch(self, texts: list[str], method: str | tuple[str, ...] = "lrp",
                       targets: list[int | None] | None = None, eps: float = 1e-3,
                       bias_factor: float = 0.0, gate_rule: str = "signal",
@@ -239,14 +257,8 @@ class TextClassifier:
         results = self.model.explain_batch(xs, method, targets, eps, bias_factor, gate_rule,
                                            sum_rule, masks, n_threads=n_threads, dtype=dtype,
                                            steps=steps, _name=None if _named else "x")
-        out = []
-        for tokens, res in zip(token_lists, results):
-            if isinstance(res, dict):
-                out.append({m: TextExplanation(tokens, r, self.class_names, self.model.output)
-                            for m, r in res.items()})
-            else:
-                out.append(TextExplanation(tokens, res, self.class_names, self.model.output))
-        return out
+        return [self._text_explanation(tokens, res)
+                for tokens, res in zip(token_lists, results)]
 
 
 def _model_dir():

@@ -114,3 +114,21 @@ def test_cli_explains_a_tagger_at_a_token(tmp_path):
     data.write_text("0\tthe film was great\n")
     res = run_cli("evaluate", "--data", str(data), "--model", str(path), "--min-length", "1")
     assert res.returncode == 1 and "one per step" in res.stderr
+
+
+def test_text_tagger_explains_every_token():
+    clf = classifier("none", seed=2)
+    text = "the <pad> film was great"        # <pad> is token id 0: masked
+    every = clf.explain_steps(text, ("lrp", "sa"))
+    assert len(every) == 5 and every[1] is None
+    classes = clf.predict(text)
+    for t, expl in enumerate(every):
+        if expl is None:
+            continue
+        assert expl["lrp"].step == t and expl["lrp"].tokens[t] == text.split()[t]
+        assert expl["lrp"].predicted == classes[t] == expl["lrp"].target
+        one = clf.explain(text, "lrp", step=t)
+        np.testing.assert_allclose(expl["lrp"].word_relevance, one.word_relevance, rtol=1e-12)
+        assert expl["sa"].word_relevance[1] == 0        # the padding token
+    with pytest.raises(ValueError, match="explain_steps is for per-step models"):
+        classifier("mean").explain_steps(text)
