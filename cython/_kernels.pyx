@@ -932,7 +932,8 @@ cdef struct HeadScratch:
     void *Rb
 
 
-cdef int head_open(HeadScratch *hs, const Problem *pb, Py_ssize_t S, Py_ssize_t size_of) noexcept nogil:
+cdef int head_open(HeadScratch *hs, const Problem *pb, Py_ssize_t S,
+                   Py_ssize_t size_of) noexcept nogil:
     """Allocate the head's scratch for sequences of up to S steps (entries
     of size_of bytes); 0, or -1 when out of memory."""
     cdef Py_ssize_t l, wide = pb.D, n_mlp, n_net

@@ -506,7 +506,8 @@ class RecurrentModel:
         """Validated inputs (C-contiguous, dtype) with their masked steps
         removed, and the validated masks (None without masks)."""
         if isinstance(xs, np.ndarray) and xs.ndim != 3:
-            raise ValueError(f"xs must be a list of (T, e) arrays, got an array of shape {xs.shape}")
+            raise ValueError(f"xs must be a list of (T, e) arrays, got an array of shape "
+                             f"{xs.shape}")
         xs = [V.check_input(x, self.input_size, dtype, name or f"xs[{k}]")
               for k, x in enumerate(xs)]
         if masks is None:
