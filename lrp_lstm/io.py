@@ -11,16 +11,19 @@ numeric NumPy arrays only.
 """
 from __future__ import annotations
 
-from __future__ import annotations
-
 import io
 import os
 import pickle
 import zipfile
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .model import RecurrentModel
+
+if TYPE_CHECKING:
+    from .text import TextClassifier
+
 
 class UnsafePickleError(ValueError):
     """A pickle asked for something other than dicts, lists, str and arrays."""
@@ -100,7 +103,7 @@ def safe_unpickle(path):
     return obj
 
 
-def load_reference_model(directory: str | os.PathLike, embeddings=None):
+def load_reference_model(directory: str | os.PathLike, embeddings=None) -> TextClassifier:
     """Load a model saved in the reference implementation's format.
 
     directory holds `model` (pickled dict: Wxh_Left, bxh_Left, Whh_Left,
@@ -193,7 +196,7 @@ def load_model(path: str | os.PathLike) -> RecurrentModel:
 _CLASSIFIER_KEYS = ("vocab", "embeddings", "unknown_token", "lowercase", "class_names")
 
 
-def save_classifier(clf, path: str | os.PathLike) -> None:
+def save_classifier(clf: TextClassifier, path: str | os.PathLike) -> None:
     """Write a TextClassifier to the file `path`, exactly as named: one .npz
     archive (no pickle) with its model (weights and head, as save_model),
     vocabulary, embeddings, tokenizer settings (lowercase, unknown token)
@@ -210,7 +213,7 @@ def save_classifier(clf, path: str | os.PathLike) -> None:
                  **_model_arrays(clf.model))
 
 
-def load_classifier(path: str | os.PathLike):
+def load_classifier(path: str | os.PathLike) -> TextClassifier:
     """Read a TextClassifier written by save_classifier (no pickle).
     Raises ModelFileError (a ValueError) for anything else."""
     from .text import TextClassifier
