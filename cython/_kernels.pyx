@@ -1104,7 +1104,7 @@ cdef void head_backward(const floating *hp, const Problem *pb, const Chunk *ch,
     """What the explained score of each sequence sends to the top layer's
     states: out (N, D), token order, receives its LRP relevance (lrp; the
     score itself is the relevance to start from) or its gradient."""
-    cdef Py_ssize_t k, t, start = 0, C = pb.C, D = pb.D, tgt
+    cdef Py_ssize_t k, start = 0, C = pb.C, D = pb.D, tgt
     cdef const floating *a0
     cdef floating *s
     cdef floating *R = <floating *>hs.R
@@ -1122,8 +1122,7 @@ cdef void head_backward(const floating *hp, const Problem *pb, const Chunk *ch,
         mlp_backward(hp, pb.linear, pb.n_linear, a0, <floating *>hs.mlp, R,
                      <floating *>hs.R2, lrp, pb.absolute, eps, bias_factor)
         if pb.pooling == POOL_NONE:
-            for t in range(D):
-                out[(start + steps[ch.seq[k]]) * D + t] = R[t]
+            memcpy(out + (a0 - H), R, D * sizeof(floating))
         else:
             pool_backward(hp, pb, H + start * D, ch.length[k], hs, lrp, eps, bias_factor,
                           out + start * D)

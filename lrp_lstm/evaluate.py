@@ -252,8 +252,9 @@ def operand_relevance(model, xs, operands, task, method, eps=1e-3, bias_factor=0
         rb.append(r[b])
         na.append(x[a, 0])
         nb.append(sign * x[b, 0])
-        total += np.abs(r).sum()
-        elsewhere += np.abs(r).sum() - abs(r[a]) - abs(r[b])
+        mass = np.abs(r).sum()
+        total += mass
+        elsewhere += mass - abs(r[a]) - abs(r[b])
     return {"corr_a": float(np.corrcoef(ra, na)[0, 1]),
             "corr_b": float(np.corrcoef(rb, nb)[0, 1]),
             "elsewhere": float(elsewhere / total)}

@@ -77,16 +77,6 @@ def check_layers(spec, name, n_in, n_out=None):
     return layers
 
 
-def as_spec(layers):
-    """The list form ([(W, b), activation, ...]) of validated layers."""
-    spec = []
-    for layer in layers:
-        spec.append((layer["W"], layer["b"]))
-        if layer["activation"] != "identity":
-            spec.append(layer["activation"])
-    return spec
-
-
 def pack(head, attention, dtype):
     """The head's parameters for the kernels: flat params, and the tables of
     the head's and the attention net's layers (n, 5): n_in, n_out, the

@@ -483,7 +483,6 @@ class RecurrentModel:
         bool mask per input, as for explain."""
         dtype = V.check_dtype(dtype)
         n_threads = V.check_n_threads(n_threads)
-        full = xs
         xs, masks = self._check_inputs(xs, masks, dtype, _name)
         if not xs:
             return [] if self.per_step else np.zeros((0, self.n_classes), dtype)
@@ -496,7 +495,7 @@ class RecurrentModel:
         if masks is None:
             return steps
         result = []
-        for x, m, rows in zip(full, masks, steps):
+        for m, rows in zip(masks, steps):
             scores = np.full((len(m), self.n_classes), np.nan, dtype)
             scores[m] = rows
             result.append(scores)
@@ -633,7 +632,7 @@ class RecurrentModel:
             targets = np.array([V.check_target(t, self.n_classes,
                                                "target" if _name else f"targets[{k}]")
                                 for k, t in enumerate(targets)], dtype=np.intp)
-        kernel_steps = self._check_steps(steps, full, xs, masks, _name)
+        kernel_steps = self._check_steps(steps, xs, masks, _name)
         if B == 0:
             return []
         out = self._compute(xs, targets, kernel_steps, (eps, bias_factor, rule, sums),
@@ -656,7 +655,7 @@ class RecurrentModel:
         out["steps"] = [int(t) for t in steps] if self.per_step else None
         return _explanations(out, methods, single, (eps, bias_factor, gate_rule, sum_rule))
 
-    def _check_steps(self, steps, full, xs, masks, name):
+    def _check_steps(self, steps, xs, masks, name):
         """The validated steps (B,) of a per-step model, counted among the
         unmasked steps (zeros for any other model, which takes none)."""
         B = len(xs)
@@ -671,7 +670,7 @@ class RecurrentModel:
         if len(steps) != B:
             raise ValueError(f"steps has {len(steps)} entries for {B} inputs")
         out = np.empty(B, np.intp)
-        for k, (t, x) in enumerate(zip(steps, full)):
+        for k, t in enumerate(steps):
             where = "step" if name else f"steps[{k}]"
             T = len(masks[k]) if masks is not None else len(xs[k])
             if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)):
