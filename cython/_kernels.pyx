@@ -97,6 +97,7 @@ cdef extern from "lrp_linalg.h" nogil:
     void lrp_sigmoid_s(Py_ssize_t n, const float *z, float *out)
     void lrp_tanh_d(Py_ssize_t n, const double *z, double *out)
     void lrp_tanh_s(Py_ssize_t n, const float *z, float *out)
+    int lrp_vector_level()
 
 
 cdef extern from *:
@@ -106,10 +107,13 @@ cdef extern from *:
 
 def build_info():
     """How this extension was built: its CMake build type, whether Cython's
-    bounds checks are on (Debug builds), its threads and its BLAS."""
+    bounds checks are on (Debug builds), its threads, its BLAS, and the
+    vector instructions its own products and activations use on this CPU."""
     build_type = LRP_BUILD_TYPE.decode()
     return {"build_type": build_type, "bounds_checks": build_type == "Debug",
             "threads": "POSIX threads, started per call",
+            "vectors": {4: "x86-64-v4 (AVX-512)", 3: "x86-64-v3 (AVX2, FMA)"}.get(
+                lrp_vector_level(), "baseline"),
             "blas": "scipy.linalg.cython_blas (from 32 rows), own products below"}
 
 

@@ -12,8 +12,9 @@
 #include <string.h>
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    (__GNUC__ >= 11) && !defined(LRP_NO_CLONES)
-#define LRP_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
+    (__GNUC__ >= 12) && !defined(LRP_NO_CLONES)
+#define LRP_CLONES                                                              \
+    __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
 #else
 #define LRP_CLONES
 #endif
@@ -54,15 +55,16 @@ LRP_DEFINE_PRIMITIVES(float, s)
 
 /* Matrix-matrix product in register tiles of up to 4 rows of Y x 3
  * vectors, column panel by column panel, the vectors written with GCC's
- * vector extension: 32 bytes (AVX2 + FMA) when the CPU has them, 16 bytes
- * otherwise, chosen once at run time. Every Y[t, j] is still accumulated
- * over r in order. */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(LRP_NO_CLONES)
+ * vector extension: 64 bytes (AVX-512), 32 bytes (AVX2 + FMA) or 16 bytes,
+ * the widest the CPU has, chosen once at run time. Every Y[t, j] is still
+ * accumulated over r in order. */
+#if defined(__GNUC__) && defined(__x86_64__) && (__GNUC__ >= 12) && \
+    !defined(LRP_NO_CLONES)
 #define LRP_AVX2_ATTR __attribute__((target("arch=x86-64-v3")))
-#define LRP_HAVE_AVX2_PATH 1
+#define LRP_AVX512_ATTR __attribute__((target("arch=x86-64-v4")))
+#define LRP_HAVE_WIDE_PATHS 1
 #else
-#define LRP_AVX2_ATTR
-#define LRP_HAVE_AVX2_PATH 0
+#define LRP_HAVE_WIDE_PATHS 0
 #endif
 
 /* Y[0:R, 0:V*W] += X[0:R, :] A[:, 0:V*W] with R x V accumulators in registers */
@@ -151,33 +153,45 @@ LRP_DEFINE_PRIMITIVES(float, s)
 
 LRP_DEFINE_GEMM(lrp_gemm_base_d, double, 16, )
 LRP_DEFINE_GEMM(lrp_gemm_base_s, float, 16, )
-#if LRP_HAVE_AVX2_PATH
+#if LRP_HAVE_WIDE_PATHS
 LRP_DEFINE_GEMM(lrp_gemm_avx2_d, double, 32, LRP_AVX2_ATTR)
 LRP_DEFINE_GEMM(lrp_gemm_avx2_s, float, 32, LRP_AVX2_ATTR)
+LRP_DEFINE_GEMM(lrp_gemm_avx512_d, double, 64, LRP_AVX512_ATTR)
+LRP_DEFINE_GEMM(lrp_gemm_avx512_s, float, 64, LRP_AVX512_ATTR)
 #endif
 
-static int lrp_use_avx2(void)
+int lrp_vector_level(void)
 {
-#if LRP_HAVE_AVX2_PATH
-    static int flag = -1;   /* set once; a racing second write stores the same value */
-    if (flag < 0) {
+#if LRP_HAVE_WIDE_PATHS
+    static int level = -1;  /* set once; a racing second write stores the same value */
+    if (level < 0) {
         __builtin_cpu_init();
-        flag = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        level = __builtin_cpu_supports("x86-64-v4") ? 4
+                : __builtin_cpu_supports("x86-64-v3") ? 3 : 1;
     }
-    return flag;
+    return level;
 #else
-    return 0;
+    return 1;
 #endif
 }
 
-#if LRP_HAVE_AVX2_PATH
-#define LRP_GEMM_AVX2(SUFFIX)                                                   \
-    if (lrp_use_avx2()) {                                                       \
+/* AVX-512 takes the columns that fill its vectors, AVX2 the rest */
+#if LRP_HAVE_WIDE_PATHS
+#define LRP_GEMM_WIDE(SUFFIX, T)                                                \
+    if (lrp_vector_level() >= 4) {                                              \
+        const ptrdiff_t wide = n_cols - n_cols % (64 / (ptrdiff_t)sizeof(T));   \
+        lrp_gemm_avx512_##SUFFIX(n_t, n_rows, wide, X, ldx, A, lda, Y, ldy);   \
+        if (wide < n_cols)                                                      \
+            lrp_gemm_avx2_##SUFFIX(n_t, n_rows, n_cols - wide, X, ldx, A + wide, \
+                                   lda, Y + wide, ldy);                         \
+        return;                                                                 \
+    }                                                                           \
+    if (lrp_vector_level() >= 3) {                                              \
         lrp_gemm_avx2_##SUFFIX(n_t, n_rows, n_cols, X, ldx, A, lda, Y, ldy);    \
         return;                                                                 \
     }
 #else
-#define LRP_GEMM_AVX2(SUFFIX)
+#define LRP_GEMM_WIDE(SUFFIX, T)
 #endif
 
 #define LRP_DEFINE_GEMM_DISPATCH(T, SUFFIX)                                     \
@@ -185,7 +199,7 @@ static int lrp_use_avx2(void)
                            const T *X, ptrdiff_t ldx, const T *A, ptrdiff_t lda, \
                            T *Y, ptrdiff_t ldy)                                 \
     {                                                                           \
-        LRP_GEMM_AVX2(SUFFIX)                                                   \
+        LRP_GEMM_WIDE(SUFFIX, T)                                                \
         lrp_gemm_base_##SUFFIX(n_t, n_rows, n_cols, X, ldx, A, lda, Y, ldy);    \
     }
 

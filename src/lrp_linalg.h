@@ -8,9 +8,9 @@
  * (no -ffast-math), and each y[j] is accumulated in the same order on every
  * call: batched and one-by-one results are bit-identical.
  *
- * On x86-64 with GCC the functions are compiled twice (baseline and
- * x86-64-v3, i.e. AVX2 + FMA) and the loader picks the clone the CPU
- * supports, so distributed wheels stay portable.
+ * On x86-64 with GCC (12 or later) the functions are compiled three times:
+ * baseline, x86-64-v3 (AVX2 + FMA) and x86-64-v4 (AVX-512), and the widest
+ * the CPU supports runs, so distributed wheels stay portable.
  */
 #ifndef LRP_LINALG_H
 #define LRP_LINALG_H
@@ -32,6 +32,10 @@ void lrp_gemm_d(ptrdiff_t n_t, ptrdiff_t n_rows, ptrdiff_t n_cols,
 void lrp_gemm_s(ptrdiff_t n_t, ptrdiff_t n_rows, ptrdiff_t n_cols,
                 const float *X, ptrdiff_t ldx, const float *A, ptrdiff_t lda,
                 float *Y, ptrdiff_t ldy);
+
+/* The vector instructions the functions use on this CPU: 4 (x86-64-v4,
+ * AVX-512), 3 (x86-64-v3, AVX2 + FMA) or 1 (the baseline). */
+int lrp_vector_level(void);
 
 /* Element-wise activations, out[k] = f(z[k]) for k < n, computed in the
  * arrays' precision by a branch-free exp that vectorises (Cody-Waite

@@ -1,8 +1,11 @@
 """What the build says about itself, and what a Debug build checks."""
 import importlib.metadata
 import os
+import platform
 import subprocess
 import sys
+
+import pytest
 
 import lrp_lstm
 
@@ -51,3 +54,17 @@ def test_debug_build_catches_an_out_of_bounds_index(tmp_path):
                          env=env, cwd=tmp_path, timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.startswith("IndexError:")
+
+
+
+def test_build_info_names_the_widest_vectors_of_this_cpu():
+    # the flags of an x86-64 Linux CPU: x86-64-v4 is AVX-512 F, BW, CD, DQ
+    # and VL on top of x86-64-v3, which includes AVX2, FMA, BMI2 and MOVBE
+    if platform.machine() != "x86_64" or not os.path.exists("/proc/cpuinfo"):
+        pytest.skip("the vector paths are x86-64's; the flags are read from /proc/cpuinfo")
+    with open("/proc/cpuinfo") as f:
+        flags = set(next(line for line in f if line.startswith("flags")).split())
+    v3 = {"avx2", "fma", "bmi2", "movbe"} <= flags
+    v4 = v3 and {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"} <= flags
+    expected = "x86-64-v4 (AVX-512)" if v4 else "x86-64-v3 (AVX2, FMA)" if v3 else "baseline"
+    assert lrp_lstm.build_info()["vectors"] == expected
