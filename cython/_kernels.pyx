@@ -93,10 +93,12 @@ cdef extern from "lrp_linalg.h" nogil:
     void lrp_gemm_s(Py_ssize_t n_t, Py_ssize_t n_rows, Py_ssize_t n_cols,
                     const float *X, Py_ssize_t ldx, const float *A, Py_ssize_t lda,
                     float *Y, Py_ssize_t ldy)
-    void lrp_sigmoid_d(Py_ssize_t n, const double *z, double *out)
-    void lrp_sigmoid_s(Py_ssize_t n, const float *z, float *out)
-    void lrp_tanh_d(Py_ssize_t n, const double *z, double *out)
-    void lrp_tanh_s(Py_ssize_t n, const float *z, float *out)
+    void lrp_activate_d(Py_ssize_t n_rows, Py_ssize_t width, Py_ssize_t ld,
+                        Py_ssize_t tanh_from, Py_ssize_t tanh_to, const double *z,
+                        double *out)
+    void lrp_activate_s(Py_ssize_t n_rows, Py_ssize_t width, Py_ssize_t ld,
+                        Py_ssize_t tanh_from, Py_ssize_t tanh_to, const float *z,
+                        float *out)
     int lrp_vector_level()
 
 
@@ -161,18 +163,15 @@ cdef inline void gemm(Py_ssize_t n_t, Py_ssize_t n_rows, Py_ssize_t n_cols,
         lrp_gemm_s(n_t, n_rows, n_cols, X, ldx, A, lda, Y, ldy)
 
 
-cdef inline void sigmoid(Py_ssize_t n, const floating *z, floating *out) noexcept nogil:
+cdef inline void activate_rows(Py_ssize_t n_rows, Py_ssize_t width, Py_ssize_t ld,
+                               Py_ssize_t tanh_from, Py_ssize_t tanh_to, const floating *z,
+                               floating *out) noexcept nogil:
+    """out = tanh(z) on the columns tanh_from:tanh_to of n_rows rows of
+    width entries (row stride ld), sigmoid(z) on the others."""
     if floating is double:
-        lrp_sigmoid_d(n, z, out)
+        lrp_activate_d(n_rows, width, ld, tanh_from, tanh_to, z, out)
     else:
-        lrp_sigmoid_s(n, z, out)
-
-
-cdef inline void tanh_(Py_ssize_t n, const floating *z, floating *out) noexcept nogil:
-    if floating is double:
-        lrp_tanh_d(n, z, out)
-    else:
-        lrp_tanh_s(n, z, out)
+        lrp_activate_s(n_rows, width, ld, tanh_from, tanh_to, z, out)
 
 
 cdef inline floating sgn(floating z) noexcept nogil:
@@ -355,36 +354,45 @@ cdef inline floating *hidden_block(const Cell *cells, Py_ssize_t n_dir, Py_ssize
 # ---------------------------------------------------------------------------
 # Forward
 
-cdef inline void lstm_row(const floating *z, floating *a, const floating *c_prev,
-                          floating *c, floating *tc, floating *h, Py_ssize_t d) noexcept nogil:
-    """One LSTM row's step from its pre-activations z (i, g, f, o): the
-    activated gates a, c_t, tanh(c_t) and h_t (c_prev NULL at the first
-    step)."""
-    cdef Py_ssize_t j
-    sigmoid(d, z, a)
-    tanh_(d, z + d, a + d)
-    sigmoid(2 * d, z + 2 * d, a + 2 * d)
-    for j in range(d):
-        c[j] = a[2 * d + j] * (c_prev[j] if c_prev != NULL else 0) + a[j] * a[d + j]
-    tanh_(d, c, tc)
-    for j in range(d):
-        h[j] = a[3 * d + j] * tc[j]
+cdef inline void lstm_step(const floating *z, floating *a, const floating *c_prev,
+                           floating *c, floating *tc, floating *h, Py_ssize_t n,
+                           Py_ssize_t d) noexcept nogil:
+    """One LSTM step of n rows from their pre-activations z (n, G) (i, g, f,
+    o): the activated gates a (n, G), c_t, tanh(c_t) and h_t (n, d) each;
+    c_prev (n, d) the rows' c_{t-1}, NULL at the first step."""
+    cdef Py_ssize_t k, j, G = 4 * d
+    activate_rows(n, G, G, d, 2 * d, z, a)
+    for k in range(n):
+        for j in range(d):
+            c[k * d + j] = a[k * G + j] * a[k * G + d + j]
+        if c_prev != NULL:
+            for j in range(d):
+                c[k * d + j] = a[k * G + 2 * d + j] * c_prev[k * d + j] + c[k * d + j]
+    activate_rows(1, n * d, n * d, 0, n * d, c, tc)
+    for k in range(n):
+        for j in range(d):
+            h[k * d + j] = a[k * G + 3 * d + j] * tc[k * d + j]
 
 
-cdef inline void gru_row(floating *a, const floating *gh, floating *g, const floating *h_prev,
-                         floating *h, Py_ssize_t d) noexcept nogil:
-    """One GRU row's step: a (the input's parts of a_r, a_z, a_n) receives
-    the recurrent parts gh = Wh h_{t-1} + bh (a_n's gated by r); g the gates
-    r, z, n; then h_t (h_prev NULL at the first step)."""
-    cdef Py_ssize_t j
-    for j in range(2 * d):
-        a[j] = a[j] + gh[j]
-    sigmoid(2 * d, a, g)
-    for j in range(d):
-        a[2 * d + j] = a[2 * d + j] + g[j] * gh[2 * d + j]
-    tanh_(d, a + 2 * d, g + 2 * d)
-    for j in range(d):
-        h[j] = (1 - g[d + j]) * g[2 * d + j] + g[d + j] * (h_prev[j] if h_prev != NULL else 0)
+cdef inline void gru_step(floating *a, const floating *gh, floating *g, const floating *h_prev,
+                          floating *h, Py_ssize_t n, Py_ssize_t d) noexcept nogil:
+    """One GRU step of n rows: a (n, G) (the input's parts of a_r, a_z, a_n)
+    receives the recurrent parts gh = Wh h_{t-1} + bh (n, G) (a_n's gated
+    by r); g (n, G) the gates r, z, n; then h_t (n, d) (h_prev (n, d) NULL
+    at the first step)."""
+    cdef Py_ssize_t k, j, G = 3 * d
+    for k in range(n):
+        for j in range(2 * d):
+            a[k * G + j] = a[k * G + j] + gh[k * G + j]
+    activate_rows(n, 2 * d, G, 0, 0, a, g)
+    for k in range(n):
+        for j in range(d):
+            a[k * G + 2 * d + j] = a[k * G + 2 * d + j] + g[k * G + j] * gh[k * G + 2 * d + j]
+    activate_rows(n, d, G, 0, d, a + 2 * d, g + 2 * d)
+    for k in range(n):
+        for j in range(d):
+            h[k * d + j] = (1 - g[k * G + d + j]) * g[k * G + 2 * d + j] + g[k * G + d + j] * (
+                h_prev[k * d + j] if h_prev != NULL else 0)
 
 
 cdef void forward_direction(const floating *p, const Cell *cl, const Chunk *ch, bint gru,
@@ -393,7 +401,7 @@ cdef void forward_direction(const floating *p, const Cell *cl, const Chunk *ch, 
     w + cl.x, all packed: z the pre-activations (LSTM i, g, f, o; GRU a_r,
     a_z, a_n), gates the activated gates, h; an LSTM's tc and c, a GRU's c
     = Wh h_{t-1} + bh (whose last d entries are u)."""
-    cdef Py_ssize_t s, k, r, q, n, d = cl.d, G = cl.G
+    cdef Py_ssize_t s, r, q, n, d = cl.d, G = cl.G
     cdef floating *z = w + cl.z
     cdef floating *h = w + cl.h
     cdef floating *rec = w + cl.c if gru else z     # where the recurrent products go
@@ -404,18 +412,16 @@ cdef void forward_direction(const floating *p, const Cell *cl, const Chunk *ch, 
     gemm(ch.N, cl.e, G, w + cl.x, cl.e, p + cl.WxT, G, z, G)
     for s in range(ch.S):
         n = ch.n_active[s]
+        r = ch.row0[s]
+        q = ch.row0[s - 1] if s > 0 else -1     # the first row of step s-1
         if s > 0:
-            gemm(n, d, G, h + ch.row0[s - 1] * d, d, p + cl.WhT, G, rec + ch.row0[s] * G, G)
-        for k in range(n):
-            r = ch.row0[s] + k
-            q = (ch.row0[s - 1] + k) * d if s > 0 else -1   # the row of step s-1
-            if gru:
-                gru_row(z + r * G, rec + r * G, w + cl.gates + r * G,
-                        h + q if s > 0 else NULL, h + r * d, d)
-            else:
-                lstm_row(z + r * G, w + cl.gates + r * G,
-                         w + cl.c + q if s > 0 else NULL, w + cl.c + r * d,
-                         w + cl.tc + r * d, h + r * d, d)
+            gemm(n, d, G, h + q * d, d, p + cl.WhT, G, rec + r * G, G)
+        if gru:
+            gru_step(z + r * G, rec + r * G, w + cl.gates + r * G,
+                     h + q * d if s > 0 else NULL, h + r * d, n, d)
+        else:
+            lstm_step(z + r * G, w + cl.gates + r * G, w + cl.c + q * d if s > 0 else NULL,
+                      w + cl.c + r * d, w + cl.tc + r * d, h + r * d, n, d)
 
 
 cdef void gather_input(const floating *src, Py_ssize_t ld, const Cell *cl, const Chunk *ch,

@@ -272,34 +272,30 @@ static inline float lrp_expf(float x)
     return p * t;
 }
 
-/* sigmoid and tanh on top of EXP; both branches are computed, then
- * selected, which keeps the loops vectorisable */
+/* sigmoid (is_tanh false) or tanh (true) on top of EXP, with one exp and
+ * one division: e = exp(-|z|) (sigmoid) or exp(-2|z|) (tanh), never
+ * overflowing; sigmoid = 1 / (1 + e) for z >= 0, e / (1 + e) below; tanh =
+ * sgn(z) (1 - e) / (1 + e). Every branch is a select, so that loops over
+ * it vectorise, whichever function each entry takes. */
 #define LRP_DEFINE_ACTIVATIONS(T, SUFFIX, EXP)                                  \
-    static inline T lrp_sigmoid1_##SUFFIX(T z)                                  \
+    static inline T lrp_activate1_##SUFFIX(T z, int is_tanh)                    \
     {                                                                           \
-        T minus_abs = z < 0 ? z : -z;                                           \
-        T e = EXP(minus_abs);                   /* exp(-|z|) never overflows */ \
-        T s = (T)1 / ((T)1 + e);                                                \
-        T es = e * s;                                                           \
-        return z >= 0 ? s : es;                                                 \
+        T k = is_tanh ? (T)2 : (T)1;                                            \
+        T minus_abs = z < 0 ? k * z : -k * z;                                   \
+        T e = EXP(minus_abs);                                                   \
+        T num = is_tanh ? (T)1 - e : (z >= 0 ? (T)1 : e);                       \
+        T v = num / ((T)1 + e);                                                 \
+        T minus_v = -v;                                                         \
+        return is_tanh && z < 0 ? minus_v : v;                                  \
     }                                                                           \
-    static inline T lrp_tanh1_##SUFFIX(T z)                                     \
+    LRP_CLONES void lrp_activate_##SUFFIX(ptrdiff_t n_rows, ptrdiff_t width,    \
+                                          ptrdiff_t ld, ptrdiff_t tanh_from,    \
+                                          ptrdiff_t tanh_to, const T *z, T *out) \
     {                                                                           \
-        T two_z = 2 * z, minus_two_z = -2 * z;                                  \
-        T e = EXP(z < 0 ? two_z : minus_two_z);                                 \
-        T t = ((T)1 - e) / ((T)1 + e);                                          \
-        T minus_t = -t;                                                         \
-        return z < 0 ? minus_t : t;                                             \
-    }                                                                           \
-    LRP_CLONES void lrp_sigmoid_##SUFFIX(ptrdiff_t n, const T *z, T *out)       \
-    {                                                                           \
-        for (ptrdiff_t k = 0; k < n; ++k)                                       \
-            out[k] = lrp_sigmoid1_##SUFFIX(z[k]);                               \
-    }                                                                           \
-    LRP_CLONES void lrp_tanh_##SUFFIX(ptrdiff_t n, const T *z, T *out)          \
-    {                                                                           \
-        for (ptrdiff_t k = 0; k < n; ++k)                                       \
-            out[k] = lrp_tanh1_##SUFFIX(z[k]);                                  \
+        for (ptrdiff_t r = 0; r < n_rows; ++r)                                  \
+            for (ptrdiff_t j = 0; j < width; ++j)                               \
+                out[r * ld + j] = lrp_activate1_##SUFFIX(                       \
+                    z[r * ld + j], j >= tanh_from && j < tanh_to);              \
     }
 
 LRP_DEFINE_ACTIVATIONS(double, d, lrp_exp)
