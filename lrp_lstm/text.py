@@ -28,13 +28,14 @@ class TextExplanation:
     explanation : the array-level Explanation (relevance (T, e), ...)
     """
 
-    def __init__(self, tokens, explanation, class_names, output="softmax"):
+    def __init__(self, tokens, explanation, class_names, output="softmax", probs=None):
+        # probs: the probabilities when the caller has them (a batch's, at once)
         self.tokens = list(tokens)
         self.explanation = explanation
         self.class_names = tuple(class_names)
         self.word_relevance = explanation.word_relevance
         self.scores = explanation.scores
-        self.probabilities = probabilities(self.scores, output)
+        self.probabilities = probabilities(self.scores, output) if probs is None else probs
         self.predicted = int(np.argmax(self.probabilities))
         self.target = explanation.target
         self.step = explanation.step
@@ -146,31 +147,50 @@ class TextClassifier:
     def embed(self, text):
         """(tokens, x (T, e), mask) for one text; mask (T,) is None unless the
         model skips token id 0 (mask_zero), then False on those tokens."""
-        if self.embeddings is None:
-            raise ValueError("this classifier has no embeddings: pass embeddings= when loading it")
-        tokens = self.tokenize(text)
-        if not tokens:
-            raise ValueError("text is empty: it has no tokens")
-        ids = self.token_ids(tokens)
-        mask = ids != 0 if self.model.mask_zero else None
-        if mask is not None and not mask.any():
-            raise ValueError("text has only padding tokens (token id 0)")
-        return tokens, self.embeddings[ids], mask
+        token_lists, xs, masks = self._embed_all([text], named=False)
+        return token_lists[0], xs[0], None if masks is None else masks[0]
 
     def _embed_all(self, texts, named=True):
         """embed() of each text as (token lists, inputs, masks), masks None
-        unless the model has mask_zero; an error names the text's index
-        (named)."""
-        embedded = []
+        unless the model has mask_zero; the vocabulary is looked up once for
+        all tokens, and the inputs are views of one array. An error names
+        the text's index (named)."""
+        if self.embeddings is None:
+            raise ValueError("this classifier has no embeddings: pass embeddings= when loading it")
+
+        def fail(k, exc):
+            raise (type(exc)(f"texts[{k}]: {exc}") if named else exc) from None
+
+        token_lists = []
         for k, text in enumerate(texts):
             try:
-                embedded.append(self.embed(text))
-            except (ValueError, TypeError) as exc:
-                if not named:
-                    raise
-                raise type(exc)(f"texts[{k}]: {exc}") from None
-        tokens, xs, masks = (list(column) for column in zip(*embedded)) if embedded else ([],) * 3
-        return tokens, xs, masks if self.model.mask_zero else None
+                tokens = self.tokenize(text)
+            except TypeError as exc:
+                fail(k, exc)
+            if not tokens:
+                fail(k, ValueError("text is empty: it has no tokens"))
+            token_lists.append(tokens)
+        try:
+            ids = self.token_ids([t for tokens in token_lists for t in tokens])
+        except ValueError:      # an unknown token without an unknown token: whose?
+            for k, tokens in enumerate(token_lists):
+                try:
+                    self.token_ids(tokens)
+                except ValueError as exc:
+                    fail(k, exc)
+            raise
+        ends = np.cumsum([len(tokens) for tokens in token_lists]).tolist()
+        rows = list(zip([0] + ends[:-1], ends))
+        x = self.embeddings[ids]
+        xs = [x[a:b] for a, b in rows]
+        if not self.model.mask_zero:
+            return token_lists, xs, None
+        kept = ids != 0
+        masks = [kept[a:b] for a, b in rows]
+        for k, mask in enumerate(masks):
+            if not mask.any():
+                fail(k, ValueError("text has only padding tokens (token id 0)"))
+        return token_lists, xs, masks
 
     def _scores(self, texts, n_threads=1, named=True):
         _, xs, masks = self._embed_all(texts, named)
@@ -236,12 +256,13 @@ class TextClassifier:
         return [None if res is None else self._text_explanation(tokens, res)
                 for res in results]
 
-    def _text_explanation(self, tokens, res):
-        """The TextExplanation (or a dict of them) of an array-level result."""
+    def _text_explanation(self, tokens, res, probs=None):
+        """The TextExplanation (or a dict of them) of an array-level result;
+        probs: its class probabilities, if known."""
         if isinstance(res, dict):
-            return {m: TextExplanation(tokens, r, self.class_names, self.model.output)
+            return {m: TextExplanation(tokens, r, self.class_names, self.model.output, probs)
                     for m, r in res.items()}
-        return TextExplanation(tokens, res, self.class_names, self.model.output)
+        return TextExplanation(tokens, res, self.class_names, self.model.output, probs)
 
     def explain_batch(self, texts: list[str], method: str | tuple[str, ...] = "lrp",
                       targets: list[int | None] | None = None, eps: float = 1e-3,
@@ -257,8 +278,10 @@ class TextClassifier:
         results = self.model.explain_batch(xs, method, targets, eps, bias_factor, gate_rule,
                                            sum_rule, masks, n_threads=n_threads, dtype=dtype,
                                            steps=steps, _name=None if _named else "x")
-        return [self._text_explanation(tokens, res)
-                for tokens, res in zip(token_lists, results)]
+        first = [next(iter(res.values())) if isinstance(res, dict) else res for res in results]
+        probs = probabilities(np.array([r.scores for r in first]), self.model.output)
+        return [self._text_explanation(tokens, res, p)
+                for tokens, res, p in zip(token_lists, results, probs)]
 
 
 def _model_dir():
