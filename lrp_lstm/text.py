@@ -278,6 +278,8 @@ class TextClassifier:
         results = self.model.explain_batch(xs, method, targets, eps, bias_factor, gate_rule,
                                            sum_rule, masks, n_threads=n_threads, dtype=dtype,
                                            steps=steps, _name=None if _named else "x")
+        if not results:
+            return []
         first = [next(iter(res.values())) if isinstance(res, dict) else res for res in results]
         probs = probabilities(np.array([r.scores for r in first]), self.model.output)
         return [self._text_explanation(tokens, res, p)

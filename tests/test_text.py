@@ -98,6 +98,10 @@ def test_explain_batch_equals_explain(clf):
         for m in ("lrp", "gi"):
             np.testing.assert_array_equal(res[m].word_relevance,
                                           clf.explain(text, method=m).word_relevance)
+            np.testing.assert_allclose(res[m].probabilities, clf.predict_proba(text),
+                                       rtol=1e-12)
+            assert res[m].predicted == clf.predict(text)
+    assert clf.explain_batch([]) == []
     np.testing.assert_array_equal(clf.predict_batch(texts),
                                   [clf.predict(t) for t in texts])
     np.testing.assert_allclose(clf.predict_proba_batch(texts),
