@@ -1,12 +1,12 @@
 /*
  * Dense vector primitives for the LSTM kernels (cython/_kernels.pyx).
  *
- * Every matrix product of the forward pass, the gradient and the LRP
- * recursions is written as y += A^T c for a row-major A: a sum of scaled rows.
- * The inner loop then runs over contiguous memory with independent
- * accumulators, so the compiler vectorises it without reassociating any sum
- * (no -ffast-math), and each y[j] is accumulated in the same order on every
- * call: batched and one-by-one results are bit-identical.
+ * The kernels' matrix products of fewer than 32 rows (one sentence's; larger
+ * ones go to BLAS) are written as y += A^T c for a row-major A: a sum of
+ * scaled rows. The inner loop then runs over contiguous memory with
+ * independent accumulators, so the compiler vectorises it without
+ * reassociating any sum (no -ffast-math), and each y[j] is accumulated in
+ * row order on every call, by whichever vector width computes it.
  *
  * On x86-64 with GCC (12 or later) the functions are compiled three times:
  * baseline, x86-64-v3 (AVX2 + FMA) and x86-64-v4 (AVX-512), and the widest
