@@ -84,9 +84,9 @@ from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 cdef extern from "lrp_linalg.h" nogil:
     void lrp_gemv_t_d(Py_ssize_t n_rows, Py_ssize_t n_cols, const double *A,
-                      Py_ssize_t lda, const double *coef, double *y)
+                      Py_ssize_t lda, const double *coef, double *y, int reverse)
     void lrp_gemv_t_s(Py_ssize_t n_rows, Py_ssize_t n_cols, const float *A,
-                      Py_ssize_t lda, const float *coef, float *y)
+                      Py_ssize_t lda, const float *coef, float *y, int reverse)
     void lrp_gemm_d(Py_ssize_t n_t, Py_ssize_t n_rows, Py_ssize_t n_cols,
                     const double *X, Py_ssize_t ldx, const double *A, Py_ssize_t lda,
                     double *Y, Py_ssize_t ldy)
@@ -135,9 +135,11 @@ blas_min_rows = BLAS_MIN_ROWS
 
 cdef inline void gemm(Py_ssize_t n_t, Py_ssize_t n_rows, Py_ssize_t n_cols,
                       const floating *X, Py_ssize_t ldx, const floating *A,
-                      Py_ssize_t lda, floating *Y, Py_ssize_t ldy) noexcept nogil:
+                      Py_ssize_t lda, floating *Y, Py_ssize_t ldy,
+                      int reverse=0) noexcept nogil:
     """Y (n_t, n_cols) += X A for X (n_t, n_rows), A (n_rows, n_cols), all
-    row-major with row strides ldx, lda, ldy."""
+    row-major with row strides ldx, lda, ldy. A recurrence alternates
+    reverse from step to step (see lrp_gemv_t_d): it changes no result."""
     cdef int m = <int>n_cols, n = <int>n_t, k = <int>n_rows
     cdef int ia = <int>lda, ix = <int>ldx, iy = <int>ldy
     cdef double one_d = 1.0
@@ -152,11 +154,11 @@ cdef inline void gemm(Py_ssize_t n_t, Py_ssize_t n_rows, Py_ssize_t n_cols,
         else:
             sgemm(b"N", b"N", &m, &n, &k, &one_s, <float *>A, &ia, <float *>X, &ix,
                   &one_s, Y, &iy)
-    elif n_t == 1:      # one sentence's step: four rows of A at a time
+    elif n_t == 1:      # one sentence's step
         if floating is double:
-            lrp_gemv_t_d(n_rows, n_cols, A, lda, X, Y)
+            lrp_gemv_t_d(n_rows, n_cols, A, lda, X, Y, reverse)
         else:
-            lrp_gemv_t_s(n_rows, n_cols, A, lda, X, Y)
+            lrp_gemv_t_s(n_rows, n_cols, A, lda, X, Y, reverse)
     elif floating is double:
         lrp_gemm_d(n_t, n_rows, n_cols, X, ldx, A, lda, Y, ldy)
     else:
@@ -415,7 +417,7 @@ cdef void forward_direction(const floating *p, const Cell *cl, const Chunk *ch, 
         r = ch.row0[s]
         q = ch.row0[s - 1] if s > 0 else -1     # the first row of step s-1
         if s > 0:
-            gemm(n, d, G, h + q * d, d, p + cl.WhT, G, rec + r * G, G)
+            gemm(n, d, G, h + q * d, d, p + cl.WhT, G, rec + r * G, G, s & 1)
         if gru:
             gru_step(z + r * G, rec + r * G, w + cl.gates + r * G,
                      h + q * d if s > 0 else NULL, h + r * d, n, d)
@@ -774,7 +776,7 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
             memset(Rh, 0, n * d * sizeof(floating))
         if s > 0:
             gemm(n, last - first, d, v if gru else w + cl.z + ch.row0[s] * G + first, G,
-                 pw + cl.Wh + first * d, d, Rh, d)
+                 pw + cl.Wh + first * d, d, Rh, d, s & 1)
         if not lrp:
             continue
         for k in range(n):

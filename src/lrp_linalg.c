@@ -1,10 +1,9 @@
 /*
  * Dense vector primitives for the LSTM kernels; see lrp_linalg.h.
  *
- * Rows are taken four at a time so that y[j] stays in a register while four
- * rows are added to it, but always in row order: y[j] receives
- * coef[0]*A[0,j], coef[1]*A[1,j], ... one after the other, in gemv and gemm
- * alike.
+ * Each y[j] (Y[t, j]) is held in a register while the rows of A are added
+ * to it, always in row order: y[j] receives coef[0]*A[0,j], coef[1]*A[1,j],
+ * ... one after the other, in gemv and gemm alike.
  */
 #include "lrp_linalg.h"
 
@@ -19,39 +18,6 @@
 #define LRP_CLONES
 #endif
 
-#define LRP_DEFINE_PRIMITIVES(T, SUFFIX)                                        \
-    LRP_CLONES void lrp_gemv_t_##SUFFIX(ptrdiff_t n_rows, ptrdiff_t n_cols,     \
-                                        const T *A, ptrdiff_t lda,              \
-                                        const T *coef, T *restrict y)           \
-    {                                                                           \
-        ptrdiff_t r = 0, j;                                                     \
-        for (; r + 4 <= n_rows; r += 4) {                                       \
-            const T *restrict a0 = A + r * lda;                                 \
-            const T *restrict a1 = a0 + lda;                                    \
-            const T *restrict a2 = a1 + lda;                                    \
-            const T *restrict a3 = a2 + lda;                                    \
-            const T c0 = coef[r], c1 = coef[r + 1];                             \
-            const T c2 = coef[r + 2], c3 = coef[r + 3];                         \
-            for (j = 0; j < n_cols; ++j) {                                      \
-                T acc = y[j];                                                   \
-                acc += c0 * a0[j];                                              \
-                acc += c1 * a1[j];                                              \
-                acc += c2 * a2[j];                                              \
-                acc += c3 * a3[j];                                              \
-                y[j] = acc;                                                     \
-            }                                                                   \
-        }                                                                       \
-        for (; r < n_rows; ++r) {                                               \
-            const T *restrict a0 = A + r * lda;                                 \
-            const T c0 = coef[r];                                               \
-            for (j = 0; j < n_cols; ++j)                                        \
-                y[j] += c0 * a0[j];                                             \
-        }                                                                       \
-    }                                                                           \
-
-
-LRP_DEFINE_PRIMITIVES(double, d)
-LRP_DEFINE_PRIMITIVES(float, s)
 
 /* Matrix-matrix product in register tiles of up to 4 rows of Y x 3
  * vectors, column panel by column panel, the vectors written with GCC's
@@ -105,6 +71,64 @@ LRP_DEFINE_PRIMITIVES(float, s)
             NAME##_tile_1_##V(n_rows, X + t * ldx, ldx, A, lda, Y + t * ldy, ldy); \
     }
 
+/* y[0:V*W] += coef A[:, 0:V*W] with V accumulators in registers */
+#define LRP_GEMV_BLOCK(NAME, T, ATTR, V)                                        \
+    ATTR static inline void NAME##_gemv_##V(ptrdiff_t n_rows, const T *A,       \
+                                            ptrdiff_t lda, const T *coef,       \
+                                            T *restrict y)                      \
+    {                                                                           \
+        NAME##_vec acc[V];                                                      \
+        for (int v = 0; v < V; ++v)                                             \
+            acc[v] = NAME##_load(y + v * NAME##_W);                             \
+        for (ptrdiff_t r = 0; r < n_rows; ++r) {                                \
+            const T c = coef[r];                                                \
+            for (int v = 0; v < V; ++v)                                         \
+                acc[v] += c * NAME##_load(A + r * lda + v * NAME##_W);          \
+        }                                                                       \
+        for (int v = 0; v < V; ++v)                                             \
+            NAME##_store(y + v * NAME##_W, acc[v]);                             \
+    }
+
+/* One row of Y: blocks of 8 vectors (enough independent sums to keep the
+ * FMA units busy), then 4, 2, 1 vectors, then single columns. `reverse`
+ * takes the blocks last to first: a recurrence alternating the order
+ * finds the block it used last still in L1 (and L2, for matrices larger
+ * than L2). */
+#define LRP_DEFINE_GEMV(NAME, T, ATTR)                                          \
+    LRP_GEMV_BLOCK(NAME, T, ATTR, 8)                                            \
+    LRP_GEMV_BLOCK(NAME, T, ATTR, 4)                                            \
+    LRP_GEMV_BLOCK(NAME, T, ATTR, 2)                                            \
+    LRP_GEMV_BLOCK(NAME, T, ATTR, 1)                                            \
+    ATTR static void NAME##_gemv(ptrdiff_t n_rows, ptrdiff_t n_cols, const T *A, \
+                                 ptrdiff_t lda, const T *coef, T *restrict y,   \
+                                 int reverse)                                   \
+    {                                                                           \
+        const ptrdiff_t W = NAME##_W, n_blocks = n_cols / (8 * W);              \
+        ptrdiff_t j = n_blocks * 8 * W, k, r;                                   \
+        for (k = 0; k < n_blocks && !reverse; ++k)                              \
+            NAME##_gemv_8(n_rows, A + k * 8 * W, lda, coef, y + k * 8 * W);     \
+        if (j + 4 * W <= n_cols) {                                              \
+            NAME##_gemv_4(n_rows, A + j, lda, coef, y + j);                     \
+            j += 4 * W;                                                         \
+        }                                                                       \
+        if (j + 2 * W <= n_cols) {                                              \
+            NAME##_gemv_2(n_rows, A + j, lda, coef, y + j);                     \
+            j += 2 * W;                                                         \
+        }                                                                       \
+        if (j + W <= n_cols) {                                                  \
+            NAME##_gemv_1(n_rows, A + j, lda, coef, y + j);                     \
+            j += W;                                                             \
+        }                                                                       \
+        for (; j < n_cols; ++j) {                                               \
+            T acc = y[j];                                                       \
+            for (r = 0; r < n_rows; ++r)                                        \
+                acc += coef[r] * A[r * lda + j];                                \
+            y[j] = acc;                                                         \
+        }                                                                       \
+        for (k = n_blocks - 1; k >= 0 && reverse; --k)                          \
+            NAME##_gemv_8(n_rows, A + k * 8 * W, lda, coef, y + k * 8 * W);     \
+    }
+
 #define LRP_DEFINE_GEMM(NAME, T, BYTES, ATTR)                                   \
     typedef T NAME##_vec __attribute__((vector_size(BYTES)));                   \
     enum { NAME##_W = BYTES / sizeof(T) };                                      \
@@ -127,6 +151,7 @@ LRP_DEFINE_PRIMITIVES(float, s)
     LRP_GEMM_PANEL(NAME, T, ATTR, 3)                                            \
     LRP_GEMM_PANEL(NAME, T, ATTR, 2)                                            \
     LRP_GEMM_PANEL(NAME, T, ATTR, 1)                                            \
+    LRP_DEFINE_GEMV(NAME, T, ATTR)                                              \
     ATTR static void NAME(ptrdiff_t n_t, ptrdiff_t n_rows, ptrdiff_t n_cols,    \
                           const T *X, ptrdiff_t ldx, const T *A, ptrdiff_t lda, \
                           T *restrict Y, ptrdiff_t ldy)                         \
@@ -175,7 +200,8 @@ int lrp_vector_level(void)
 #endif
 }
 
-/* AVX-512 takes the columns that fill its vectors, AVX2 the rest */
+/* AVX-512 takes the columns that fill its vectors, AVX2 the rest (in the
+ * gemv, the rest comes first when the blocks run last to first) */
 #if LRP_HAVE_WIDE_PATHS
 #define LRP_GEMM_WIDE(SUFFIX, T)                                                \
     if (lrp_vector_level() >= 4) {                                              \
@@ -190,8 +216,25 @@ int lrp_vector_level(void)
         lrp_gemm_avx2_##SUFFIX(n_t, n_rows, n_cols, X, ldx, A, lda, Y, ldy);    \
         return;                                                                 \
     }
+#define LRP_GEMV_WIDE(SUFFIX, T)                                                \
+    if (lrp_vector_level() >= 4) {                                              \
+        const ptrdiff_t wide = n_cols - n_cols % (64 / (ptrdiff_t)sizeof(T));   \
+        if (wide < n_cols && reverse)                                           \
+            lrp_gemm_avx2_##SUFFIX##_gemv(n_rows, n_cols - wide, A + wide, lda, \
+                                          coef, y + wide, reverse);             \
+        lrp_gemm_avx512_##SUFFIX##_gemv(n_rows, wide, A, lda, coef, y, reverse); \
+        if (wide < n_cols && !reverse)                                          \
+            lrp_gemm_avx2_##SUFFIX##_gemv(n_rows, n_cols - wide, A + wide, lda, \
+                                          coef, y + wide, reverse);             \
+        return;                                                                 \
+    }                                                                           \
+    if (lrp_vector_level() >= 3) {                                              \
+        lrp_gemm_avx2_##SUFFIX##_gemv(n_rows, n_cols, A, lda, coef, y, reverse); \
+        return;                                                                 \
+    }
 #else
 #define LRP_GEMM_WIDE(SUFFIX, T)
+#define LRP_GEMV_WIDE(SUFFIX, T)
 #endif
 
 #define LRP_DEFINE_GEMM_DISPATCH(T, SUFFIX)                                     \
@@ -201,6 +244,12 @@ int lrp_vector_level(void)
     {                                                                           \
         LRP_GEMM_WIDE(SUFFIX, T)                                                \
         lrp_gemm_base_##SUFFIX(n_t, n_rows, n_cols, X, ldx, A, lda, Y, ldy);    \
+    }                                                                           \
+    void lrp_gemv_t_##SUFFIX(ptrdiff_t n_rows, ptrdiff_t n_cols, const T *A,    \
+                             ptrdiff_t lda, const T *coef, T *y, int reverse)   \
+    {                                                                           \
+        LRP_GEMV_WIDE(SUFFIX, T)                                                \
+        lrp_gemm_base_##SUFFIX##_gemv(n_rows, n_cols, A, lda, coef, y, reverse); \
     }
 
 LRP_DEFINE_GEMM_DISPATCH(double, d)

@@ -3,10 +3,11 @@
  *
  * The kernels' matrix products of fewer than 32 rows (one sentence's; larger
  * ones go to BLAS) are written as y += A^T c for a row-major A: a sum of
- * scaled rows. The inner loop then runs over contiguous memory with
- * independent accumulators, so the compiler vectorises it without
- * reassociating any sum (no -ffast-math), and each y[j] is accumulated in
- * row order on every call, by whichever vector width computes it.
+ * scaled rows, each y[j] held in a vector register while the rows are added
+ * in order. No sum is reassociated (no -ffast-math): each y[j] is
+ * accumulated in row order on every call, by whichever vector width
+ * computes it, in the one-row product (gemv) and the small product (gemm)
+ * alike.
  *
  * On x86-64 with GCC (12 or later) the functions are compiled three times:
  * baseline, x86-64-v3 (AVX2 + FMA) and x86-64-v4 (AVX-512), and the widest
@@ -17,11 +18,15 @@
 
 #include <stddef.h>
 
-/* y[j] += sum_r coef[r] * A[r * lda + j]   for r < n_rows, j < n_cols */
+/* y[j] += sum_r coef[r] * A[r * lda + j]   for r < n_rows, j < n_cols
+ * (y in registers, a block of columns at a time; `reverse` takes the blocks
+ * last to first, which a recurrence alternates from step to step so that
+ * the block used last is still in cache; the order of the columns leaves
+ * every y[j] unchanged) */
 void lrp_gemv_t_d(ptrdiff_t n_rows, ptrdiff_t n_cols, const double *A,
-                  ptrdiff_t lda, const double *coef, double *y);
+                  ptrdiff_t lda, const double *coef, double *y, int reverse);
 void lrp_gemv_t_s(ptrdiff_t n_rows, ptrdiff_t n_cols, const float *A,
-                  ptrdiff_t lda, const float *coef, float *y);
+                  ptrdiff_t lda, const float *coef, float *y, int reverse);
 
 /* Y[t, j] += sum_r X[t * ldx + r] * A[r * lda + j]   for t < n_t
  * (X is (n_t, n_rows) with row stride ldx, Y is (n_t, n_cols) with row
