@@ -157,7 +157,8 @@ def check_n_threads(n_threads):
         raise TypeError(f"n_threads must be a positive integer or None, got {n_threads!r}")
     if n_threads < 1:
         raise ValueError(f"n_threads must be at least 1, got {n_threads}")
-    if n_threads > MAX_THREADS_PER_CORE * cores():
+    # (every process has a core: asking for the cores is left to large counts)
+    if n_threads > MAX_THREADS_PER_CORE and n_threads > MAX_THREADS_PER_CORE * cores():
         raise ValueError(f"n_threads={n_threads} is more than {MAX_THREADS_PER_CORE} per core "
                          f"({cores()} cores here): each thread costs a workspace and gains "
                          "nothing; use None for one per core")

@@ -732,7 +732,9 @@ class RecurrentModel:
             n_threads = min(n_threads, n_dir)
             work = _workspace(1, _kernels.workspace_size(layout, gru, 1, N), dtype)
         else:
-            order, chunks, tokens = _chunks(np.diff(offsets))
+            per_chunk = (_CHUNK_SIZE_WIDE[np.dtype(dtype)] if max(self.hidden_sizes) >= _WIDE
+                         else _CHUNK_SIZE)
+            order, chunks, tokens = _chunks(np.diff(offsets), per_chunk)
             n_threads = min(n_threads, len(chunks) - 1)
             size = max(_kernels.workspace_size(layout, gru, int(b - a), int(n))
                        for a, b, n in zip(chunks[:-1], chunks[1:], tokens))
@@ -854,11 +856,16 @@ def _stack(xs):
     return np.concatenate(xs), offsets
 
 
-# the lockstep plan: chunks of at most _CHUNK_SIZE sequences and
-# _CHUNK_TOKENS tokens (bigger chunks amortize BLAS's packing of the weights
-# over more rows), at least _MIN_CHUNKS of them while there are enough
-# sequences, so that threads have work
-_CHUNK_SIZE = 128
+# the lockstep plan: chunks of at most _CHUNK_SIZE sequences (for models with
+# a layer of _WIDE hidden units or more, _CHUNK_SIZE_WIDE by dtype) and
+# _CHUNK_TOKENS tokens, at least _MIN_CHUNKS of them while there are enough
+# sequences, so that threads have work. Smaller chunks keep the states that
+# the backward passes read back closer to the core, and let threads balance
+# the load; larger ones give BLAS more rows for each packing of the
+# weights. Measured in benchmarks/README.md.
+_CHUNK_SIZE = 32
+_CHUNK_SIZE_WIDE = {np.dtype(np.float64): 64, np.dtype(np.float32): 128}
+_WIDE = 128
 _CHUNK_TOKENS = 8192
 _MIN_CHUNKS = 2
 
@@ -869,17 +876,18 @@ _ONE_CHUNK = (np.zeros(1, np.intp), np.array((0, 1), np.intp))
 _THREAD_MIN_WORK = 2_000_000
 
 
-def _chunks(lengths):
-    """The kernels' lockstep plan for sequences of the given lengths (B,):
-    order (B,), the sequences longest first (ties in input order); bounds
-    (n_chunks+1,), chunk i being order[bounds[i]:bounds[i+1]], cut where the
-    chunks hold about equal numbers of tokens; and each chunk's tokens
-    (n_chunks,). It depends on the lengths alone, never on the number of
-    threads, so results do not either."""
+def _chunks(lengths, size):
+    """The kernels' lockstep plan for sequences of the given lengths (B,),
+    in chunks of at most `size` sequences: order (B,), the sequences longest
+    first (ties in input order); bounds (n_chunks+1,), chunk i being
+    order[bounds[i]:bounds[i+1]], cut where the chunks hold about equal
+    numbers of tokens; and each chunk's tokens (n_chunks,). It depends on
+    the lengths and the model alone, never on the number of threads, so
+    results do not either."""
     B = len(lengths)
     order = np.argsort(-lengths, kind="stable").astype(np.intp)
     tokens = np.cumsum(lengths[order])
-    n_chunks = max(-(-B // _CHUNK_SIZE), -(-int(tokens[-1]) // _CHUNK_TOKENS),
+    n_chunks = max(-(-B // size), -(-int(tokens[-1]) // _CHUNK_TOKENS),
                    min(B, _MIN_CHUNKS))
     n_chunks = min(n_chunks, B)
     cuts = np.searchsorted(tokens, tokens[-1] * np.arange(1, n_chunks) / n_chunks) + 1
