@@ -71,62 +71,24 @@
             NAME##_tile_1_##V(n_rows, X + t * ldx, ldx, A, lda, Y + t * ldy, ldy); \
     }
 
-/* y[0:V*W] += coef A[:, 0:V*W] with V accumulators in registers */
-#define LRP_GEMV_BLOCK(NAME, T, ATTR, V)                                        \
-    ATTR static inline void NAME##_gemv_##V(ptrdiff_t n_rows, const T *A,       \
-                                            ptrdiff_t lda, const T *coef,       \
-                                            T *restrict y)                      \
-    {                                                                           \
-        NAME##_vec acc[V];                                                      \
-        for (int v = 0; v < V; ++v)                                             \
-            acc[v] = NAME##_load(y + v * NAME##_W);                             \
-        for (ptrdiff_t r = 0; r < n_rows; ++r) {                                \
-            const T c = coef[r];                                                \
-            for (int v = 0; v < V; ++v)                                         \
-                acc[v] += c * NAME##_load(A + r * lda + v * NAME##_W);          \
-        }                                                                       \
-        for (int v = 0; v < V; ++v)                                             \
-            NAME##_store(y + v * NAME##_W, acc[v]);                             \
-    }
-
 /* One row of Y: blocks of 8 vectors (enough independent sums to keep the
- * FMA units busy), then 4, 2, 1 vectors, then single columns. `reverse`
+ * FMA units busy), then the remaining columns by the small product. `reverse`
  * takes the blocks last to first: a recurrence alternating the order
  * finds the block it used last still in L1 (and L2, for matrices larger
  * than L2). */
 #define LRP_DEFINE_GEMV(NAME, T, ATTR)                                          \
-    LRP_GEMV_BLOCK(NAME, T, ATTR, 8)                                            \
-    LRP_GEMV_BLOCK(NAME, T, ATTR, 4)                                            \
-    LRP_GEMV_BLOCK(NAME, T, ATTR, 2)                                            \
-    LRP_GEMV_BLOCK(NAME, T, ATTR, 1)                                            \
     ATTR static void NAME##_gemv(ptrdiff_t n_rows, ptrdiff_t n_cols, const T *A, \
                                  ptrdiff_t lda, const T *coef, T *restrict y,   \
                                  int reverse)                                   \
     {                                                                           \
-        const ptrdiff_t W = NAME##_W, n_blocks = n_cols / (8 * W);              \
-        ptrdiff_t j = n_blocks * 8 * W, k, r;                                   \
+        const ptrdiff_t B = 8 * NAME##_W, n_blocks = n_cols / B;                \
+        const ptrdiff_t rest = n_blocks * B;                                    \
+        ptrdiff_t k;                                                            \
         for (k = 0; k < n_blocks && !reverse; ++k)                              \
-            NAME##_gemv_8(n_rows, A + k * 8 * W, lda, coef, y + k * 8 * W);     \
-        if (j + 4 * W <= n_cols) {                                              \
-            NAME##_gemv_4(n_rows, A + j, lda, coef, y + j);                     \
-            j += 4 * W;                                                         \
-        }                                                                       \
-        if (j + 2 * W <= n_cols) {                                              \
-            NAME##_gemv_2(n_rows, A + j, lda, coef, y + j);                     \
-            j += 2 * W;                                                         \
-        }                                                                       \
-        if (j + W <= n_cols) {                                                  \
-            NAME##_gemv_1(n_rows, A + j, lda, coef, y + j);                     \
-            j += W;                                                             \
-        }                                                                       \
-        for (; j < n_cols; ++j) {                                               \
-            T acc = y[j];                                                       \
-            for (r = 0; r < n_rows; ++r)                                        \
-                acc += coef[r] * A[r * lda + j];                                \
-            y[j] = acc;                                                         \
-        }                                                                       \
+            NAME##_tile_1_8(n_rows, coef, 0, A + k * B, lda, y + k * B, 0);     \
+        NAME(1, n_rows, n_cols - rest, coef, 0, A + rest, lda, y + rest, 0);    \
         for (k = n_blocks - 1; k >= 0 && reverse; --k)                          \
-            NAME##_gemv_8(n_rows, A + k * 8 * W, lda, coef, y + k * 8 * W);     \
+            NAME##_tile_1_8(n_rows, coef, 0, A + k * B, lda, y + k * B, 0);     \
     }
 
 #define LRP_DEFINE_GEMM(NAME, T, BYTES, ATTR)                                   \
@@ -142,6 +104,7 @@
     {                                                                           \
         memcpy(p, &v, sizeof v);                                                \
     }                                                                           \
+    LRP_GEMM_TILE(NAME, T, ATTR, 1, 8)                                          \
     LRP_GEMM_TILE(NAME, T, ATTR, 4, 3)                                          \
     LRP_GEMM_TILE(NAME, T, ATTR, 1, 3)                                          \
     LRP_GEMM_TILE(NAME, T, ATTR, 4, 2)                                          \
@@ -151,7 +114,6 @@
     LRP_GEMM_PANEL(NAME, T, ATTR, 3)                                            \
     LRP_GEMM_PANEL(NAME, T, ATTR, 2)                                            \
     LRP_GEMM_PANEL(NAME, T, ATTR, 1)                                            \
-    LRP_DEFINE_GEMV(NAME, T, ATTR)                                              \
     ATTR static void NAME(ptrdiff_t n_t, ptrdiff_t n_rows, ptrdiff_t n_cols,    \
                           const T *X, ptrdiff_t ldx, const T *A, ptrdiff_t lda, \
                           T *restrict Y, ptrdiff_t ldy)                         \
@@ -174,7 +136,8 @@
                     acc += X[t * ldx + r] * A[r * lda + k];                     \
                 Y[t * ldy + k] = acc;                                           \
             }                                                                   \
-    }
+    }                                                                           \
+    LRP_DEFINE_GEMV(NAME, T, ATTR)
 
 LRP_DEFINE_GEMM(lrp_gemm_base_d, double, 16, )
 LRP_DEFINE_GEMM(lrp_gemm_base_s, float, 16, )

@@ -56,7 +56,6 @@ def test_debug_build_catches_an_out_of_bounds_index(tmp_path):
     assert res.stdout.startswith("IndexError:")
 
 
-
 def test_build_info_names_the_widest_vectors_of_this_cpu():
     # the flags of an x86-64 Linux CPU: x86-64-v4 is AVX-512 F, BW, CD, DQ
     # and VL on top of x86-64-v3, which includes AVX2, FMA, BMI2 and MOVBE
