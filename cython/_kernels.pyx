@@ -99,6 +99,14 @@ cdef extern from "lrp_linalg.h" nogil:
     void lrp_activate_s(Py_ssize_t n_rows, Py_ssize_t width, Py_ssize_t ld,
                         Py_ssize_t tanh_from, Py_ssize_t tanh_to, const float *z,
                         float *out)
+    Py_ssize_t lrp_panel_width_d()
+    Py_ssize_t lrp_panel_width_s()
+    void lrp_gemm_panels_d(Py_ssize_t n_t, Py_ssize_t n_k, Py_ssize_t n_cols,
+                           const double *X, Py_ssize_t ldx, const double *panels,
+                           Py_ssize_t panel_size, double *Y, Py_ssize_t ldy)
+    void lrp_gemm_panels_s(Py_ssize_t n_t, Py_ssize_t n_k, Py_ssize_t n_cols,
+                           const float *X, Py_ssize_t ldx, const float *panels,
+                           Py_ssize_t panel_size, float *Y, Py_ssize_t ldy)
     int lrp_vector_level()
 
 
@@ -165,6 +173,32 @@ cdef inline void gemm(Py_ssize_t n_t, Py_ssize_t n_rows, Py_ssize_t n_cols,
         lrp_gemm_s(n_t, n_rows, n_cols, X, ldx, A, lda, Y, ldy)
 
 
+def panel_width(bint f64):
+    """The columns of a panel of the weight matrices (src/lrp_linalg.h) in
+    float64 (f64) or float32 on this CPU."""
+    return lrp_panel_width_d() if f64 else lrp_panel_width_s()
+
+
+cdef inline void weights_product(Py_ssize_t n_t, Py_ssize_t k0, Py_ssize_t n_k,
+                                 Py_ssize_t n_cols, const floating *X, Py_ssize_t ldx,
+                                 const floating *A, const floating *panels, Py_ssize_t K,
+                                 floating *Y, Py_ssize_t ldy, int reverse=0) noexcept nogil:
+    """Y (n_t, n_cols) += X A[k0:k0+n_k] for X (n_t, n_k) (row stride ldx)
+    and a weight matrix A (K, n_cols), given both row-major and in panels
+    (src/lrp_linalg.h): one row of X by the one-row product (`reverse` as
+    for gemm), more by the panel product."""
+    cdef Py_ssize_t P
+    if n_t == 1:
+        gemm(1, n_k, n_cols, X, ldx, A + k0 * n_cols, n_cols, Y, ldy, reverse)
+    elif n_t > 1 and n_k > 0:
+        if floating is double:
+            P = lrp_panel_width_d()
+            lrp_gemm_panels_d(n_t, n_k, n_cols, X, ldx, panels + k0 * P, K * P, Y, ldy)
+        else:
+            P = lrp_panel_width_s()
+            lrp_gemm_panels_s(n_t, n_k, n_cols, X, ldx, panels + k0 * P, K * P, Y, ldy)
+
+
 cdef inline void activate_rows(Py_ssize_t n_rows, Py_ssize_t width, Py_ssize_t ld,
                                Py_ssize_t tanh_from, Py_ssize_t tanh_to, const floating *z,
                                floating *out) noexcept nogil:
@@ -207,12 +241,18 @@ cdef inline floating gate_share(int rule, floating a, floating b) noexcept nogil
 # ---------------------------------------------------------------------------
 # The layout of a chunk
 
+# a row of `layout`: e_l, d_l, the params offsets of Wx, WxT, Wh, WhT, bx, bh
+# and of the panels of Wx, WxT, Wh, WhT (see Cell)
+DEF LAYOUT_ROW = 12
+
+
 cdef struct Cell:
     # one direction of one layer: its sizes, where its weights sit in
     # params (one row of `layout`), and where its states sit in the chunk's
     # buffer; the states are packed (see the module docstring), N rows each
     Py_ssize_t e, d, G          # input size, hidden size, G = 4d (LSTM) or 3d (GRU)
     Py_ssize_t Wx, WxT, Wh, WhT, bx, bh     # params offsets: (G, e) (e, G) (G, d) (d, G) (G,) (G,)
+    Py_ssize_t pWx, pWxT, pWh, pWhT         # params offsets: the four matrices in panels
     Py_ssize_t x                # (N, e) the input, gathered in packed order
     Py_ssize_t z                # (N, G) pre-activations; LRP and the gradient
                                 #   overwrite them with what goes through Wx
@@ -248,7 +288,7 @@ cdef struct Problem:
     const Py_ssize_t *linear    # (n_linear, LAYER_ROW): the head's Linear layers
     const Py_ssize_t *attention # (n_attention, LAYER_ROW): the attention net's
     Py_ssize_t n_linear, n_attention
-    const Py_ssize_t *layout    # (n_layers, n_dir, 8): a direction's row (see Cell)
+    const Py_ssize_t *layout    # (n_layers, n_dir, LAYOUT_ROW): a direction's row (see Cell)
     bint gru, do_lrp, do_grad
     int rule                    # the gate rule (RULE_SIGNAL ...)
     bint absolute               # the sum rule: abs (true) or epsilon
@@ -309,16 +349,16 @@ cdef Py_ssize_t cells_open(Cell *cells, const Problem *pb, Chunk *ch) noexcept n
     cdef const Py_ssize_t *row
     cdef Cell *cl
     for l in range(n_layers):
-        size += N * n_dir * pb.layout[l * n_dir * 8 + 1]
-        if n_dir * pb.layout[l * n_dir * 8 + 1] > widest:
-            widest = n_dir * pb.layout[l * n_dir * 8 + 1]
+        size += N * n_dir * pb.layout[l * n_dir * LAYOUT_ROW + 1]
+        if n_dir * pb.layout[l * n_dir * LAYOUT_ROW + 1] > widest:
+            widest = n_dir * pb.layout[l * n_dir * LAYOUT_ROW + 1]
     ch.carry = size
     ch.rests = ch.carry + N * widest
     size = ch.rests + 2 * b
     for l in range(n_layers):
         for dr in range(n_dir):
             cl = &cells[l * n_dir + dr]
-            row = pb.layout + (l * n_dir + dr) * 8
+            row = pb.layout + (l * n_dir + dr) * LAYOUT_ROW
             cl.e = row[0]
             cl.d = row[1]
             cl.G = (3 if gru else 4) * cl.d
@@ -328,6 +368,10 @@ cdef Py_ssize_t cells_open(Cell *cells, const Problem *pb, Chunk *ch) noexcept n
             cl.WhT = row[5]
             cl.bx = row[6]
             cl.bh = row[7]
+            cl.pWx = row[8]
+            cl.pWxT = row[9]
+            cl.pWh = row[10]
+            cl.pWhT = row[11]
             cl.x = size
             cl.z = cl.x + N * cl.e
             cl.gates = cl.z + N * cl.G
@@ -411,13 +455,14 @@ cdef void forward_direction(const floating *p, const Cell *cl, const Chunk *ch, 
         memcpy(z + r * G, p + cl.bx, G * sizeof(floating))
         if gru:
             memcpy(rec + r * G, p + cl.bh, G * sizeof(floating))
-    gemm(ch.N, cl.e, G, w + cl.x, cl.e, p + cl.WxT, G, z, G)
+    weights_product(ch.N, 0, cl.e, G, w + cl.x, cl.e, p + cl.WxT, p + cl.pWxT, cl.e, z, G)
     for s in range(ch.S):
         n = ch.n_active[s]
         r = ch.row0[s]
         q = ch.row0[s - 1] if s > 0 else -1     # the first row of step s-1
         if s > 0:
-            gemm(n, d, G, h + q * d, d, p + cl.WhT, G, rec + r * G, G, s & 1)
+            weights_product(n, 0, d, G, h + q * d, d, p + cl.WhT, p + cl.pWhT, d, rec + r * G,
+                            G, s & 1)
         if gru:
             gru_step(z + r * G, rec + r * G, w + cl.gates + r * G,
                      h + q * d if s > 0 else NULL, h + r * d, n, d)
@@ -478,7 +523,8 @@ cdef void input_part(const floating *p, const Cell *cl, const Chunk *ch,
     cdef const floating *x = w + cl.x
     cdef floating xv
     memset(out, 0, ch.N * e * sizeof(floating))
-    gemm(ch.N, n, e, w + cl.z + first, cl.G, p + cl.Wx + first * e, e, out, e)
+    weights_product(ch.N, first, n, e, w + cl.z + first, cl.G, p + cl.Wx, p + cl.pWx, cl.G,
+                    out, e)
     if lrp:
         for r in range(ch.N):
             for k in range(e):
@@ -775,8 +821,9 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
         if lrp or not gru:
             memset(Rh, 0, n * d * sizeof(floating))
         if s > 0:
-            gemm(n, last - first, d, v if gru else w + cl.z + ch.row0[s] * G + first, G,
-                 pw + cl.Wh + first * d, d, Rh, d, s & 1)
+            weights_product(n, first, last - first, d,
+                            v if gru else w + cl.z + ch.row0[s] * G + first, G, pw + cl.Wh,
+                            pw + cl.pWh, G, Rh, d, s & 1)
         if not lrp:
             continue
         for k in range(n):
@@ -1462,8 +1509,9 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     """Explain B sequences stored end to end in x (N, e) through the layers
     of LSTM (gru false) or GRU cells described by layout, and a head.
 
-    layout (n_layers, n_dir, 8): per direction of each layer, e_l, d_l and
-    the params offsets of Wx, WxT, Wh, WhT, bx, bh (see `Cell`). The head
+    layout (n_layers, n_dir, LAYOUT_ROW = 12): per direction of each layer,
+    e_l, d_l and the params offsets of Wx, WxT, Wh, WhT, bx, bh and of the
+    panels of Wx, WxT, Wh, WhT (see `Cell`). The head
     (see head_forward): pooling (POOL_LAST ...), its Linear layers `linear`
     (n_linear, 5) and the attention net's `attention` (n_attention, 5, or
     no rows), rows of n_in, n_out, the offsets of W (n_out, n_in) and b in

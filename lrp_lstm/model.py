@@ -435,33 +435,41 @@ class RecurrentModel:
 
     def _kernel_arrays(self, dtype, absolute=False):
         """The model in the kernels' layout: params (flat), layout (n_layers,
-        n_dir, 8), and the head's flat parameters with the tables of its
+        n_dir, 12), and the head's flat parameters with the tables of its
         Linear layers and of the attention net's (see head.pack). In params
         each direction of each layer is the block Wx (G, e_l) | WxT (e_l, G)
-        | Wh (G, d_l) | WhT (d_l, G) | bx (G,) | bh (G,), and its row of
-        layout holds e_l, d_l and the offsets of those six arrays (an LSTM's
-        bh is folded into bx: the two biases act as one). absolute: params
-        followed by their absolute values, for the abs sum rule."""
+        | Wh (G, d_l) | WhT (d_l, G) | bx (G,) | bh (G,), then Wx, WxT, Wh,
+        WhT again in panels (see _panels), and its row of layout holds e_l,
+        d_l and the offsets of those ten arrays (an LSTM's bh is folded into
+        bx: the two biases act as one). absolute: params followed by their
+        absolute values, for the abs sum rule."""
         if absolute:
             key = (dtype, "abs")
             if key not in self._packed:
                 params, *rest = self._kernel_arrays(dtype)
-                self._packed[key] = (np.concatenate((params, np.abs(params))), *rest)
+                self._packed[key] = (_aligned(np.concatenate((params, np.abs(params)))), *rest)
             return self._packed[key]
         if dtype not in self._packed:
             blocks, layout, offset = [], [], 0
+            width = _kernels.panel_width(np.dtype(dtype) == np.float64)
+            align = _ALIGN // np.dtype(dtype).itemsize
             for layer in self.layers:
                 rows = []
                 for w in layer:
                     G, e_l = w["Wxh"].shape
                     bx = w["bxh"] + w["bhh"] if self.cell == "lstm" else w["bxh"]
-                    parts = (w["Wxh"], w["Wxh"].T, w["Whh"], w["Whh"].T, bx, w["bhh"])
-                    starts = np.cumsum([offset] + [a.size for a in parts])
-                    rows.append([e_l, w["Whh"].shape[1], *starts[:-1]])
-                    blocks += [a.ravel() for a in parts]
-                    offset = int(starts[-1])
+                    matrices = (w["Wxh"], w["Wxh"].T, w["Whh"], w["Whh"].T)
+                    parts = (*matrices, bx, w["bhh"], *(_panels(a, width) for a in matrices))
+                    row = [e_l, w["Whh"].shape[1]]
+                    for a in parts:     # each array starts on a vector boundary
+                        gap = -offset % align
+                        blocks += [np.zeros(gap), a.ravel()]
+                        row.append(offset + gap)
+                        offset += gap + a.size
+                    rows.append(row)
                 layout.append(rows)
-            self._packed[dtype] = (np.concatenate(blocks).astype(dtype),
+            blocks.append(np.zeros(-offset % align))    # the abs rule's copy stays aligned
+            self._packed[dtype] = (_aligned(np.concatenate(blocks).astype(dtype)),
                                    np.array(layout, dtype=np.intp),
                                    *heads.pack(self.head, self.attention, dtype))
         return self._packed[dtype]
@@ -896,6 +904,30 @@ def _chunks(lengths, size):
     bounds = np.maximum(bounds, np.arange(n_chunks + 1))
     bounds = np.minimum(bounds, B - n_chunks + np.arange(n_chunks + 1))
     return order, bounds.astype(np.intp), np.diff(np.concatenate(([0], tokens))[bounds])
+
+
+_ALIGN = 64     # bytes: the kernels' widest vector loads
+
+
+def _aligned(a):
+    """A copy of the 1-d array a whose data starts at a multiple of _ALIGN
+    bytes, so that the kernels' vector loads of the panels (and of every
+    array params starts at a multiple of _ALIGN) do not straddle cache lines."""
+    buf = np.empty(a.size + _ALIGN // a.itemsize, a.dtype)
+    start = -buf.ctypes.data % _ALIGN // a.itemsize
+    out = buf[start:start + a.size]
+    out[:] = a
+    return out
+
+
+def _panels(A, width):
+    """A (K, n) in the panels of the kernels' products (src/lrp_linalg.h):
+    (ceil(n / width), K, width), the columns p width .. p width + width - 1
+    of A in panel p, the last one padded with zeros."""
+    K, n = A.shape
+    padded = np.zeros((K, -(-n // width) * width), A.dtype)
+    padded[:, :n] = A
+    return padded.reshape(K, -1, width).transpose(1, 0, 2)
 
 
 _workspaces = threading.local()

@@ -8,6 +8,7 @@
 #include "lrp_linalg.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
@@ -91,7 +92,61 @@
             NAME##_tile_1_8(n_rows, coef, 0, A + k * B, lda, y + k * B, 0);     \
     }
 
-#define LRP_DEFINE_GEMM(NAME, T, BYTES, ATTR)                                   \
+/* Y[0:n_t, 0:n_cols] += X[0:n_t, 0:n_k] A[0:n_k, 0:n_cols] for A in panels
+ * (lrp_linalg.h): the rows of Y in blocks of MC, each block against one
+ * panel at a time in tiles of RB, 4 and 1 rows, and n_k in blocks of KC
+ * rows (at most 32 KiB of a panel, which stays in L1 while the tiles of a
+ * block of rows reuse it). Every Y[t, j] is still accumulated over r in
+ * order; a last panel narrower than P goes through a buffer. */
+#define LRP_DEFINE_PANELS(NAME, T, ATTR, RB)                                    \
+    ATTR static void NAME##_panel_rows(ptrdiff_t n_t, ptrdiff_t n_k, const T *X, \
+                                       ptrdiff_t ldx, const T *panel, T *restrict Y, \
+                                       ptrdiff_t ldy)                           \
+    {                                                                           \
+        const ptrdiff_t P = 2 * NAME##_W;                                       \
+        ptrdiff_t t = 0, i;                                                     \
+        for (; t + RB <= n_t; t += RB) {                                        \
+            for (i = t + RB; i < t + 2 * RB && i < n_t; ++i) {                  \
+                __builtin_prefetch(Y + i * ldy, 1, 3);                          \
+                __builtin_prefetch(Y + i * ldy + P - 1, 1, 3);                  \
+            }                                                                   \
+            NAME##_tile_##RB##_2(n_k, X + t * ldx, ldx, panel, P, Y + t * ldy, ldy); \
+        }                                                                       \
+        for (; t + 4 <= n_t; t += 4)                                            \
+            NAME##_tile_4_2(n_k, X + t * ldx, ldx, panel, P, Y + t * ldy, ldy);  \
+        for (; t < n_t; ++t)                                                    \
+            NAME##_tile_1_2(n_k, X + t * ldx, ldx, panel, P, Y + t * ldy, ldy);  \
+    }                                                                           \
+    ATTR static void NAME##_panels(ptrdiff_t n_t, ptrdiff_t n_k, ptrdiff_t n_cols, \
+                                   const T *X, ptrdiff_t ldx, const T *panels,  \
+                                   ptrdiff_t panel_size, T *restrict Y, ptrdiff_t ldy) \
+    {                                                                           \
+        enum { P = 2 * NAME##_W, KC = 2048 / sizeof(T), MC = 24 * RB };          \
+        T edge[MC * P];                                                         \
+        for (ptrdiff_t k0 = 0; k0 < n_k; k0 += KC) {                            \
+            const ptrdiff_t kc = n_k - k0 < KC ? n_k - k0 : KC;                 \
+            for (ptrdiff_t t0 = 0; t0 < n_t; t0 += MC) {                        \
+                const ptrdiff_t mc = n_t - t0 < MC ? n_t - t0 : MC;             \
+                const T *x = X + t0 * ldx + k0;                                 \
+                T *y = Y + t0 * ldy;                                            \
+                ptrdiff_t j = 0, t;                                             \
+                for (; j + P <= n_cols; j += P)                                 \
+                    NAME##_panel_rows(mc, kc, x, ldx, panels + j / P * panel_size \
+                                      + k0 * P, y + j, ldy);                    \
+                if (j == n_cols)                                                \
+                    continue;                                                   \
+                memset(edge, 0, sizeof edge);                                   \
+                for (t = 0; t < mc; ++t)                                        \
+                    memcpy(edge + t * P, y + t * ldy + j, (n_cols - j) * sizeof(T)); \
+                NAME##_panel_rows(mc, kc, x, ldx, panels + j / P * panel_size + k0 * P, \
+                                  edge, P);                                     \
+                for (t = 0; t < mc; ++t)                                        \
+                    memcpy(y + t * ldy + j, edge + t * P, (n_cols - j) * sizeof(T)); \
+            }                                                                   \
+        }                                                                       \
+    }
+
+#define LRP_DEFINE_GEMM(NAME, T, BYTES, ATTR, RB)                               \
     typedef T NAME##_vec __attribute__((vector_size(BYTES)));                   \
     enum { NAME##_W = BYTES / sizeof(T) };                                      \
     ATTR static inline NAME##_vec NAME##_load(const T *p)                       \
@@ -105,6 +160,7 @@
         memcpy(p, &v, sizeof v);                                                \
     }                                                                           \
     LRP_GEMM_TILE(NAME, T, ATTR, 1, 8)                                          \
+    LRP_GEMM_TILE(NAME, T, ATTR, RB, 2)                                         \
     LRP_GEMM_TILE(NAME, T, ATTR, 4, 3)                                          \
     LRP_GEMM_TILE(NAME, T, ATTR, 1, 3)                                          \
     LRP_GEMM_TILE(NAME, T, ATTR, 4, 2)                                          \
@@ -137,15 +193,18 @@
                 Y[t * ldy + k] = acc;                                           \
             }                                                                   \
     }                                                                           \
-    LRP_DEFINE_GEMV(NAME, T, ATTR)
+    LRP_DEFINE_GEMV(NAME, T, ATTR)                                              \
+    LRP_DEFINE_PANELS(NAME, T, ATTR, RB)
 
-LRP_DEFINE_GEMM(lrp_gemm_base_d, double, 16, )
-LRP_DEFINE_GEMM(lrp_gemm_base_s, float, 16, )
+/* RB: the rows of the panel product's tile, 2 RB accumulators of the 32
+ * vector registers of AVX-512, of the 16 of AVX2 and SSE2 */
+LRP_DEFINE_GEMM(lrp_gemm_base_d, double, 16, , 6)
+LRP_DEFINE_GEMM(lrp_gemm_base_s, float, 16, , 6)
 #if LRP_HAVE_WIDE_PATHS
-LRP_DEFINE_GEMM(lrp_gemm_avx2_d, double, 32, LRP_AVX2_ATTR)
-LRP_DEFINE_GEMM(lrp_gemm_avx2_s, float, 32, LRP_AVX2_ATTR)
-LRP_DEFINE_GEMM(lrp_gemm_avx512_d, double, 64, LRP_AVX512_ATTR)
-LRP_DEFINE_GEMM(lrp_gemm_avx512_s, float, 64, LRP_AVX512_ATTR)
+LRP_DEFINE_GEMM(lrp_gemm_avx2_d, double, 32, LRP_AVX2_ATTR, 6)
+LRP_DEFINE_GEMM(lrp_gemm_avx2_s, float, 32, LRP_AVX2_ATTR, 6)
+LRP_DEFINE_GEMM(lrp_gemm_avx512_d, double, 64, LRP_AVX512_ATTR, 12)
+LRP_DEFINE_GEMM(lrp_gemm_avx512_s, float, 64, LRP_AVX512_ATTR, 12)
 #endif
 
 int lrp_vector_level(void)
@@ -153,9 +212,15 @@ int lrp_vector_level(void)
 #if LRP_HAVE_WIDE_PATHS
     static int level = -1;  /* set once; a racing second write stores the same value */
     if (level < 0) {
+        const char *cap = getenv("LRP_LSTM_VECTORS");   /* 1 or 3: use no wider */
+        int widest;
         __builtin_cpu_init();
-        level = __builtin_cpu_supports("x86-64-v4") ? 4
-                : __builtin_cpu_supports("x86-64-v3") ? 3 : 1;
+        widest = __builtin_cpu_supports("x86-64-v4") ? 4
+                 : __builtin_cpu_supports("x86-64-v3") ? 3 : 1;
+        if (cap != NULL && (strcmp(cap, "1") == 0 || strcmp(cap, "3") == 0) &&
+            cap[0] - '0' < widest)
+            widest = cap[0] - '0';
+        level = widest;
     }
     return level;
 #else
@@ -214,6 +279,40 @@ int lrp_vector_level(void)
         LRP_GEMV_WIDE(SUFFIX, T)                                                \
         lrp_gemm_base_##SUFFIX##_gemv(n_rows, n_cols, A, lda, coef, y, reverse); \
     }
+
+#if LRP_HAVE_WIDE_PATHS
+#define LRP_PANELS_WIDE(SUFFIX)                                                 \
+    if (lrp_vector_level() >= 4) {                                              \
+        lrp_gemm_avx512_##SUFFIX##_panels(n_t, n_k, n_cols, X, ldx, panels,     \
+                                          panel_size, Y, ldy);                  \
+        return;                                                                 \
+    }                                                                           \
+    if (lrp_vector_level() >= 3) {                                              \
+        lrp_gemm_avx2_##SUFFIX##_panels(n_t, n_k, n_cols, X, ldx, panels,       \
+                                        panel_size, Y, ldy);                    \
+        return;                                                                 \
+    }
+#else
+#define LRP_PANELS_WIDE(SUFFIX)
+#endif
+
+#define LRP_DEFINE_PANELS_DISPATCH(T, SUFFIX)                                   \
+    ptrdiff_t lrp_panel_width_##SUFFIX(void)                                    \
+    {                                                                           \
+        const int level = lrp_vector_level();                                   \
+        return 2 * (level >= 4 ? 64 : level >= 3 ? 32 : 16) / (ptrdiff_t)sizeof(T); \
+    }                                                                           \
+    void lrp_gemm_panels_##SUFFIX(ptrdiff_t n_t, ptrdiff_t n_k, ptrdiff_t n_cols, \
+                                  const T *X, ptrdiff_t ldx, const T *panels,   \
+                                  ptrdiff_t panel_size, T *Y, ptrdiff_t ldy)    \
+    {                                                                           \
+        LRP_PANELS_WIDE(SUFFIX)                                                 \
+        lrp_gemm_base_##SUFFIX##_panels(n_t, n_k, n_cols, X, ldx, panels, panel_size, \
+                                        Y, ldy);                                \
+    }
+
+LRP_DEFINE_PANELS_DISPATCH(double, d)
+LRP_DEFINE_PANELS_DISPATCH(float, s)
 
 LRP_DEFINE_GEMM_DISPATCH(double, d)
 LRP_DEFINE_GEMM_DISPATCH(float, s)

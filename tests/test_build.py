@@ -31,7 +31,7 @@ import lrp_lstm
 from lrp_lstm import _kernels
 assert lrp_lstm.build_info()["build_type"] == "Debug", lrp_lstm.build_info()
 try:
-    _kernels.workspace_size(np.zeros((0, 1, 8), np.intp), False, 1, 1)
+    _kernels.workspace_size(np.zeros((0, 1, 12), np.intp), False, 1, 1)
 except IndexError as exc:
     print("IndexError:", exc)
 """
@@ -56,7 +56,11 @@ def test_debug_build_catches_an_out_of_bounds_index(tmp_path):
     assert res.stdout.startswith("IndexError:")
 
 
-def test_build_info_names_the_widest_vectors_of_this_cpu():
+VECTOR_NAMES = {4: "x86-64-v4 (AVX-512)", 3: "x86-64-v3 (AVX2, FMA)", 1: "baseline"}
+
+
+def cpu_vector_level():
+    """4, 3 or 1: the widest vector paths this CPU runs, from its flags."""
     # the flags of an x86-64 Linux CPU: x86-64-v4 is AVX-512 F, BW, CD, DQ
     # and VL on top of x86-64-v3, which includes AVX2, FMA, BMI2 and MOVBE
     if platform.machine() != "x86_64" or not os.path.exists("/proc/cpuinfo"):
@@ -65,5 +69,46 @@ def test_build_info_names_the_widest_vectors_of_this_cpu():
         flags = set(next(line for line in f if line.startswith("flags")).split())
     v3 = {"avx2", "fma", "bmi2", "movbe"} <= flags
     v4 = v3 and {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"} <= flags
-    expected = "x86-64-v4 (AVX-512)" if v4 else "x86-64-v3 (AVX2, FMA)" if v3 else "baseline"
-    assert lrp_lstm.build_info()["vectors"] == expected
+    return 4 if v4 else 3 if v3 else 1
+
+
+def test_build_info_names_the_widest_vectors_of_this_cpu():
+    assert lrp_lstm.build_info()["vectors"] == VECTOR_NAMES[cpu_vector_level()]
+
+
+# every product path on odd sizes: panels with a narrow last one, row
+# blocks with tails, one-row steps; LSTM and GRU, both sum rules, float64
+# against the oracle and float32 against float64
+NARROWER_PATHS = """
+import numpy as np
+import lrp_lstm
+from lrp_lstm.model import random_weights
+print(lrp_lstm.build_info()["vectors"])
+rng = np.random.default_rng(3)
+xs = [rng.normal(0, 1, (T, 37)) for T in rng.integers(1, 30, 45)]
+for cell in ("lstm", "gru"):
+    model = lrp_lstm.BiLSTM.from_dict(random_weights(rng, 37, (21, 13), 3, True, True,
+                                                     cell=cell), cell=cell)
+    for sum_rule in ("epsilon", "abs"):
+        methods = ("lrp", "sa", "gi")
+        fast = model.explain_batch(xs, methods, sum_rule=sum_rule)
+        plain = model.explain_batch(xs, methods, sum_rule=sum_rule, backend="numpy")
+        single = model.explain_batch(xs, methods, sum_rule=sum_rule, dtype=np.float32)
+        for a, b, c in zip(fast, plain, single):
+            for m in ("lrp", "sa", "gi"):
+                scale = np.abs(b[m].relevance).max()
+                assert np.abs(a[m].relevance - b[m].relevance).max() <= 1e-10 * scale, m
+                assert np.abs(c[m].relevance - b[m].relevance).max() <= 1e-3 * scale, m
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("level", [3, 1])
+def test_narrower_vector_paths_equal_the_oracle(level):
+    if cpu_vector_level() < level:
+        pytest.skip(f"this CPU has no {VECTOR_NAMES[level]} instructions")
+    env = dict(os.environ, LRP_LSTM_VECTORS=str(level))
+    res = subprocess.run([sys.executable, "-c", NARROWER_PATHS], capture_output=True,
+                         text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.splitlines() == [VECTOR_NAMES[level], "ok"]
