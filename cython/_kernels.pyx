@@ -337,12 +337,19 @@ cdef int chunk_open(Chunk *ch, const Py_ssize_t *seq, Py_ssize_t b,
     return 0
 
 
+cdef inline Py_ssize_t aligned(Py_ssize_t n) noexcept nogil:
+    # n rounded up to a multiple of 16 entries: 64 bytes or more, so that
+    # states placed there in a buffer that starts on a 64-byte boundary do too
+    return (n + 15) & ~15
+
+
 cdef Py_ssize_t cells_open(Cell *cells, const Problem *pb, Chunk *ch) noexcept nogil:
     """Fill the cells (n_layers * n_dir, layer-major) from pb.layout and
     place their states in a chunk buffer; returns the buffer's size in
     entries. The buffer begins with each layer's hidden states in token
     order (N, n_dir d_l), layer by layer (see hidden_block), then ch.carry
-    and ch.rests."""
+    and ch.rests; each cell's arrays start at a multiple of 16 entries
+    (`aligned`)."""
     cdef Py_ssize_t n_layers = pb.n_layers, n_dir = pb.n_dir
     cdef Py_ssize_t l, dr, N = ch.N, b = ch.b, size = 0, widest = 0
     cdef bint gru = pb.gru
@@ -372,19 +379,19 @@ cdef Py_ssize_t cells_open(Cell *cells, const Problem *pb, Chunk *ch) noexcept n
             cl.pWxT = row[9]
             cl.pWh = row[10]
             cl.pWhT = row[11]
-            cl.x = size
-            cl.z = cl.x + N * cl.e
-            cl.gates = cl.z + N * cl.G
-            cl.tc = cl.gates + N * cl.G
-            cl.c = cl.tc + N * cl.d
-            cl.h = cl.c + N * (cl.G if gru else cl.d)
-            cl.out = cl.h + N * cl.d
-            cl.shares = cl.out + N * cl.e
-            cl.Rh = cl.shares + N
-            cl.Rc = cl.Rh + b * cl.d
-            cl.v = cl.Rc + b * cl.d
+            cl.x = aligned(size)
+            cl.z = aligned(cl.x + N * cl.e)
+            cl.gates = aligned(cl.z + N * cl.G)
+            cl.tc = aligned(cl.gates + N * cl.G)
+            cl.c = aligned(cl.tc + N * cl.d)
+            cl.h = aligned(cl.c + N * (cl.G if gru else cl.d))
+            cl.out = aligned(cl.h + N * cl.d)
+            cl.shares = aligned(cl.out + N * cl.e)
+            cl.Rh = aligned(cl.shares + N)
+            cl.Rc = aligned(cl.Rh + b * cl.d)
+            cl.v = aligned(cl.Rc + b * cl.d)
             size = cl.v + b * cl.G
-    return size
+    return aligned(size)
 
 
 cdef inline floating *hidden_block(const Cell *cells, Py_ssize_t n_dir, Py_ssize_t l,
@@ -1626,6 +1633,6 @@ def workspace_size(const Py_ssize_t[:, :, ::1] layout, bint gru, Py_ssize_t b,
     pb.gru = gru
     ch.b = b
     ch.N = N
-    size = cells_open(cells, &pb, &ch) + b
+    size = aligned(cells_open(cells, &pb, &ch) + b)
     free(cells)
     return size

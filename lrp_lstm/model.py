@@ -748,7 +748,7 @@ class RecurrentModel:
                        for a, b, n in zip(chunks[:-1], chunks[1:], tokens))
             work = _workspace(n_threads, size, dtype)
         try:
-            with _blas_single_threaded(N):
+            with _blas_single_threaded(N if sum_abs else 0):
                 _kernels.explain(params=params, layout=layout, gru=gru, head=head,
                                  linear=linear, attention=attention,
                                  pooling=heads.POOLINGS.index(self.pooling), x=x,
@@ -909,13 +909,21 @@ def _chunks(lengths, size):
 _ALIGN = 64     # bytes: the kernels' widest vector loads
 
 
+def _aligned_empty(shape, dtype):
+    """An uninitialized array whose data starts at a multiple of _ALIGN
+    bytes: the kernels' parameters and workspaces, so that their vector
+    loads of the arrays placed at multiples of _ALIGN inside (the weights'
+    panels, a step's rows of pre-activations) do not straddle cache lines."""
+    itemsize = np.dtype(dtype).itemsize
+    n = int(np.prod(shape))
+    buf = np.empty(n + _ALIGN // itemsize, dtype)
+    start = -buf.ctypes.data % _ALIGN // itemsize
+    return buf[start:start + n].reshape(shape)
+
+
 def _aligned(a):
-    """A copy of the 1-d array a whose data starts at a multiple of _ALIGN
-    bytes, so that the kernels' vector loads of the panels (and of every
-    array params starts at a multiple of _ALIGN) do not straddle cache lines."""
-    buf = np.empty(a.size + _ALIGN // a.itemsize, a.dtype)
-    start = -buf.ctypes.data % _ALIGN // a.itemsize
-    out = buf[start:start + a.size]
+    """A copy of the 1-d array a in _aligned_empty's memory."""
+    out = _aligned_empty(a.shape, a.dtype)
     out[:] = a
     return out
 
@@ -942,7 +950,7 @@ def _workspace(n_rows, size, dtype):
     if (cached is not None and cached.dtype == dtype and cached.shape[0] >= n_rows
             and cached.shape[1] >= size):
         return cached
-    work = np.empty((n_rows, size), dtype)
+    work = _aligned_empty((n_rows, size), dtype)     # size: a multiple of 16 entries
     if work.nbytes <= _CACHED_WORKSPACE:
         _workspaces.array = work
     return work
@@ -953,7 +961,10 @@ _blas_limiter = None
 
 def _blas_single_threaded(n_rows):
     """A context in which SciPy's BLAS runs on the calling thread only (our
-    threads split the work); a no-op for inputs too small to reach BLAS."""
+    threads split the work); a no-op for inputs too small to reach BLAS.
+    Only the abs sum rule's products reach it (pass 0 otherwise): leaving
+    the context gives BLAS back its threads, which then spin for a while,
+    on the cores our threads need."""
     global _blas_limiter
     if n_rows < _kernels.blas_min_rows:
         return contextlib.nullcontext()
