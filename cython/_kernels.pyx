@@ -103,10 +103,12 @@ cdef extern from "lrp_linalg.h" nogil:
     Py_ssize_t lrp_panel_width_s()
     void lrp_gemm_panels_d(Py_ssize_t n_t, Py_ssize_t n_k, Py_ssize_t n_cols,
                            const double *X, Py_ssize_t ldx, const double *panels,
-                           Py_ssize_t panel_size, double *Y, Py_ssize_t ldy)
+                           Py_ssize_t panel_size, const double *bias, double *Y,
+                           Py_ssize_t ldy)
     void lrp_gemm_panels_s(Py_ssize_t n_t, Py_ssize_t n_k, Py_ssize_t n_cols,
                            const float *X, Py_ssize_t ldx, const float *panels,
-                           Py_ssize_t panel_size, float *Y, Py_ssize_t ldy)
+                           Py_ssize_t panel_size, const float *bias, float *Y,
+                           Py_ssize_t ldy)
     int lrp_vector_level()
 
 
@@ -182,21 +184,27 @@ def panel_width(bint f64):
 cdef inline void weights_product(Py_ssize_t n_t, Py_ssize_t k0, Py_ssize_t n_k,
                                  Py_ssize_t n_cols, const floating *X, Py_ssize_t ldx,
                                  const floating *A, const floating *panels, Py_ssize_t K,
-                                 floating *Y, Py_ssize_t ldy, int reverse=0) noexcept nogil:
+                                 floating *Y, Py_ssize_t ldy, int reverse=0,
+                                 const floating *bias=NULL) noexcept nogil:
     """Y (n_t, n_cols) += X A[k0:k0+n_k] for X (n_t, n_k) (row stride ldx)
     and a weight matrix A (K, n_cols), given both row-major and in panels
-    (src/lrp_linalg.h): one row of X by the one-row product (`reverse` as
-    for gemm), more by the panel product."""
+    (src/lrp_linalg.h), or Y = bias + X A[k0:k0+n_k] for a bias (n_cols,):
+    one row of X by the one-row product (`reverse` as for gemm), more by the
+    panel product."""
     cdef Py_ssize_t P
     if n_t == 1:
+        if bias != NULL:
+            memcpy(Y, bias, n_cols * sizeof(floating))
         gemm(1, n_k, n_cols, X, ldx, A + k0 * n_cols, n_cols, Y, ldy, reverse)
-    elif n_t > 1 and n_k > 0:
+    elif n_t > 1:
         if floating is double:
             P = lrp_panel_width_d()
-            lrp_gemm_panels_d(n_t, n_k, n_cols, X, ldx, panels + k0 * P, K * P, Y, ldy)
+            lrp_gemm_panels_d(n_t, n_k, n_cols, X, ldx, panels + k0 * P, K * P, bias, Y,
+                              ldy)
         else:
             P = lrp_panel_width_s()
-            lrp_gemm_panels_s(n_t, n_k, n_cols, X, ldx, panels + k0 * P, K * P, Y, ldy)
+            lrp_gemm_panels_s(n_t, n_k, n_cols, X, ldx, panels + k0 * P, K * P, bias, Y,
+                              ldy)
 
 
 cdef inline void activate_rows(Py_ssize_t n_rows, Py_ssize_t width, Py_ssize_t ld,
@@ -454,22 +462,22 @@ cdef void forward_direction(const floating *p, const Cell *cl, const Chunk *ch, 
     w + cl.x, all packed: z the pre-activations (LSTM i, g, f, o; GRU a_r,
     a_z, a_n), gates the activated gates, h; an LSTM's tc and c, a GRU's c
     = Wh h_{t-1} + bh (whose last d entries are u)."""
-    cdef Py_ssize_t s, r, q, n, d = cl.d, G = cl.G
+    cdef Py_ssize_t s, r, q, n, k, d = cl.d, G = cl.G
     cdef floating *z = w + cl.z
     cdef floating *h = w + cl.h
     cdef floating *rec = w + cl.c if gru else z     # where the recurrent products go
-    for r in range(ch.N):
-        memcpy(z + r * G, p + cl.bx, G * sizeof(floating))
-        if gru:
-            memcpy(rec + r * G, p + cl.bh, G * sizeof(floating))
-    weights_product(ch.N, 0, cl.e, G, w + cl.x, cl.e, p + cl.WxT, p + cl.pWxT, cl.e, z, G)
+    weights_product(ch.N, 0, cl.e, G, w + cl.x, cl.e, p + cl.WxT, p + cl.pWxT, cl.e, z, G,
+                    0, p + cl.bx)
     for s in range(ch.S):
         n = ch.n_active[s]
         r = ch.row0[s]
         q = ch.row0[s - 1] if s > 0 else -1     # the first row of step s-1
-        if s > 0:
+        if s > 0:       # a GRU's rec starts from bh, an LSTM's z adds to Wx x_t + b
             weights_product(n, 0, d, G, h + q * d, d, p + cl.WhT, p + cl.pWhT, d, rec + r * G,
-                            G, s & 1)
+                            G, s & 1, p + cl.bh if gru else NULL)
+        elif gru:
+            for k in range(n):
+                memcpy(rec + (r + k) * G, p + cl.bh, G * sizeof(floating))
         if gru:
             gru_step(z + r * G, rec + r * G, w + cl.gates + r * G,
                      h + q * d if s > 0 else NULL, h + r * d, n, d)

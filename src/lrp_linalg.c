@@ -93,15 +93,23 @@
     }
 
 /* Y[0:n_t, 0:n_cols] += X[0:n_t, 0:n_k] A[0:n_k, 0:n_cols] for A in panels
- * (lrp_linalg.h): the rows of Y in blocks of MC, each block against one
- * panel at a time in tiles of RB, 4 and 1 rows, and n_k in blocks of KC
- * rows (at most 32 KiB of a panel, which stays in L1 while the tiles of a
- * block of rows reuse it). Every Y[t, j] is still accumulated over r in
- * order; a last panel narrower than P goes through a buffer. */
+ * (lrp_linalg.h), or Y = bias + X A: the rows of Y in blocks of MC, each
+ * block against one panel at a time in tiles of RB, 4 and 1 rows (the next
+ * tile's rows of Y prefetched), n_k in blocks of KC (2 KiB of a row of X).
+ * Every Y[t, j] is still accumulated over r in order. The bias is written
+ * to a tile's rows just before the tile reads them, in cache, rather than
+ * to all of Y in a pass of its own; a last panel narrower than P goes
+ * through a buffer. */
 #define LRP_DEFINE_PANELS(NAME, T, ATTR, RB)                                    \
+    ATTR static inline void NAME##_put_bias(ptrdiff_t n_t, const T *bias, T *Y,  \
+                                            ptrdiff_t ldy)                      \
+    {                                                                           \
+        for (ptrdiff_t t = 0; bias != NULL && t < n_t; ++t)                     \
+            memcpy(Y + t * ldy, bias, 2 * NAME##_W * sizeof(T));                \
+    }                                                                           \
     ATTR static void NAME##_panel_rows(ptrdiff_t n_t, ptrdiff_t n_k, const T *X, \
-                                       ptrdiff_t ldx, const T *panel, T *restrict Y, \
-                                       ptrdiff_t ldy)                           \
+                                       ptrdiff_t ldx, const T *panel, const T *bias, \
+                                       T *restrict Y, ptrdiff_t ldy)            \
     {                                                                           \
         const ptrdiff_t P = 2 * NAME##_W;                                       \
         ptrdiff_t t = 0, i;                                                     \
@@ -110,40 +118,49 @@
                 __builtin_prefetch(Y + i * ldy, 1, 3);                          \
                 __builtin_prefetch(Y + i * ldy + P - 1, 1, 3);                  \
             }                                                                   \
+            NAME##_put_bias(RB, bias, Y + t * ldy, ldy);                        \
             NAME##_tile_##RB##_2(n_k, X + t * ldx, ldx, panel, P, Y + t * ldy, ldy); \
         }                                                                       \
-        for (; t + 4 <= n_t; t += 4)                                            \
+        for (; t + 4 <= n_t; t += 4) {                                          \
+            NAME##_put_bias(4, bias, Y + t * ldy, ldy);                         \
             NAME##_tile_4_2(n_k, X + t * ldx, ldx, panel, P, Y + t * ldy, ldy);  \
-        for (; t < n_t; ++t)                                                    \
+        }                                                                       \
+        for (; t < n_t; ++t) {                                                  \
+            NAME##_put_bias(1, bias, Y + t * ldy, ldy);                         \
             NAME##_tile_1_2(n_k, X + t * ldx, ldx, panel, P, Y + t * ldy, ldy);  \
+        }                                                                       \
     }                                                                           \
     ATTR static void NAME##_panels(ptrdiff_t n_t, ptrdiff_t n_k, ptrdiff_t n_cols, \
                                    const T *X, ptrdiff_t ldx, const T *panels,  \
-                                   ptrdiff_t panel_size, T *restrict Y, ptrdiff_t ldy) \
+                                   ptrdiff_t panel_size, const T *bias,         \
+                                   T *restrict Y, ptrdiff_t ldy)                \
     {                                                                           \
-        enum { P = 2 * NAME##_W, KC = 2048 / sizeof(T), MC = 24 * RB };          \
+        enum { P = 2 * NAME##_W, KC = 2048 / sizeof(T), MC = 24 * RB };         \
         T edge[MC * P];                                                         \
-        for (ptrdiff_t k0 = 0; k0 < n_k; k0 += KC) {                            \
+        ptrdiff_t k0 = 0, t0, t, j;                                             \
+        do {    /* once at least: n_k = 0 still writes the bias */              \
             const ptrdiff_t kc = n_k - k0 < KC ? n_k - k0 : KC;                 \
-            for (ptrdiff_t t0 = 0; t0 < n_t; t0 += MC) {                        \
+            const T *b = k0 == 0 ? bias : NULL;                                 \
+            for (t0 = 0; t0 < n_t; t0 += MC) {                                  \
                 const ptrdiff_t mc = n_t - t0 < MC ? n_t - t0 : MC;             \
                 const T *x = X + t0 * ldx + k0;                                 \
                 T *y = Y + t0 * ldy;                                            \
-                ptrdiff_t j = 0, t;                                             \
-                for (; j + P <= n_cols; j += P)                                 \
+                for (j = 0; j + P <= n_cols; j += P)                            \
                     NAME##_panel_rows(mc, kc, x, ldx, panels + j / P * panel_size \
-                                      + k0 * P, y + j, ldy);                    \
+                                      + k0 * P, b ? b + j : NULL, y + j, ldy);  \
                 if (j == n_cols)                                                \
                     continue;                                                   \
-                memset(edge, 0, sizeof edge);                                   \
+                memset(edge, 0, mc * P * sizeof(T));                            \
                 for (t = 0; t < mc; ++t)                                        \
-                    memcpy(edge + t * P, y + t * ldy + j, (n_cols - j) * sizeof(T)); \
+                    memcpy(edge + t * P, b ? b + j : y + t * ldy + j,           \
+                           (n_cols - j) * sizeof(T));                           \
                 NAME##_panel_rows(mc, kc, x, ldx, panels + j / P * panel_size + k0 * P, \
-                                  edge, P);                                     \
+                                  NULL, edge, P);                               \
                 for (t = 0; t < mc; ++t)                                        \
                     memcpy(y + t * ldy + j, edge + t * P, (n_cols - j) * sizeof(T)); \
             }                                                                   \
-        }                                                                       \
+            k0 += KC;                                                           \
+        } while (k0 < n_k);                                                     \
     }
 
 #define LRP_DEFINE_GEMM(NAME, T, BYTES, ATTR, RB)                               \
@@ -284,12 +301,12 @@ int lrp_vector_level(void)
 #define LRP_PANELS_WIDE(SUFFIX)                                                 \
     if (lrp_vector_level() >= 4) {                                              \
         lrp_gemm_avx512_##SUFFIX##_panels(n_t, n_k, n_cols, X, ldx, panels,     \
-                                          panel_size, Y, ldy);                  \
+                                          panel_size, bias, Y, ldy);            \
         return;                                                                 \
     }                                                                           \
     if (lrp_vector_level() >= 3) {                                              \
         lrp_gemm_avx2_##SUFFIX##_panels(n_t, n_k, n_cols, X, ldx, panels,       \
-                                        panel_size, Y, ldy);                    \
+                                        panel_size, bias, Y, ldy);              \
         return;                                                                 \
     }
 #else
@@ -304,11 +321,12 @@ int lrp_vector_level(void)
     }                                                                           \
     void lrp_gemm_panels_##SUFFIX(ptrdiff_t n_t, ptrdiff_t n_k, ptrdiff_t n_cols, \
                                   const T *X, ptrdiff_t ldx, const T *panels,   \
-                                  ptrdiff_t panel_size, T *Y, ptrdiff_t ldy)    \
+                                  ptrdiff_t panel_size, const T *bias, T *Y,    \
+                                  ptrdiff_t ldy)                                \
     {                                                                           \
         LRP_PANELS_WIDE(SUFFIX)                                                 \
         lrp_gemm_base_##SUFFIX##_panels(n_t, n_k, n_cols, X, ldx, panels, panel_size, \
-                                        Y, ldy);                                \
+                                        bias, Y, ldy);                          \
     }
 
 LRP_DEFINE_PANELS_DISPATCH(double, d)

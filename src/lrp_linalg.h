@@ -39,8 +39,9 @@ void lrp_gemm_s(ptrdiff_t n_t, ptrdiff_t n_rows, ptrdiff_t n_cols,
                 float *Y, ptrdiff_t ldy);
 
 /* Y[t, j] += sum_r X[t * ldx + r] * A[r, j]   for t < n_t, r < n_k, j < n_cols
- * for A (n_k, n_cols) in panels: the weight matrices' layout for products
- * of two rows or more. Panel p holds the columns p P .. p P + P - 1 of A,
+ * or, when bias (n_cols,) is not NULL, Y[t, j] = bias[j] + sum_r ... (Y's
+ * contents ignored), for A (n_k, n_cols) in panels: the weight matrices'
+ * layout for products of two rows or more. Panel p holds the columns p P .. p P + P - 1 of A,
  * row after row (the last one padded with zeros to P columns), P =
  * lrp_panel_width_*() (two vectors of the widest the CPU has), and panel p
  * starts at panels + p * panel_size. The rows k0.. of a matrix of
@@ -50,10 +51,10 @@ ptrdiff_t lrp_panel_width_d(void);
 ptrdiff_t lrp_panel_width_s(void);
 void lrp_gemm_panels_d(ptrdiff_t n_t, ptrdiff_t n_k, ptrdiff_t n_cols, const double *X,
                        ptrdiff_t ldx, const double *panels, ptrdiff_t panel_size,
-                       double *Y, ptrdiff_t ldy);
+                       const double *bias, double *Y, ptrdiff_t ldy);
 void lrp_gemm_panels_s(ptrdiff_t n_t, ptrdiff_t n_k, ptrdiff_t n_cols, const float *X,
                        ptrdiff_t ldx, const float *panels, ptrdiff_t panel_size,
-                       float *Y, ptrdiff_t ldy);
+                       const float *bias, float *Y, ptrdiff_t ldy);
 
 /* The vector instructions the products use on this CPU: 4 (x86-64-v4,
  * AVX-512), 3 (x86-64-v3, AVX2 + FMA) or 1 (the baseline); the environment
