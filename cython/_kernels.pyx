@@ -66,12 +66,17 @@ the kernel by one row of `layout` (see `Cell`), gates in the order i, g, f,
 o along every 4d axis: the order of the reference implementation, in which
 the signal g sits next to its gate i and the forget and output gates follow.
 The transposed copies WxT, WhT make the forward products X WxT, while the
-backward recursions multiply by Wx, Wh. A batch of sequences is stored end
-to end: `x` is (N, e) with sequence k in rows offsets[k]:offsets[k+1].
+backward recursions multiply by Wx, Wh; the block holds the four matrices
+twice, row-major and in the column panels of src/lrp_linalg.h, and every
+array starts on a 64-byte boundary. A batch of sequences is stored end to
+end: `x` is (N, e) with sequence k in rows offsets[k]:offsets[k+1].
 
-Matrix products go to the BLAS of SciPy (scipy.linalg.cython_blas) when
-they are large enough to gain from it, and to the small register-tiled
-products of src/lrp_linalg.c otherwise (one sentence's recurrent step).
+Matrix products (`weights_product`): two rows or more by the weights go to
+the panel product of src/lrp_linalg.c (register tiles over weights packed
+once per model), a single row (one sentence's recurrent step) to its
+one-row product. Only the abs sum rule's products with column subsets of
+the absolute weights (`abs_sums`) take `gemm`: the BLAS of SciPy
+(scipy.linalg.cython_blas) when large enough, our small product otherwise.
 Chunks are formed from the inputs alone, never from the number of threads,
 so the results do not depend on it.
 """
@@ -126,7 +131,8 @@ def build_info():
             "threads": "POSIX threads, started per call",
             "vectors": {4: "x86-64-v4 (AVX-512)", 3: "x86-64-v3 (AVX2, FMA)"}.get(
                 lrp_vector_level(), "baseline"),
-            "blas": "scipy.linalg.cython_blas (from 32 rows), own products below"}
+            "blas": "own panel product for the weights; scipy.linalg.cython_blas "
+                    "(from 32 rows) for the abs rule's sums"}
 
 
 cdef extern from "lrp_threads.h" nogil:
@@ -135,8 +141,8 @@ cdef extern from "lrp_threads.h" nogil:
     Py_ssize_t lrp_next(Py_ssize_t *counter)
 
 
-# products with at least this many multiply-adds and rows go to BLAS; below,
-# our own products win (one sentence's steps and input projections)
+# gemm's products (the abs rule's, see abs_sums) with at least this many
+# multiply-adds and rows go to BLAS; below, our own small product wins
 DEF BLAS_MIN_WORK = 200000
 DEF BLAS_MIN_ROWS = 32
 # for the Python layer, which keeps BLAS's own threads out when it may be used

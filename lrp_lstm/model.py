@@ -740,9 +740,7 @@ class RecurrentModel:
             n_threads = min(n_threads, n_dir)
             work = _workspace(1, _kernels.workspace_size(layout, gru, 1, N), dtype)
         else:
-            per_chunk = (_CHUNK_SIZE_WIDE[np.dtype(dtype)] if max(self.hidden_sizes) >= _WIDE
-                         else _CHUNK_SIZE)
-            order, chunks, tokens = _chunks(np.diff(offsets), per_chunk)
+            order, chunks, tokens = _chunks(np.diff(offsets), *self._chunk_limits(layout, dtype))
             n_threads = min(n_threads, len(chunks) - 1)
             size = max(_kernels.workspace_size(layout, gru, int(b - a), int(n))
                        for a, b, n in zip(chunks[:-1], chunks[1:], tokens))
@@ -769,6 +767,15 @@ class RecurrentModel:
                 "lrp_overflow": do_lrp and not (np.isfinite(mass).all()
                                                 and np.isfinite(rest).all()),
                 "grad_overflow": do_grad and not np.isfinite(words[_WORD_ROW["sa"]]).all()}
+
+    def _chunk_limits(self, layout, dtype):
+        """The most sequences and tokens a chunk of this model holds in dtype
+        (see _chunks)."""
+        size = (_CHUNK_SIZE_WIDE[np.dtype(dtype)] if max(self.hidden_sizes) >= _WIDE
+                else _CHUNK_SIZE)
+        per_token = (_kernels.workspace_size(layout, self.cell == "gru", 1, 1)
+                     * np.dtype(dtype).itemsize)
+        return size, max(1, min(_CHUNK_TOKENS, _CHUNK_BYTES // per_token))
 
     def _run_oracle(self, xs, targets, steps, lrp, do_lrp, do_grad, name):
         for k, x in enumerate(xs):
@@ -865,16 +872,20 @@ def _stack(xs):
 
 
 # the lockstep plan: chunks of at most _CHUNK_SIZE sequences (for models with
-# a layer of _WIDE hidden units or more, _CHUNK_SIZE_WIDE by dtype) and
-# _CHUNK_TOKENS tokens, at least _MIN_CHUNKS of them while there are enough
-# sequences, so that threads have work. Smaller chunks keep the states that
-# the backward passes read back closer to the core, and let threads balance
-# the load; larger ones give BLAS more rows for each packing of the
-# weights. Measured in benchmarks/README.md.
+# a layer of _WIDE hidden units or more, _CHUNK_SIZE_WIDE by dtype), and at
+# most _CHUNK_TOKENS tokens and about _CHUNK_BYTES of workspace (so that the
+# workspaces of two threads stay within _CACHED_WORKSPACE and are reused,
+# not allocated and zeroed by the OS on every call); at least _MIN_CHUNKS
+# of them while there are enough sequences, and an even number, so that
+# threads have equal work. Smaller chunks keep the states that the backward
+# passes read back closer to the core, and let threads balance the load;
+# larger ones read the weights from cache fewer times per row. Measured in
+# benchmarks/README.md.
 _CHUNK_SIZE = 32
 _CHUNK_SIZE_WIDE = {np.dtype(np.float64): 64, np.dtype(np.float32): 128}
 _WIDE = 128
 _CHUNK_TOKENS = 8192
+_CHUNK_BYTES = 96 << 20
 _MIN_CHUNKS = 2
 
 
@@ -884,9 +895,10 @@ _ONE_CHUNK = (np.zeros(1, np.intp), np.array((0, 1), np.intp))
 _THREAD_MIN_WORK = 2_000_000
 
 
-def _chunks(lengths, size):
+def _chunks(lengths, size, max_tokens):
     """The kernels' lockstep plan for sequences of the given lengths (B,),
-    in chunks of at most `size` sequences: order (B,), the sequences longest
+    in chunks of at most `size` sequences and about `max_tokens` tokens (more
+    only for a longer sequence): order (B,), the sequences longest
     first (ties in input order); bounds (n_chunks+1,), chunk i being
     order[bounds[i]:bounds[i+1]], cut where the chunks hold about equal
     numbers of tokens; and each chunk's tokens (n_chunks,). It depends on
@@ -895,9 +907,9 @@ def _chunks(lengths, size):
     B = len(lengths)
     order = np.argsort(-lengths, kind="stable").astype(np.intp)
     tokens = np.cumsum(lengths[order])
-    n_chunks = max(-(-B // size), -(-int(tokens[-1]) // _CHUNK_TOKENS),
+    n_chunks = max(-(-B // size), -(-int(tokens[-1]) // max_tokens),
                    min(B, _MIN_CHUNKS))
-    n_chunks = min(n_chunks, B)
+    n_chunks = min(n_chunks + n_chunks % 2, B)      # even: two threads get equal shares
     cuts = np.searchsorted(tokens, tokens[-1] * np.arange(1, n_chunks) / n_chunks) + 1
     bounds = np.concatenate(([0], cuts, [B]))
     # every chunk non-empty

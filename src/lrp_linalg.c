@@ -245,8 +245,10 @@ int lrp_vector_level(void)
 #endif
 }
 
-/* AVX-512 takes the columns that fill its vectors, AVX2 the rest (in the
- * gemv, the rest comes first when the blocks run last to first) */
+/* The widest path the CPU has. In gemm and gemv, AVX-512 takes the columns
+ * that fill its vectors, AVX2 the rest (in the gemv, the rest comes first
+ * when the blocks run last to first); the panel product's panels are as
+ * wide as the path's two vectors (lrp_panel_width_*). */
 #if LRP_HAVE_WIDE_PATHS
 #define LRP_GEMM_WIDE(SUFFIX, T)                                                \
     if (lrp_vector_level() >= 4) {                                              \
@@ -277,9 +279,21 @@ int lrp_vector_level(void)
         lrp_gemm_avx2_##SUFFIX##_gemv(n_rows, n_cols, A, lda, coef, y, reverse); \
         return;                                                                 \
     }
+#define LRP_PANELS_WIDE(SUFFIX)                                                 \
+    if (lrp_vector_level() >= 4) {                                              \
+        lrp_gemm_avx512_##SUFFIX##_panels(n_t, n_k, n_cols, X, ldx, panels,     \
+                                          panel_size, bias, Y, ldy);            \
+        return;                                                                 \
+    }                                                                           \
+    if (lrp_vector_level() >= 3) {                                              \
+        lrp_gemm_avx2_##SUFFIX##_panels(n_t, n_k, n_cols, X, ldx, panels,       \
+                                        panel_size, bias, Y, ldy);              \
+        return;                                                                 \
+    }
 #else
 #define LRP_GEMM_WIDE(SUFFIX, T)
 #define LRP_GEMV_WIDE(SUFFIX, T)
+#define LRP_PANELS_WIDE(SUFFIX)
 #endif
 
 #define LRP_DEFINE_GEMM_DISPATCH(T, SUFFIX)                                     \
@@ -295,25 +309,7 @@ int lrp_vector_level(void)
     {                                                                           \
         LRP_GEMV_WIDE(SUFFIX, T)                                                \
         lrp_gemm_base_##SUFFIX##_gemv(n_rows, n_cols, A, lda, coef, y, reverse); \
-    }
-
-#if LRP_HAVE_WIDE_PATHS
-#define LRP_PANELS_WIDE(SUFFIX)                                                 \
-    if (lrp_vector_level() >= 4) {                                              \
-        lrp_gemm_avx512_##SUFFIX##_panels(n_t, n_k, n_cols, X, ldx, panels,     \
-                                          panel_size, bias, Y, ldy);            \
-        return;                                                                 \
     }                                                                           \
-    if (lrp_vector_level() >= 3) {                                              \
-        lrp_gemm_avx2_##SUFFIX##_panels(n_t, n_k, n_cols, X, ldx, panels,       \
-                                        panel_size, bias, Y, ldy);              \
-        return;                                                                 \
-    }
-#else
-#define LRP_PANELS_WIDE(SUFFIX)
-#endif
-
-#define LRP_DEFINE_PANELS_DISPATCH(T, SUFFIX)                                   \
     ptrdiff_t lrp_panel_width_##SUFFIX(void)                                    \
     {                                                                           \
         const int level = lrp_vector_level();                                   \
@@ -328,9 +324,6 @@ int lrp_vector_level(void)
         lrp_gemm_base_##SUFFIX##_panels(n_t, n_k, n_cols, X, ldx, panels, panel_size, \
                                         bias, Y, ldy);                          \
     }
-
-LRP_DEFINE_PANELS_DISPATCH(double, d)
-LRP_DEFINE_PANELS_DISPATCH(float, s)
 
 LRP_DEFINE_GEMM_DISPATCH(double, d)
 LRP_DEFINE_GEMM_DISPATCH(float, s)

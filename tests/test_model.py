@@ -97,7 +97,7 @@ def test_batch_equals_one_by_one(dtype):
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_results_do_not_depend_on_threads(cell):
-    # chunks large enough for BLAS; the plan depends on the inputs alone
+    # chunks of many rows (the panel products); the plan depends on the inputs alone
     model = random_model(seed=12, e=30, d=50, C=3, cell=cell, n_layers=2)
     rng = np.random.default_rng(13)
     xs = [rng.normal(0, 1, (int(T), 30)) for T in rng.integers(1, 40, 300)]
@@ -113,6 +113,22 @@ def test_results_do_not_depend_on_threads(cell):
     for method in ("lrp", "gi"):
         np.testing.assert_array_equal(model.explain(x, method, n_threads=2).relevance,
                                       model.explain(x, method).relevance)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_chunk_plan_bounds_the_workspace_and_evens_the_threads(dtype):
+    from lrp_lstm import _kernels, model as M
+    model = random_model(seed=3, e=300, d=256, C=3, n_layers=2)
+    params, layout, *_ = model._kernel_arrays(dtype)
+    lengths = np.random.default_rng(4).integers(1, 40, 256)
+    order, bounds, tokens = M._chunks(lengths, *model._chunk_limits(layout, dtype))
+    assert sorted(order) == list(range(256)) and bounds[0] == 0 and bounds[-1] == 256
+    assert len(bounds) > 2 and (len(bounds) - 1) % 2 == 0
+    assert (tokens == [lengths[order[a:b]].sum() for a, b in zip(bounds, bounds[1:])]).all()
+    largest = max(_kernels.workspace_size(layout, False, int(b - a), int(n))
+                  for a, b, n in zip(bounds, bounds[1:], tokens))
+    # about _CHUNK_BYTES: the cuts fall between sequences
+    assert largest * np.dtype(dtype).itemsize <= 1.2 * M._CHUNK_BYTES
 
 
 def test_pickle_round_trip():
