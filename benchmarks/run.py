@@ -173,14 +173,16 @@ def bench_torch(quick):
     tokens, 2 threads on both sides, against PyTorch: its no-grad forward and
     the input gradient of the target score through autograd (what Captum's
     Saliency and InputXGradient compute), weights frozen. Each repetition
-    times every contender once, in turn, and the best of the repetitions is
-    kept; the machine is noisy, so the figures to compare are the ratios."""
+    times every contender once, in turn; the times reported are the best of
+    the repetitions, the ratios the median over the repetitions of each
+    repetition's ratio (its contenders ran seconds apart, in the same state
+    of this drifting machine)."""
     try:
         import torch
     except ImportError:
         return None
     torch.set_num_threads(2)
-    repeat = 3 if quick else 5
+    repeat = 3 if quick else 7
     B, T = 256, 20
     rows = []
     for cell, e, d, n_layers in TORCH_SIZES:
@@ -222,7 +224,7 @@ def bench_torch(quick):
                 "lrp_one": lambda: model.explain(xs[0], dtype=dtype, n_threads=2),
                 "lrp_one_1_thread": lambda: model.explain(xs[0], dtype=dtype),
             }
-            best = {k: float("inf") for k in contenders}
+            times = {k: [] for k in contenders}
             for fn in contenders.values():
                 fn()
             for _ in range(repeat):
@@ -231,21 +233,25 @@ def bench_torch(quick):
                     t0 = time.perf_counter()
                     for _ in range(inner):
                         fn()
-                    best[k] = min(best[k], (time.perf_counter() - t0) / inner)
+                    times[k].append((time.perf_counter() - t0) / inner)
+            best = {k: min(v) for k, v in times.items()}
+
+            def ratio(theirs, ours):
+                return statistics.median(a / b for a, b in zip(times[theirs], times[ours]))
+
             grad = torch_gradient().numpy()
             ours = np.stack([r.gradient for r in model.explain_batch(xs, "sa", n_threads=2,
                                                                      dtype=dtype)])
             rows.append({
                 "cell": cell, "e": e, "d": d, "layers": n_layers, "dtype": dtype.__name__,
                 **{f"{k}_ms": 1e3 * v for k, v in best.items()},
-                "sa_vs_torch_gradient": best["torch_gradient"] / best["sa"],
-                "gi_vs_torch_gradient": best["torch_gradient"] / best["gi"],
-                "lrp_vs_torch_gradient": best["torch_gradient"] / best["lrp"],
-                "forward_vs_torch_forward": best["torch_forward"] / best["forward"],
-                "lrp_one_vs_torch_gradient_one": (best["torch_gradient_one"]
-                                                  / best["lrp_one"]),
-                "lrp_one_1_thread_vs_torch_gradient_one": (best["torch_gradient_one"]
-                                                           / best["lrp_one_1_thread"]),
+                "sa_vs_torch_gradient": ratio("torch_gradient", "sa"),
+                "gi_vs_torch_gradient": ratio("torch_gradient", "gi"),
+                "lrp_vs_torch_gradient": ratio("torch_gradient", "lrp"),
+                "forward_vs_torch_forward": ratio("torch_forward", "forward"),
+                "lrp_one_vs_torch_gradient_one": ratio("torch_gradient_one", "lrp_one"),
+                "lrp_one_1_thread_vs_torch_gradient_one": ratio("torch_gradient_one",
+                                                                "lrp_one_1_thread"),
                 "max_relative_gradient_difference": float(
                     np.abs(ours - grad).max() / np.abs(grad).max()),
             })
@@ -348,8 +354,9 @@ def main():
     if "torch" in args.only:
         out["torch"] = bench_torch(args.quick)
         if out["torch"]:
-            print("\nAgainst PyTorch, B = 256, T = 20, 2 threads, best of runs (milliseconds; "
-                  "ratios > 1: lrp_lstm faster)")
+            print("\nAgainst PyTorch, B = 256, T = 20, 2 threads: best of the runs "
+                  "(milliseconds); ratios: the median over the runs of each run's ratio "
+                  "(> 1: lrp_lstm faster)")
             print(table(out["torch"], [
                 "cell", "e", "d", "layers", "dtype", "torch_forward_ms", "torch_gradient_ms",
                 "forward_ms", "sa_ms", "lrp_ms", "forward_vs_torch_forward",
