@@ -806,7 +806,7 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
     cdef floating *Rc = w + cl.Rc       # LSTM: c's carried relevance (dc); GRU: z h_{t-1}'s
     cdef floating *v = w + cl.v
     cdef floating *h = w + cl.h
-    cdef floating hp
+    cdef floating hp, share
     if absolute and gru:
         abs_sums(ap, cl, ch, 0, d, ap + cl.bx + 2 * d, 2 * d, -1, w)
         abs_sums(ap, cl, ch, d, d, ap + cl.bh + 2 * d, -1, 2 * d, w)
@@ -848,15 +848,16 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
         if not lrp:
             continue
         for k in range(n):
-            r = ch.row0[s] + k
+            # the row's bias share (a GRU's: u's, in v), read once: Rh may alias it
+            share = v[k * G + d] if gru else w[cl.shares + ch.row0[s] + k]
             for j in range(d):
                 hp = h[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
                 if absolute and hp < 0:
                     hp = -hp
                 if gru:
-                    Rh[k * d + j] = Rc[k * d + j] + hp * Rh[k * d + j] + v[k * G + d]
+                    Rh[k * d + j] = Rc[k * d + j] + hp * Rh[k * d + j] + share
                 else:
-                    Rh[k * d + j] = hp * Rh[k * d + j] + w[cl.shares + r]
+                    Rh[k * d + j] = hp * Rh[k * d + j] + share
     if lrp:
         for k in range(ch.b):
             for j in range(d):
