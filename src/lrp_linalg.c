@@ -99,7 +99,7 @@
  * Every Y[t, j] is still accumulated over r in order. The bias is written
  * to a tile's rows just before the tile reads them, in cache, rather than
  * to all of Y in a pass of its own; a last panel narrower than P goes
- * through a buffer. */
+ * through a buffer, EB rows at a time. */
 #define LRP_DEFINE_PANELS(NAME, T, ATTR, RB)                                    \
     ATTR static inline void NAME##_put_bias(ptrdiff_t n_t, const T *bias, T *Y,  \
                                             ptrdiff_t ldy)                      \
@@ -135,9 +135,9 @@
                                    ptrdiff_t panel_size, const T *bias,         \
                                    T *restrict Y, ptrdiff_t ldy)                \
     {                                                                           \
-        enum { P = 2 * NAME##_W, KC = 2048 / sizeof(T), MC = 24 * RB };         \
-        T edge[MC * P];                                                         \
-        ptrdiff_t k0 = 0, t0, t, j;                                             \
+        enum { P = 2 * NAME##_W, KC = 2048 / sizeof(T), MC = 24 * RB, EB = 4 * RB }; \
+        T edge[EB * P];         /* at most 6 KiB: thread stacks may be small */ \
+        ptrdiff_t k0 = 0, t0, t, j, e0;                                         \
         do {    /* once at least: n_k = 0 still writes the bias */              \
             const ptrdiff_t kc = n_k - k0 < KC ? n_k - k0 : KC;                 \
             const T *b = k0 == 0 ? bias : NULL;                                 \
@@ -148,16 +148,18 @@
                 for (j = 0; j + P <= n_cols; j += P)                            \
                     NAME##_panel_rows(mc, kc, x, ldx, panels + j / P * panel_size \
                                       + k0 * P, b ? b + j : NULL, y + j, ldy);  \
-                if (j == n_cols)                                                \
-                    continue;                                                   \
-                memset(edge, 0, mc * P * sizeof(T));                            \
-                for (t = 0; t < mc; ++t)                                        \
-                    memcpy(edge + t * P, b ? b + j : y + t * ldy + j,           \
-                           (n_cols - j) * sizeof(T));                           \
-                NAME##_panel_rows(mc, kc, x, ldx, panels + j / P * panel_size + k0 * P, \
-                                  NULL, edge, P);                               \
-                for (t = 0; t < mc; ++t)                                        \
-                    memcpy(y + t * ldy + j, edge + t * P, (n_cols - j) * sizeof(T)); \
+                for (e0 = 0; j < n_cols && e0 < mc; e0 += EB) {                 \
+                    const ptrdiff_t eb = mc - e0 < EB ? mc - e0 : EB;           \
+                    memset(edge, 0, eb * P * sizeof(T));                        \
+                    for (t = 0; t < eb; ++t)                                    \
+                        memcpy(edge + t * P, b ? b + j : y + (e0 + t) * ldy + j, \
+                               (n_cols - j) * sizeof(T));                       \
+                    NAME##_panel_rows(eb, kc, x + e0 * ldx, ldx, panels + j / P * panel_size \
+                                      + k0 * P, NULL, edge, P);                 \
+                    for (t = 0; t < eb; ++t)                                    \
+                        memcpy(y + (e0 + t) * ldy + j, edge + t * P,            \
+                               (n_cols - j) * sizeof(T));                       \
+                }                                                               \
             }                                                                   \
             k0 += KC;                                                           \
         } while (k0 < n_k);                                                     \
