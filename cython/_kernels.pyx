@@ -194,9 +194,9 @@ cdef inline void weights_product(Py_ssize_t n_t, Py_ssize_t k0, Py_ssize_t n_k,
                                  const floating *bias=NULL) noexcept nogil:
     """Y (n_t, n_cols) += X A[k0:k0+n_k] for X (n_t, n_k) (row stride ldx)
     and a weight matrix A (K, n_cols), given both row-major and in panels
-    (src/lrp_linalg.h), or Y = bias + X A[k0:k0+n_k] for a bias (n_cols,):
-    one row of X by the one-row product (`reverse` as for gemm), more by the
-    panel product."""
+    (src/lrp_linalg.h), or Y = bias + X A[k0:k0+n_k] for a bias (n_cols,)
+    (the bias alone when n_k = 0): one row of X by the one-row product
+    (`reverse` as for gemm), more by the panel product."""
     cdef Py_ssize_t P
     if n_t == 1:
         if bias != NULL:
@@ -468,7 +468,7 @@ cdef void forward_direction(const floating *p, const Cell *cl, const Chunk *ch, 
     w + cl.x, all packed: z the pre-activations (LSTM i, g, f, o; GRU a_r,
     a_z, a_n), gates the activated gates, h; an LSTM's tc and c, a GRU's c
     = Wh h_{t-1} + bh (whose last d entries are u)."""
-    cdef Py_ssize_t s, r, q, n, k, d = cl.d, G = cl.G
+    cdef Py_ssize_t s, r, q, n, d = cl.d, G = cl.G
     cdef floating *z = w + cl.z
     cdef floating *h = w + cl.h
     cdef floating *rec = w + cl.c if gru else z     # where the recurrent products go
@@ -478,12 +478,12 @@ cdef void forward_direction(const floating *p, const Cell *cl, const Chunk *ch, 
         n = ch.n_active[s]
         r = ch.row0[s]
         q = ch.row0[s - 1] if s > 0 else -1     # the first row of step s-1
-        if s > 0:       # a GRU's rec starts from bh, an LSTM's z adds to Wx x_t + b
-            weights_product(n, 0, d, G, h + q * d, d, p + cl.WhT, p + cl.pWhT, d, rec + r * G,
-                            G, s & 1, p + cl.bh if gru else NULL)
-        elif gru:
-            for k in range(n):
-                memcpy(rec + (r + k) * G, p + cl.bh, G * sizeof(floating))
+        # an LSTM's z adds Wh h_{t-1} to Wx x_t + b; a GRU's rec is bh + Wh
+        # h_{t-1}, bh alone at the first step (a product over no rows of Wh)
+        if s > 0 or gru:
+            weights_product(n, 0, d if s > 0 else 0, G, h + q * d if s > 0 else h, d,
+                            p + cl.WhT, p + cl.pWhT, d, rec + r * G, G, s & 1,
+                            p + cl.bh if gru else NULL)
         if gru:
             gru_step(z + r * G, rec + r * G, w + cl.gates + r * G,
                      h + q * d if s > 0 else NULL, h + r * d, n, d)

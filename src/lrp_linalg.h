@@ -1,10 +1,11 @@
 /*
  * Dense vector primitives for the LSTM kernels (cython/_kernels.pyx).
  *
- * The kernels' matrix products of fewer than 32 rows (one sentence's; larger
- * ones go to BLAS) are written as y += A^T c for a row-major A: a sum of
- * scaled rows, each y[j] held in a vector register while the rows are added
- * in order. No sum is reassociated (no -ffast-math): each y[j] is
+ * The kernels' matrix products with the weights (the panel product for two
+ * rows or more, the one-row product for one sentence's recurrent step; the
+ * small product for the abs rule's sums of fewer than 32 rows, larger ones
+ * going to BLAS) are written as y += A^T c: a sum of scaled rows of A, each
+ * y[j] held in a vector register while the rows are added in order. No sum is reassociated (no -ffast-math): each y[j] is
  * accumulated in row order on every call, by whichever vector width
  * computes it, in the one-row product (gemv) and the small product (gemm)
  * alike.
@@ -40,13 +41,13 @@ void lrp_gemm_s(ptrdiff_t n_t, ptrdiff_t n_rows, ptrdiff_t n_cols,
 
 /* Y[t, j] += sum_r X[t * ldx + r] * A[r, j]   for t < n_t, r < n_k, j < n_cols
  * or, when bias (n_cols,) is not NULL, Y[t, j] = bias[j] + sum_r ... (Y's
- * contents ignored), for A (n_k, n_cols) in panels: the weight matrices'
- * layout for products of two rows or more. Panel p holds the columns p P .. p P + P - 1 of A,
- * row after row (the last one padded with zeros to P columns), P =
- * lrp_panel_width_*() (two vectors of the widest the CPU has), and panel p
- * starts at panels + p * panel_size. The rows k0.. of a matrix of
- * panel_size / P rows are its panels + k0 P. Same summation order per
- * Y[t, j] as lrp_gemm_*. */
+ * contents ignored; n_k = 0 then writes the bias alone), for A (n_k, n_cols)
+ * in panels: the weight matrices' layout for products of two rows or more.
+ * Panel p holds the columns p P .. p P + P - 1 of A, row after row (the
+ * last one padded with zeros to P columns), P = lrp_panel_width_*() (two
+ * vectors of the widest the CPU has), and panel p starts at panels + p *
+ * panel_size. The rows k0.. of a matrix of panel_size / P rows are its
+ * panels + k0 P. Same summation order per Y[t, j] as lrp_gemm_*. */
 ptrdiff_t lrp_panel_width_d(void);
 ptrdiff_t lrp_panel_width_s(void);
 void lrp_gemm_panels_d(ptrdiff_t n_t, ptrdiff_t n_k, ptrdiff_t n_cols, const double *X,
