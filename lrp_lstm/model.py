@@ -1038,22 +1038,23 @@ _WORD_ROW = {m: k for k, m in enumerate(_kernels.WORD_ROWS)}
 
 def _explanations(out, methods, single, lrp):
     """Split a backend's stacked outputs into Explanations."""
-    offsets, x, words = out["offsets"], out["x"], out["words"]
-    scores, targets, rest = out["scores"], out["targets"], out["rest"]
+    offsets, x, scores = out["offsets"].tolist(), out["x"], out["scores"]
+    targets, rest = out["targets"].tolist(), out["rest"].tolist()
+    amplification = out["amplification"].tolist()
+    steps = [None] * len(targets) if out["steps"] is None else out["steps"]
+    words = {m: out["words"][_WORD_ROW[m]] for m in methods}
     results = []
-    for k in range(len(offsets) - 1):
+    for k, target in enumerate(targets):
         a, b = offsets[k], offsets[k + 1]
-        target = int(targets[k])
-        step = None if out["steps"] is None else out["steps"][k]
         expl = {}
         for m in methods:
             if m == "lrp":
-                expl[m] = Explanation(m, target, scores[k], words[_WORD_ROW[m], a:b],
+                expl[m] = Explanation(m, target, scores[k], words[m][a:b],
                                       out["relevance"][:, a:b], x[a:b],
-                                      relevance_rest=rest[k].item(), lrp=lrp,
-                                      amplification=float(out["amplification"][k]), step=step)
+                                      relevance_rest=rest[k], lrp=lrp,
+                                      amplification=amplification[k], step=steps[k])
             else:
-                expl[m] = Explanation(m, target, scores[k], words[_WORD_ROW[m], a:b],
-                                      out["gradient"][:, a:b], x[a:b], step=step)
+                expl[m] = Explanation(m, target, scores[k], words[m][a:b],
+                                      out["gradient"][:, a:b], x[a:b], step=steps[k])
         results.append(expl[methods[0]] if single else expl)
     return results

@@ -36,7 +36,7 @@ class TextExplanation:
         self.word_relevance = explanation.word_relevance
         self.scores = explanation.scores
         self.probabilities = probabilities(self.scores, output) if probs is None else probs
-        self.predicted = int(np.argmax(self.probabilities))
+        self.predicted = int(self.probabilities.argmax())
         self.target = explanation.target
         self.step = explanation.step
         # a sigmoid output's one score is the logit of its second class

@@ -1,7 +1,6 @@
 """The tokenizer: raw English text to SST/PTB-style tokens."""
 from __future__ import annotations
 
-import functools
 import re
 
 # abbreviations that keep their final period inside a sentence (PTB style)
@@ -24,7 +23,7 @@ def tokenize(text: str, lowercase: bool = True) -> list[str]:
     abbreviations, are split off.
 
     Every rule looks at one whitespace-delimited word at a time (and at
-    whether it is the last), so words are tokenized once and remembered.
+    whether it is the last), so each word's tokens are remembered (_MEMO).
 
     >>> tokenize("It isn't the film's best (sadly).")
     ['it', 'is', "n't", 'the', 'film', "'s", 'best', '-lrb-', 'sadly', '-rrb-', '.']
@@ -32,10 +31,28 @@ def tokenize(text: str, lowercase: bool = True) -> list[str]:
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     words = text.split()
-    last = len(words) - 1
-    tokens = []
-    for k, word in enumerate(words):
-        tokens += _word_tokens(word, k == last, lowercase)
+    if not words:
+        return []
+    lowercase = bool(lowercase)
+    memo = _MEMO[lowercase, False]
+    get = memo.get
+    tokens = [token for word in words[:-1]
+              for token in (get(word) or _remember(memo, word, False, lowercase))]
+    last = _MEMO[lowercase, True]
+    tokens += last.get(words[-1]) or _remember(last, words[-1], True, lowercase)
+    return tokens
+
+
+# the tokens (a tuple) of each word seen, by (lowercase, is_last); a memo is
+# emptied when it reaches _MEMO_SIZE words, so that it stays bounded
+_MEMO = {(lowercase, is_last): {} for lowercase in (False, True) for is_last in (False, True)}
+_MEMO_SIZE = 1 << 17
+
+
+def _remember(memo, word, is_last, lowercase):
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    tokens = memo[word] = _word_tokens(word, is_last, lowercase)
     return tokens
 
 
@@ -48,7 +65,6 @@ _COMMA = re.compile(r",(?!\d)|(?<!\d),")
 _COLON = re.compile(r":(?!\d)|(?<!\d):")
 
 
-@functools.lru_cache(maxsize=1 << 17)
 def _word_tokens(word, is_last, lowercase):
     """The tokens (a tuple) of one whitespace-delimited word of a text; is_last:
     it ends the text."""

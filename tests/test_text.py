@@ -417,3 +417,16 @@ def test_tokenizer_gives_the_same_tokens_as_before_on_every_sst_sentence():
     for lowercase, digest in expected.items():
         tokens = [tokenize(t, lowercase) for t in texts]
         assert hashlib.sha256(json.dumps(tokens).encode()).hexdigest() == digest
+
+
+def test_tokenizer_memo_stays_bounded(monkeypatch):
+    """The memo of words' tokens is emptied when full, and the tokens stay
+    the same while it refills."""
+    from lrp_lstm import tokenizer
+    text = "Mr. Smith's film isn't bad, (really) -- it's fine."
+    expected = tokenize(text)
+    monkeypatch.setattr(tokenizer, "_MEMO_SIZE", 4)
+    monkeypatch.setattr(tokenizer, "_MEMO", {key: {} for key in tokenizer._MEMO})
+    for k in range(50):
+        assert tokenize(f"w{k}x " + text) == [f"w{k}x"] + expected
+        assert all(len(memo) <= 4 for memo in tokenizer._MEMO.values())
