@@ -50,6 +50,7 @@ _MEMO_SIZE = 1 << 17
 
 
 def _remember(memo, word, is_last, lowercase):
+    """The tokens of word, now kept in memo."""
     if len(memo) >= _MEMO_SIZE:
         memo.clear()
     tokens = memo[word] = _word_tokens(word, is_last, lowercase)
