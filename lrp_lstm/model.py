@@ -59,7 +59,8 @@ class Explanation:
     amplification : float, LRP only: (sum |relevance| + |relevance_rest|) /
         |scores[target]|; 1 for relevance of one sign that is conserved,
         much larger where relevance of both signs grows and cancels (see
-        AmplificationWarning)
+        AmplificationWarning); NaN for a zero score, which leaves every
+        relevance zero (0 / 0)
 
     `relevance` and `gradient` are summed from the per-direction parts when
     first read.
@@ -1004,11 +1005,13 @@ def _unmask(out, xs, masks):
 
 
 def _amplification(mass, rest, scores, targets):
-    """(B,) (sum |R| + |rest|) / |score of the target| of each input."""
+    """(B,) (sum |R| + |rest|) / |score of the target| of each input (a zero
+    score: inf, or NaN for 0 / 0, in both branches)."""
     if len(targets) == 1:
         score = abs(float(scores[0, targets[0]]))
-        return np.array([(float(mass[0]) + abs(float(rest[0]))) / score if score
-                         else float("inf")])
+        total = float(mass[0]) + abs(float(rest[0]))
+        return np.array([total / score if score else
+                         (float("inf") if total else float("nan"))])
     score = np.abs(scores[np.arange(len(targets)), targets]).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return (mass + np.abs(rest)) / score

@@ -105,3 +105,20 @@ def test_abs_sum_rule_stays_bounded_on_long_random_word_inputs(T):
     assert e.amplification <= 1 + 1e-10
     assert abs(e.relevance.sum() + e.relevance_rest - score) <= 1e-10 * abs(score)
     assert np.all(e.relevance * np.sign(score) >= 0)    # one sign: that of the score
+
+
+def test_zero_score_gives_the_same_amplification_one_by_one_and_batched():
+    """A zero score leaves every relevance zero: NaN (0 / 0), one input and
+    a batch alike (they differed: inf and NaN), and no warning."""
+    weights = random_model(seed=7, e=4, d=3, C=2).to_dict()
+    for key in weights:
+        if key.startswith("Why"):
+            weights[key] = np.zeros_like(weights[key])
+    model = lrp_lstm.RecurrentModel.from_dict(weights)
+    x = np.random.default_rng(8).normal(0, 1, (5, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", lrp_lstm.AmplificationWarning)
+        one = model.explain(x)
+        batch = model.explain_batch([x, x[:3]])
+    assert one.scores[one.target] == 0 and np.isnan(one.amplification)
+    assert all(np.isnan(e.amplification) for e in batch)
