@@ -20,11 +20,11 @@
 #endif
 
 
-/* Matrix-matrix product in register tiles of up to 4 rows of Y x 3
- * vectors, column panel by column panel, the vectors written with GCC's
- * vector extension: 64 bytes (AVX-512), 32 bytes (AVX2 + FMA) or 16 bytes,
- * the widest the CPU has, chosen once at run time. Every Y[t, j] is still
- * accumulated over r in order. */
+/* Register tiles of R rows of Y x V vectors (the small product's up to 4 x
+ * 3, the one-row product's 1 x 8, the panel product's RB x 2), the vectors
+ * written with GCC's vector extension: 64 bytes (AVX-512), 32 bytes (AVX2 +
+ * FMA) or 16 bytes, the widest the CPU has, chosen once at run time. Every
+ * Y[t, j] is still accumulated over r in order. */
 #if defined(__GNUC__) && defined(__x86_64__) && (__GNUC__ >= 12) && \
     !defined(LRP_NO_CLONES)
 #define LRP_AVX2_ATTR __attribute__((target("arch=x86-64-v3")))

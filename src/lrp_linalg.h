@@ -5,10 +5,10 @@
  * rows or more, the one-row product for one sentence's recurrent step; the
  * small product for the abs rule's sums of fewer than 32 rows, larger ones
  * going to BLAS) are written as y += A^T c: a sum of scaled rows of A, each
- * y[j] held in a vector register while the rows are added in order. No sum is reassociated (no -ffast-math): each y[j] is
- * accumulated in row order on every call, by whichever vector width
- * computes it, in the one-row product (gemv) and the small product (gemm)
- * alike.
+ * y[j] held in a vector register while the rows are added in order. No sum
+ * is reassociated (no -ffast-math): each y[j] is accumulated in row order
+ * on every call, by whichever vector width computes it, in the panel
+ * product, the one-row product (gemv) and the small product (gemm) alike.
  *
  * On x86-64 with GCC (12 or later) the functions are compiled three times:
  * baseline, x86-64-v3 (AVX2 + FMA) and x86-64-v4 (AVX-512), and the widest
