@@ -71,14 +71,15 @@ class Explanation:
                  "eps", "bias_factor", "gate_rule", "sum_rule", "amplification", "_x",
                  "_relevance", "_gradient")
 
-    def __init__(self, method, target, scores, word_relevance, parts, x,
+    def __init__(self, method, target, scores, word_relevance, fwd, bwd, x=None,
                  relevance_rest=None, lrp=None, amplification=None, step=None):
+        # fwd, bwd: the per-direction parts (bwd None when unidirectional);
+        # x: the input, which GI's relevance needs (None for the others)
         self.method = method
         self.target = target
         self.step = step
         self.scores = scores
         self.word_relevance = word_relevance
-        fwd, bwd = parts[0], (parts[1] if len(parts) == 2 else None)
         if method == "lrp":
             self.relevance_fwd, self.relevance_bwd = fwd, bwd
             self.gradient_fwd = self.gradient_bwd = None
@@ -868,7 +869,7 @@ def _stack(xs):
     if len(xs) == 1:
         return xs[0], np.array((0, xs[0].shape[0]), dtype=np.intp)
     offsets = np.zeros(len(xs) + 1, dtype=np.intp)
-    np.cumsum([x.shape[0] for x in xs], out=offsets[1:])
+    np.cumsum(list(map(len, xs)), out=offsets[1:])
     return np.concatenate(xs), offsets
 
 
@@ -1040,24 +1041,29 @@ _WORD_ROW = {m: k for k, m in enumerate(_kernels.WORD_ROWS)}
 
 
 def _explanations(out, methods, single, lrp):
-    """Split a backend's stacked outputs into Explanations."""
-    offsets, x, scores = out["offsets"].tolist(), out["x"], out["scores"]
+    """Split a backend's stacked outputs into Explanations (a few numpy
+    slices each: per input, this is most of the Python time of a batch)."""
+    offsets, x, scores = out["offsets"].tolist(), out["x"], list(out["scores"])
     targets, rest = out["targets"].tolist(), out["rest"].tolist()
     amplification = out["amplification"].tolist()
     steps = [None] * len(targets) if out["steps"] is None else out["steps"]
     words = {m: out["words"][_WORD_ROW[m]] for m in methods}
+    # each direction's (N, e) parts: LRP's relevance, SA's and GI's gradient
+    parts = {m: list(out["relevance" if m == "lrp" else "gradient"]) + [None]
+             for m in methods}
     results = []
     for k, target in enumerate(targets):
         a, b = offsets[k], offsets[k + 1]
         expl = {}
         for m in methods:
+            fwd, bwd = parts[m][0], parts[m][1]
+            bwd = None if bwd is None else bwd[a:b]
             if m == "lrp":
-                expl[m] = Explanation(m, target, scores[k], words[m][a:b],
-                                      out["relevance"][:, a:b], x[a:b],
+                expl[m] = Explanation(m, target, scores[k], words[m][a:b], fwd[a:b], bwd,
                                       relevance_rest=rest[k], lrp=lrp,
                                       amplification=amplification[k], step=steps[k])
             else:
-                expl[m] = Explanation(m, target, scores[k], words[m][a:b],
-                                      out["gradient"][:, a:b], x[a:b], step=steps[k])
+                expl[m] = Explanation(m, target, scores[k], words[m][a:b], fwd[a:b], bwd,
+                                      x[a:b] if m == "gi" else None, step=steps[k])
         results.append(expl[methods[0]] if single else expl)
     return results
