@@ -607,7 +607,8 @@ cdef inline floating pair_sum_epsilon(floating *R, const floating *z, Py_ssize_t
     cdef floating share = 0
     for j in range(d):
         R[j] = R[j] / (z[j] + eps * sgn(z[j]))
-        share = share + eps * sgn(z[j]) * R[j]
+        if bias_factor != 0:    # (the default skips the sums: the loops vectorise)
+            share = share + eps * sgn(z[j]) * R[j]
     return bias_factor * share / (2 * d)
 
 
@@ -657,15 +658,20 @@ cdef inline floating lstm_lrp_row(const floating *a, const floating *tc, const f
                 Rc[j] = split_products(rule, a, cp, Rig, Rfc, j, d, Rg)
     # the gates' pre-activations -> (x_t, h_{t-1}); zt holds the
     # pre-activations (epsilon rule) or their absolute sums (abs rule)
+    # (a loop per rule, and no sum by default: the epsilon rule's vectorises)
     share = 0
-    for j in range(first, last):
-        zz = zt[j]
-        if absolute:
+    if absolute:
+        for j in range(first, last):
+            zz = zt[j]
             zt[j] = Rg[j] / zz if zz > 0 else 0
-            share = share + b[j] * zt[j]
-        else:
+            if bias_factor != 0:
+                share = share + b[j] * zt[j]
+    else:
+        for j in range(first, last):
+            zz = zt[j]
             zt[j] = Rg[j] / (zz + eps * sgn(zz))
-            share = share + (b[j] + eps * sgn(zz)) * zt[j]
+            if bias_factor != 0:
+                share = share + (b[j] + eps * sgn(zz)) * zt[j]
     return bias_factor * share / (d + e)
 
 
@@ -698,7 +704,8 @@ cdef inline floating gru_lrp_row(const floating *g, const floating *gh, const fl
             m = g[j] * gh[2 * d + j]
             at[j] = at[j] + (m if m >= 0 else -m)      # the sum of a_n, complete
             q[j] = A * zz / at[j] if at[j] > 0 else 0
-            share = share + bx[2 * d + j] * q[j]
+            if bias_factor != 0:
+                share = share + bx[2 * d + j] * q[j]
             at[2 * d + j] = q[j]
     else:
         memcpy(q, Rh, d * sizeof(floating))
@@ -710,20 +717,24 @@ cdef inline floating gru_lrp_row(const floating *g, const floating *gh, const fl
             q[j] = ((1 - g[d + j]) * g[2 * d + j] * q[j] + share) / (zz + eps * sgn(zz))
         share = 0
         for j in range(d):
-            share = share + (bx[2 * d + j] + eps * sgn(at[2 * d + j])) * q[j]
+            if bias_factor != 0:
+                share = share + (bx[2 * d + j] + eps * sgn(at[2 * d + j])) * q[j]
             at[2 * d + j] = q[j]
     share = bias_factor * share / (d + e)
-    # m passes all to u; u -> h_{t-1}
-    for j in range(d):
-        zz = gh[2 * d + j]
-        if absolute:
-            m = g[j] * zz
+    # m passes all to u; u -> h_{t-1} (a loop per rule, as in lstm_lrp_row)
+    if absolute:
+        for j in range(d):
+            m = g[j] * gh[2 * d + j]
             m = m if m >= 0 else -m
             q[j] = (m * q[j] + share) / at[d + j] if at[d + j] > 0 else 0
-            share2 = share2 + bh[2 * d + j] * q[j]
-        else:
+            if bias_factor != 0:
+                share2 = share2 + bh[2 * d + j] * q[j]
+    else:
+        for j in range(d):
+            zz = gh[2 * d + j]
             q[j] = (g[j] * zz * q[j] + share) / (zz + eps * sgn(zz))
-            share2 = share2 + (bh[2 * d + j] + eps * sgn(zz)) * q[j]
+            if bias_factor != 0:
+                share2 = share2 + (bh[2 * d + j] + eps * sgn(zz)) * q[j]
     q[d] = bias_factor * share2 / d
     return share
 
