@@ -279,6 +279,7 @@ cdef struct Cell:
     Py_ssize_t Rh, Rc           # (b, d) each: the backward recursions' carried vectors
     Py_ssize_t v                # (b, G) scratch: a row's gate relevances, then (b, d)
                                 #   the product that goes to h_{t-1}
+    Py_ssize_t zeros            # (d,) zeros: the backward rows' states before the first step
 
 
 cdef struct Chunk:
@@ -404,7 +405,8 @@ cdef Py_ssize_t cells_open(Cell *cells, const Problem *pb, Chunk *ch) noexcept n
             cl.Rh = aligned(cl.shares + N)
             cl.Rc = aligned(cl.Rh + b * cl.d)
             cl.v = aligned(cl.Rc + b * cl.d)
-            size = cl.v + b * cl.G
+            cl.zeros = aligned(cl.v + b * cl.G)
+            size = cl.zeros + cl.d
     return aligned(size)
 
 
@@ -622,7 +624,7 @@ cdef inline floating lstm_lrp_row(const floating *a, const floating *tc, const f
     relevances Rg (i, g, f, o; only first:last are used) and Rc for
     c_{t-1}; zt (the gates' pre-activations, or their absolute sums) then
     holds the scaled relevance for the product with Wx and Wh. a: the
-    activated gates, tc = tanh(c_t), c = c_t, c_prev (NULL at the first
+    activated gates, tc = tanh(c_t), c = c_t, c_prev (zeros at the first
     step), b the biases relevance goes through. Returns the row's bias share
     for each of its d + e lower units."""
     cdef Py_ssize_t j
@@ -632,7 +634,7 @@ cdef inline floating lstm_lrp_row(const floating *a, const floating *tc, const f
             Ro = gate_share(rule, a[3 * d + j], tc[j]) * Rh[j]
             Rg[3 * d + j] = Ro
             Rc[j] = Rc[j] + (Rh[j] - Ro)
-            cp = c_prev[j] if c_prev != NULL else 0
+            cp = c_prev[j]
             fc = a[2 * d + j] * cp
             ig = a[j] * a[d + j]
             fc = fc if fc >= 0 else -fc
@@ -647,14 +649,15 @@ cdef inline floating lstm_lrp_row(const floating *a, const floating *tc, const f
                 Rg[3 * d + j] = gate_share(rule, a[3 * d + j], tc[j]) * Rh[j]
                 Rc[j] = Rc[j] + (Rh[j] - Rg[3 * d + j])
         share = pair_sum_epsilon(Rc, c, d, eps, bias_factor)
-        for j in range(d):
-            cp = c_prev[j] if c_prev != NULL else 0
-            Rig = a[j] * a[d + j] * Rc[j] + share
-            Rfc = a[2 * d + j] * cp * Rc[j] + share
-            if rule == RULE_SIGNAL:
-                Rg[d + j] = Rig
-                Rc[j] = Rfc
-            else:
+        if rule == RULE_SIGNAL:     # (a loop of its own, which vectorises)
+            for j in range(d):
+                Rg[d + j] = a[j] * a[d + j] * Rc[j] + share
+                Rc[j] = a[2 * d + j] * c_prev[j] * Rc[j] + share
+        else:
+            for j in range(d):
+                cp = c_prev[j]
+                Rig = a[j] * a[d + j] * Rc[j] + share
+                Rfc = a[2 * d + j] * cp * Rc[j] + share
                 Rc[j] = split_products(rule, a, cp, Rig, Rfc, j, d, Rg)
     # the gates' pre-activations -> (x_t, h_{t-1}); zt holds the
     # pre-activations (epsilon rule) or their absolute sums (abs rule)
@@ -686,7 +689,7 @@ cdef inline floating gru_lrp_row(const floating *g, const floating *gh, const fl
     relevance left in at's a_n columns for the product with Wx_n; m passes
     all to u, whose scaled relevance goes to q (d,) with the share of u's
     bias behind it (q[d]) for the product with Wh_n. g: the gates r, z, n,
-    gh = Wh h_{t-1} + bh, h = h_t, h_prev (NULL at the first step); at holds
+    gh = Wh h_{t-1} + bh, h = h_t, h_prev (zeros at the first step); at holds
     the pre-activations (the absolute sums of a_n and u in its a_r and a_z
     columns, for the abs rule). Returns a_n's bias share for each of its
     e + d lower units."""
@@ -694,7 +697,7 @@ cdef inline floating gru_lrp_row(const floating *g, const floating *gh, const fl
     cdef floating share = 0, share2 = 0, zz, hp, A, B, m
     if absolute:
         for j in range(d):
-            hp = h_prev[j] if h_prev != NULL else 0
+            hp = h_prev[j]
             A = (1 - g[d + j]) * g[2 * d + j]
             B = g[d + j] * hp
             A = A if A >= 0 else -A
@@ -711,7 +714,7 @@ cdef inline floating gru_lrp_row(const floating *g, const floating *gh, const fl
         memcpy(q, Rh, d * sizeof(floating))
         share = pair_sum_epsilon(q, h, d, eps, bias_factor)
         for j in range(d):
-            hp = h_prev[j] if h_prev != NULL else 0
+            hp = h_prev[j]
             Rp[j] = g[d + j] * hp * q[j] + share
             zz = at[2 * d + j]
             q[j] = ((1 - g[d + j]) * g[2 * d + j] * q[j] + share) / (zz + eps * sgn(zz))
@@ -744,7 +747,7 @@ cdef inline void lstm_gradient_row(const floating *a, const floating *tc,
                                    floating *dz, Py_ssize_t d) noexcept nogil:
     """One LSTM row's step: from dh and the carried dc (d,) to the gradients
     of the pre-activations dz (i, g, f, o); dc becomes what c_{t-1} gets
-    (c_prev NULL at the first step)."""
+    (c_prev zeros at the first step)."""
     cdef Py_ssize_t j
     cdef floating gi, gg, gf, go, tcj, cp
     for j in range(d):
@@ -753,7 +756,7 @@ cdef inline void lstm_gradient_row(const floating *a, const floating *tc,
         gf = a[2 * d + j]
         go = a[3 * d + j]
         tcj = tc[j]
-        cp = c_prev[j] if c_prev != NULL else 0
+        cp = c_prev[j]
         dc[j] = dc[j] + dh[j] * go * (1 - tcj * tcj)
         dz[j] = dc[j] * gg * gi * (1 - gi)
         dz[d + j] = dc[j] * gi * (1 - gg * gg)
@@ -767,7 +770,7 @@ cdef inline void gru_gradient_row(const floating *g, const floating *gh,
                                   floating *v, Py_ssize_t d) noexcept nogil:
     """One GRU row's step: from dh (d,) to the gradients da of a_r, a_z,
     a_n; v receives what Wh carries to h_{t-1} (a_n's scaled by r), and dh
-    keeps the part z dh that goes straight to h_{t-1} (h_prev NULL at the
+    keeps the part z dh that goes straight to h_{t-1} (h_prev zeros at the
     first step)."""
     cdef Py_ssize_t j
     cdef floating rr, zz, nn, da_n, hp
@@ -775,7 +778,7 @@ cdef inline void gru_gradient_row(const floating *g, const floating *gh,
         rr = g[j]
         zz = g[d + j]
         nn = g[2 * d + j]
-        hp = h_prev[j] if h_prev != NULL else 0
+        hp = h_prev[j]
         da_n = dh[j] * (1 - zz) * (1 - nn * nn)
         da[j] = da_n * gh[2 * d + j] * rr * (1 - rr)
         da[d + j] = dh[j] * (hp - nn) * zz * (1 - zz)
@@ -817,7 +820,9 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
     cdef floating *Rc = w + cl.Rc       # LSTM: c's carried relevance (dc); GRU: z h_{t-1}'s
     cdef floating *v = w + cl.v
     cdef floating *h = w + cl.h
+    cdef const floating *zeros = w + cl.zeros  # c_{-1}, h_{-1} for the rows
     cdef floating hp, share
+    memset(w + cl.zeros, 0, d * sizeof(floating))
     if absolute and gru:
         abs_sums(ap, cl, ch, 0, d, ap + cl.bx + 2 * d, 2 * d, -1, w)
         abs_sums(ap, cl, ch, d, d, ap + cl.bh + 2 * d, -1, 2 * d, w)
@@ -832,21 +837,21 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
             if lrp and gru:     # v + k G receives u's scaled relevance, its share behind
                 w[cl.shares + r] = gru_lrp_row(
                     w + cl.gates + r * G, w + cl.c + r * G, h + r * d,
-                    h + q if s > 0 else NULL, pw + cl.bx, pw + cl.bh, w + cl.z + r * G,
+                    h + q if s > 0 else zeros, pw + cl.bx, pw + cl.bh, w + cl.z + r * G,
                     Rh + k * d, Rc + k * d, v + k * G, absolute, eps, bias_factor, d, cl.e)
             elif lrp:           # v + k G receives the relevance of the gates i, g, f, o
                 w[cl.shares + r] = lstm_lrp_row(
                     w + cl.gates + r * G, w + cl.tc + r * d, w + cl.c + r * d,
-                    w + cl.c + q if s > 0 else NULL, pw + cl.bx, w + cl.z + r * G,
+                    w + cl.c + q if s > 0 else zeros, pw + cl.bx, w + cl.z + r * G,
                     Rh + k * d, Rc + k * d, v + k * G, first, last, rule, absolute, eps,
                     bias_factor, d, cl.e)
             elif gru:
                 gru_gradient_row(w + cl.gates + r * G, w + cl.c + r * G,
-                                 h + q if s > 0 else NULL, Rh + k * d, w + cl.z + r * G,
+                                 h + q if s > 0 else zeros, Rh + k * d, w + cl.z + r * G,
                                  v + k * G, d)
             else:
                 lstm_gradient_row(w + cl.gates + r * G, w + cl.tc + r * d,
-                                  w + cl.c + q if s > 0 else NULL, Rh + k * d, Rc + k * d,
+                                  w + cl.c + q if s > 0 else zeros, Rh + k * d, Rc + k * d,
                                   w + cl.z + r * G, d)
         # h_{t-1}'s part: one product with Wh (a GRU's gradient adds it to
         # the z dh kept in dh), then for LRP times |h_{t-1}| (abs) or h_{t-1}
