@@ -279,7 +279,8 @@ cdef struct Cell:
     Py_ssize_t Rh, Rc           # (b, d) each: the backward recursions' carried vectors
     Py_ssize_t v                # (b, G) scratch: a row's gate relevances, then (b, d)
                                 #   the product that goes to h_{t-1}
-    Py_ssize_t zeros            # (d,) zeros: the backward rows' states before the first step
+    Py_ssize_t zeros            # (max(d, e),) zeros: the backward rows' states before the
+                                #   first step, and the bias of products that start at 0
 
 
 cdef struct Chunk:
@@ -406,7 +407,7 @@ cdef Py_ssize_t cells_open(Cell *cells, const Problem *pb, Chunk *ch) noexcept n
             cl.Rc = aligned(cl.Rh + b * cl.d)
             cl.v = aligned(cl.Rc + b * cl.d)
             cl.zeros = aligned(cl.v + b * cl.G)
-            size = cl.zeros + cl.d
+            size = cl.zeros + (cl.d if cl.d > cl.e else cl.e)
     return aligned(size)
 
 
@@ -540,14 +541,13 @@ cdef void input_part(const floating *p, const Cell *cl, const Chunk *ch,
     """w + cl.out (N, e) = the columns first:first+n of z (packed) times the
     matching rows of Wx (p: the weights or, for the abs sum rule, their
     absolute values); for LRP then times x (|x|), plus each row's bias
-    share."""
+    share. w + cl.zeros holds zeros (backward_cell sets them)."""
     cdef Py_ssize_t r, k, e = cl.e
     cdef floating *out = w + cl.out
     cdef const floating *x = w + cl.x
     cdef floating xv
-    memset(out, 0, ch.N * e * sizeof(floating))
     weights_product(ch.N, first, n, e, w + cl.z + first, cl.G, p + cl.Wx, p + cl.pWx, cl.G,
-                    out, e)
+                    out, e, 0, w + cl.zeros)
     if lrp:
         for r in range(ch.N):
             for k in range(e):
@@ -822,7 +822,7 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
     cdef floating *h = w + cl.h
     cdef const floating *zeros = w + cl.zeros  # c_{-1}, h_{-1} for the rows
     cdef floating hp, share
-    memset(w + cl.zeros, 0, d * sizeof(floating))
+    memset(w + cl.zeros, 0, (d if d > cl.e else cl.e) * sizeof(floating))
     if absolute and gru:
         abs_sums(ap, cl, ch, 0, d, ap + cl.bx + 2 * d, 2 * d, -1, w)
         abs_sums(ap, cl, ch, d, d, ap + cl.bh + 2 * d, -1, 2 * d, w)
@@ -854,13 +854,14 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
                                   w + cl.c + q if s > 0 else zeros, Rh + k * d, Rc + k * d,
                                   w + cl.z + r * G, d)
         # h_{t-1}'s part: one product with Wh (a GRU's gradient adds it to
-        # the z dh kept in dh), then for LRP times |h_{t-1}| (abs) or h_{t-1}
-        if lrp or not gru:
-            memset(Rh, 0, n * d * sizeof(floating))
+        # the z dh kept in dh, the others start from zeros), then for LRP
+        # times |h_{t-1}| (abs) or h_{t-1}
         if s > 0:
             weights_product(n, first, last - first, d,
                             v if gru else w + cl.z + ch.row0[s] * G + first, G, pw + cl.Wh,
-                            pw + cl.pWh, G, Rh, d, s & 1)
+                            pw + cl.pWh, G, Rh, d, s & 1, zeros if lrp or not gru else NULL)
+        elif lrp or not gru:
+            memset(Rh, 0, n * d * sizeof(floating))
         if not lrp:
             continue
         for k in range(n):
