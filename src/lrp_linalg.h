@@ -65,7 +65,8 @@ int lrp_vector_level(void);
 
 /* Element-wise activations of n_rows rows of width entries (row stride
  * ld): out[r * ld + j] = tanh(z[r * ld + j]) for tanh_from <= j < tanh_to,
- * sigmoid(z[r * ld + j]) for the other j, computed in the arrays'
+ * sigmoid(z[r * ld + j]) for the other j (0 <= tanh_from <= tanh_to <=
+ * width), computed in the arrays'
  * precision by a branch-free exp that vectorises (Cody-Waite reduction
  * x = n ln2 + r, |r| <= ln2/2, a Taylor polynomial for exp(r) of degree 13
  * in double and 7 in single precision, 2^n built in the exponent bits):
