@@ -191,7 +191,7 @@ def bench_torch(quick):
     except ImportError:
         return None
     torch.set_num_threads(2)
-    repeat = 3 if quick else 7
+    repeat = 3 if quick else 15
     B, T = 256, 20
     rows = []
     for cell, e, d, n_layers in TORCH_SIZES:
