@@ -292,10 +292,16 @@ int lrp_vector_level(void)
                                         panel_size, bias, Y, ldy);              \
         return;                                                                 \
     }
+#define LRP_PANEL_WIDTH_WIDE(SUFFIX)                                            \
+    if (lrp_vector_level() >= 4)                                                \
+        return 2 * lrp_gemm_avx512_##SUFFIX##_W;                                \
+    if (lrp_vector_level() >= 3)                                                \
+        return 2 * lrp_gemm_avx2_##SUFFIX##_W;
 #else
 #define LRP_GEMM_WIDE(SUFFIX, T)
 #define LRP_GEMV_WIDE(SUFFIX, T)
 #define LRP_PANELS_WIDE(SUFFIX)
+#define LRP_PANEL_WIDTH_WIDE(SUFFIX)
 #endif
 
 #define LRP_DEFINE_GEMM_DISPATCH(T, SUFFIX)                                     \
@@ -314,8 +320,8 @@ int lrp_vector_level(void)
     }                                                                           \
     ptrdiff_t lrp_panel_width_##SUFFIX(void)                                    \
     {                                                                           \
-        const int level = lrp_vector_level();                                   \
-        return 2 * (level >= 4 ? 64 : level >= 3 ? 32 : 16) / (ptrdiff_t)sizeof(T); \
+        LRP_PANEL_WIDTH_WIDE(SUFFIX)                                            \
+        return 2 * lrp_gemm_base_##SUFFIX##_W;                                  \
     }                                                                           \
     void lrp_gemm_panels_##SUFFIX(ptrdiff_t n_t, ptrdiff_t n_k, ptrdiff_t n_cols, \
                                   const T *X, ptrdiff_t ldx, const T *panels,   \
