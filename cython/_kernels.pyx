@@ -359,6 +359,11 @@ cdef inline Py_ssize_t aligned(Py_ssize_t n) noexcept nogil:
     return (n + 15) & ~15
 
 
+cdef inline Py_ssize_t zeros_size(const Cell *cl) noexcept nogil:
+    # the entries of a cell's row of zeros: a state row (d) or an input row (e)
+    return cl.d if cl.d > cl.e else cl.e
+
+
 cdef Py_ssize_t cells_open(Cell *cells, const Problem *pb, Chunk *ch) noexcept nogil:
     """Fill the cells (n_layers * n_dir, layer-major) from pb.layout and
     place their states in a chunk buffer; returns the buffer's size in
@@ -407,7 +412,7 @@ cdef Py_ssize_t cells_open(Cell *cells, const Problem *pb, Chunk *ch) noexcept n
             cl.Rc = aligned(cl.Rh + b * cl.d)
             cl.v = aligned(cl.Rc + b * cl.d)
             cl.zeros = aligned(cl.v + b * cl.G)
-            size = cl.zeros + (cl.d if cl.d > cl.e else cl.e)
+            size = cl.zeros + zeros_size(cl)
     return aligned(size)
 
 
@@ -822,7 +827,7 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
     cdef floating *h = w + cl.h
     cdef const floating *zeros = w + cl.zeros  # c_{-1}, h_{-1} for the rows
     cdef floating hp, share
-    memset(w + cl.zeros, 0, (d if d > cl.e else cl.e) * sizeof(floating))
+    memset(w + cl.zeros, 0, zeros_size(cl) * sizeof(floating))
     if absolute and gru:
         abs_sums(ap, cl, ch, 0, d, ap + cl.bx + 2 * d, 2 * d, -1, w)
         abs_sums(ap, cl, ch, d, d, ap + cl.bh + 2 * d, -1, 2 * d, w)
