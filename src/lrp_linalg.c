@@ -95,7 +95,9 @@
 /* Y[0:n_t, 0:n_cols] += X[0:n_t, 0:n_k] A[0:n_k, 0:n_cols] for A in panels
  * (lrp_linalg.h), or Y = bias + X A: the rows of Y in blocks of MC, each
  * block against one panel at a time in tiles of RB, 4 and 1 rows (the next
- * tile's rows of Y prefetched), n_k in blocks of KC (2 KiB of a row of X).
+ * tile's rows of Y prefetched), n_k in blocks of KC: as few as hold at
+ * most 4 KiB of a row of X each, of equal length (a last block of a few
+ * rows would load and store Y's tiles for little work).
  * Every Y[t, j] is still accumulated over r in order. The bias is written
  * to a tile's rows just before the tile reads them, in cache, rather than
  * to all of Y in a pass of its own; a last panel narrower than P goes
@@ -135,7 +137,9 @@
                                    ptrdiff_t panel_size, const T *bias,         \
                                    T *restrict Y, ptrdiff_t ldy)                \
     {                                                                           \
-        enum { P = 2 * NAME##_W, KC = 2048 / sizeof(T), MC = 24 * RB, EB = 4 * RB }; \
+        enum { P = 2 * NAME##_W, KMAX = 4096 / sizeof(T), MC = 24 * RB, EB = 4 * RB }; \
+        const ptrdiff_t n_kb = (n_k + KMAX - 1) / KMAX;                         \
+        const ptrdiff_t KC = n_kb > 1 ? (n_k + n_kb - 1) / n_kb : KMAX;         \
         T edge[EB * P];         /* at most 6 KiB: thread stacks may be small */ \
         ptrdiff_t k0 = 0, t0, t, j, e0;                                         \
         do {    /* once at least: n_k = 0 still writes the bias */              \
