@@ -120,14 +120,17 @@ cdef extern from "lrp_linalg.h" nogil:
 cdef extern from *:
     # set by CMakeLists.txt
     const char *LRP_BUILD_TYPE
+    const char *LRP_KERNELS_ARCH
 
 
 def build_info():
     """How this extension was built: its CMake build type, whether Cython's
-    bounds checks are on (Debug builds), its threads, its BLAS, and the
-    vector instructions its own products and activations use on this CPU."""
+    bounds checks are on (Debug builds), the target its loops were compiled
+    for (kernels), its threads, its BLAS, and the vector instructions its
+    own products and activations use on this CPU."""
     build_type = LRP_BUILD_TYPE.decode()
     return {"build_type": build_type, "bounds_checks": build_type == "Debug",
+            "kernels": LRP_KERNELS_ARCH.decode(),
             "threads": "POSIX threads, started per call",
             "vectors": {4: "x86-64-v4 (AVX-512)", 3: "x86-64-v3 (AVX2, FMA)"}.get(
                 lrp_vector_level(), "baseline"),

@@ -8,17 +8,17 @@
 """
 import importlib.metadata
 
-from . import evaluate  # noqa: F401  (lrp_lstm.evaluate after a plain import)
+from . import _native, evaluate  # noqa: F401  (lrp_lstm.evaluate after a plain import)
 from .convert import from_keras, from_torch
 from .io import (load_classifier, load_model, load_reference_model, save_classifier,
                  save_model)
-from ._kernels import build_info
 from ._validation import GATE_RULES, SUM_RULES
 from .head import POOLINGS
 from .model import AmplificationWarning, BiLSTM, Explanation, RecurrentModel
 from .text import TextClassifier, TextExplanation, load_sst
 from .tokenizer import tokenize
 
+build_info = _native.kernels.build_info
 __version__ = importlib.metadata.version("lrp-lstm")   # from pyproject.toml
 __all__ = ["AmplificationWarning", "BiLSTM", "Explanation", "GATE_RULES", "POOLINGS",
            "RecurrentModel", "SUM_RULES",

@@ -9,11 +9,12 @@ import os
 
 import numpy as np
 
-from ._kernels import GATE_RULES, WORD_ROWS
+from ._native import kernels
 
 # the methods, in the order of the kernels' word-level rows
-METHODS = WORD_ROWS
-# GATE_RULES: LRP rules for the products gate * signal, numbered as in the kernels
+METHODS = kernels.WORD_ROWS
+# LRP rules for the products gate * signal, numbered as in the kernels
+GATE_RULES = kernels.GATE_RULES
 # LRP rules for the sums (the cell state and the pre-activations): the
 # reference's epsilon rule, and shares |term| / sum |term|
 SUM_RULES = ("epsilon", "abs")

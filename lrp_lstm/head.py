@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _kernels
+from ._native import kernels as _kernels
 from . import _validation as V
 
 POOLINGS = _kernels.POOLINGS          # ("last", "mean", "max", "attention", "none")

@@ -12,7 +12,8 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import _validation as V
-from . import _kernels, oracle
+from . import oracle
+from ._native import kernels as _kernels
 from . import head as heads
 
 _DIRECTION_KEYS = ("Wxh", "bxh", "Whh", "bhh")
