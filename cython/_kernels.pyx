@@ -227,6 +227,10 @@ cdef inline void activate_rows(Py_ssize_t n_rows, Py_ssize_t width, Py_ssize_t l
         lrp_activate_s(n_rows, width, ld, tanh_from, tanh_to, z, out)
 
 
+# Constants in expressions with floating values are cast (<floating>1 - x):
+# Cython writes a bare 1 - x as 1.0 - x, a double, which makes a float32
+# kernel compute that expression in float64 and convert back.
+
 cdef inline floating sgn(floating z) noexcept nogil:
     # the sign used by the epsilon stabilizer: sgn(0) = +1
     return 1 if z >= 0 else -1
@@ -469,7 +473,7 @@ cdef inline void gru_step(floating *a, const floating *gh, floating *g, const fl
     activate_rows(n, d, G, 0, d, a + 2 * d, g + 2 * d)
     for k in range(n):
         for j in range(d):
-            h[k * d + j] = (1 - g[k * G + d + j]) * g[k * G + 2 * d + j] + g[k * G + d + j] * (
+            h[k * d + j] = (<floating>1 - g[k * G + d + j]) * g[k * G + 2 * d + j] + g[k * G + d + j] * (
                 h_prev[k * d + j] if h_prev != NULL else 0)
 
 
@@ -706,7 +710,7 @@ cdef inline floating gru_lrp_row(const floating *g, const floating *gh, const fl
     if absolute:
         for j in range(d):
             hp = h_prev[j]
-            A = (1 - g[d + j]) * g[2 * d + j]
+            A = (<floating>1 - g[d + j]) * g[2 * d + j]
             B = g[d + j] * hp
             A = A if A >= 0 else -A
             B = B if B >= 0 else -B
@@ -725,7 +729,7 @@ cdef inline floating gru_lrp_row(const floating *g, const floating *gh, const fl
             hp = h_prev[j]
             Rp[j] = g[d + j] * hp * q[j] + share
             zz = at[2 * d + j]
-            q[j] = ((1 - g[d + j]) * g[2 * d + j] * q[j] + share) / (zz + eps * sgn(zz))
+            q[j] = ((<floating>1 - g[d + j]) * g[2 * d + j] * q[j] + share) / (zz + eps * sgn(zz))
         share = 0
         for j in range(d):
             if bias_factor != 0:
@@ -765,11 +769,11 @@ cdef inline void lstm_gradient_row(const floating *a, const floating *tc,
         go = a[3 * d + j]
         tcj = tc[j]
         cp = c_prev[j]
-        dc[j] = dc[j] + dh[j] * go * (1 - tcj * tcj)
-        dz[j] = dc[j] * gg * gi * (1 - gi)
-        dz[d + j] = dc[j] * gi * (1 - gg * gg)
-        dz[2 * d + j] = dc[j] * cp * gf * (1 - gf)
-        dz[3 * d + j] = dh[j] * tcj * go * (1 - go)
+        dc[j] = dc[j] + dh[j] * go * (<floating>1 - tcj * tcj)
+        dz[j] = dc[j] * gg * gi * (<floating>1 - gi)
+        dz[d + j] = dc[j] * gi * (<floating>1 - gg * gg)
+        dz[2 * d + j] = dc[j] * cp * gf * (<floating>1 - gf)
+        dz[3 * d + j] = dh[j] * tcj * go * (<floating>1 - go)
         dc[j] = dc[j] * gf
 
 
@@ -787,9 +791,9 @@ cdef inline void gru_gradient_row(const floating *g, const floating *gh,
         zz = g[d + j]
         nn = g[2 * d + j]
         hp = h_prev[j]
-        da_n = dh[j] * (1 - zz) * (1 - nn * nn)
-        da[j] = da_n * gh[2 * d + j] * rr * (1 - rr)
-        da[d + j] = dh[j] * (hp - nn) * zz * (1 - zz)
+        da_n = dh[j] * (<floating>1 - zz) * (<floating>1 - nn * nn)
+        da[j] = da_n * gh[2 * d + j] * rr * (<floating>1 - rr)
+        da[d + j] = dh[j] * (hp - nn) * zz * (<floating>1 - zz)
         da[2 * d + j] = da_n
         v[j] = da[j]
         v[d + j] = da[d + j]
@@ -999,7 +1003,7 @@ cdef void mlp_backward(const floating *hp, const Py_ssize_t *lay, Py_ssize_t n,
                     R[i] = 0
                 elif act == ACT_TANH:
                     t = z[n_out + i]
-                    R[i] = R[i] * (1 - t * t)
+                    R[i] = R[i] * (<floating>1 - t * t)
         memset(R2, 0, n_in * sizeof(floating))
         share = 0
         for i in range(n_out):
