@@ -473,8 +473,8 @@ cdef inline void gru_step(floating *a, const floating *gh, floating *g, const fl
     activate_rows(n, d, G, 0, d, a + 2 * d, g + 2 * d)
     for k in range(n):
         for j in range(d):
-            h[k * d + j] = (<floating>1 - g[k * G + d + j]) * g[k * G + 2 * d + j] + g[k * G + d + j] * (
-                h_prev[k * d + j] if h_prev != NULL else 0)
+            h[k * d + j] = ((<floating>1 - g[k * G + d + j]) * g[k * G + 2 * d + j]
+                            + g[k * G + d + j] * (h_prev[k * d + j] if h_prev != NULL else 0))
 
 
 cdef void forward_direction(const floating *p, const Cell *cl, const Chunk *ch, bint gru,

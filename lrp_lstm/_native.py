@@ -14,9 +14,9 @@ from . import _kernels as kernels
 
 _BUILDS = {"x86-64-v4 (AVX-512)": "._kernels_v4", "x86-64-v3 (AVX2, FMA)": "._kernels_v3"}
 
-if kernels.build_info()["vectors"] in _BUILDS:
+_vectors = kernels.build_info()["vectors"]
+if _vectors in _BUILDS:
     try:
-        kernels = importlib.import_module(_BUILDS[kernels.build_info()["vectors"]],
-                                          __package__)
+        kernels = importlib.import_module(_BUILDS[_vectors], __package__)
     except ImportError:     # built without it (another compiler or CPU family)
         pass
