@@ -76,6 +76,17 @@ def check_input(x, input_size, dtype, name="x"):
         return np.ascontiguousarray(arr, dtype=dtype)
 
 
+def check_inputs(xs, input_size, dtype, name=None):
+    """check_input of each input of a batch, named xs[k] (or `name`). Those
+    that need no conversion, C-contiguous (T, input_size) ndarrays of
+    `dtype` with T > 0, pass a quick test; the others, and every input with
+    a problem, go through check_input."""
+    return [x if (type(x) is np.ndarray and x.dtype == dtype and x.ndim == 2
+                  and x.shape[0] and x.shape[1] == input_size and x.flags.c_contiguous)
+            else check_input(x, input_size, dtype, name or f"xs[{k}]")
+            for k, x in enumerate(xs)]
+
+
 def check_mask(mask, T, name="mask"):
     """Return mask as a (T,) bool array with at least one True step."""
     arr = np.asarray(mask)

@@ -518,8 +518,7 @@ class RecurrentModel:
         if isinstance(xs, np.ndarray) and xs.ndim != 3:
             raise ValueError(f"xs must be a list of (T, e) arrays, got an array of shape "
                              f"{xs.shape}")
-        xs = [V.check_input(x, self.input_size, dtype, name or f"xs[{k}]")
-              for k, x in enumerate(xs)]
+        xs = V.check_inputs(xs, self.input_size, dtype, name)
         if masks is None:
             if self.mask_zero and xs:
                 warnings.warn("this model's inputs come from an embedding whose token 0 is "

@@ -41,6 +41,31 @@ def test_bad_x(model, bad, error, message, backend):
         model.explain(bad, backend=backend)
 
 
+@pytest.mark.parametrize("bad, error, message", [
+    (np.zeros((6, 5)), ValueError, r"xs\[1\] must have shape \(T, 4\)"),
+    (np.zeros((0, 4)), ValueError, r"xs\[1\] is empty"),
+    (np.zeros((6, 4), dtype=int), TypeError, r"xs\[1\] must hold floating"),
+    (np.zeros((1, 6, 4)), ValueError, r"xs\[1\] must have 2 dimension"),
+    (np.full((6, 4), np.nan), ValueError, r"xs\[1\] contains NaN"),
+])
+def test_bad_input_in_a_batch_is_named(model, x, bad, error, message):
+    with pytest.raises(error, match=message):
+        model.explain_batch([x, bad, x])
+
+
+def test_a_batch_of_mixed_inputs_equals_the_batch_converted_first(model, x):
+    # inputs that need a conversion (a view, Fortran order, a list, another
+    # dtype) and inputs that need none, in one batch
+    wide = np.zeros((12, 8))
+    wide[::2, ::2] = x
+    xs = [x, wide[::2, ::2], np.asfortranarray(x), x.tolist(), x.astype(np.float32), x[:3]]
+    for dtype in (np.float64, np.float32):
+        converted = [np.ascontiguousarray(np.asarray(v), dtype) for v in xs]
+        expected = model.explain_batch(converted, "lrp", dtype=dtype)
+        for got, want in zip(model.explain_batch(xs, "lrp", dtype=dtype), expected):
+            np.testing.assert_array_equal(got.relevance, want.relevance)
+
+
 def test_float32_overflow(model):
     with pytest.raises(ValueError, match="float32"):
         model.explain(np.full((2, 4), 1e300), dtype=np.float32)
