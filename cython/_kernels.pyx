@@ -1360,6 +1360,44 @@ cdef void backward_layers(const floating *params, const Cell *cells, const Chunk
                            pb.e * sizeof(floating))
 
 
+cdef enum:
+    LANES = 8       # partial sums of the word-level sums
+
+
+cdef inline void add_lanes(const floating *r, Py_ssize_t n, floating *acc,
+                           floating *acc_abs) noexcept nogil:
+    """acc[j] += r[j], acc_abs[j] += |r[j]| for j < n (n <= LANES)."""
+    cdef Py_ssize_t j
+    cdef floating v
+    for j in range(n):
+        v = r[j]
+        acc[j] += v
+        acc_abs[j] += v if v >= 0 else -v
+
+
+cdef inline void add_gradient_lanes(const floating *g, Py_ssize_t ld, Py_ssize_t n_dir,
+                                    const floating *x, Py_ssize_t n, floating *acc,
+                                    floating *acc_x) noexcept nogil:
+    """For j < n (n <= LANES): the gradient g_j, summed over the n_dir
+    directions' rows (g[dr * ld + j]); acc[j] += g_j^2, acc_x[j] += g_j x[j]."""
+    cdef Py_ssize_t j
+    cdef floating s
+    if n_dir > 1:   # (a loop per case: each vectorises)
+        for j in range(n):
+            s = g[j] + g[ld + j]
+            acc[j] += s * s
+            acc_x[j] += s * x[j]
+    else:
+        for j in range(n):
+            acc[j] += g[j] * g[j]
+            acc_x[j] += g[j] * x[j]
+
+
+cdef inline floating lane_sum(const floating *a) noexcept nogil:
+    """a[0] + ... + a[LANES - 1], pairwise in a fixed order."""
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+
+
 cdef int explain_chunk(const floating *params, const Problem *pb, const floating *hp,
                        const floating *x, const Py_ssize_t *offsets,
                        const Py_ssize_t *seq, Py_ssize_t b, Py_ssize_t *targets,
@@ -1377,9 +1415,13 @@ cdef int explain_chunk(const floating *params, const Problem *pb, const floating
     cdef Cell *cells
     cdef floating *chunk_rest
     cdef const floating *H
-    cdef Py_ssize_t l, dr, k, t, i, q, size
+    cdef Py_ssize_t l, dr, k, t, i, size
     cdef Py_ssize_t n_dir = pb.n_dir, e = pb.e
-    cdef floating acc, acc2, gsum, mass_k
+    # the word-level sums in LANES partial sums each (in vector registers)
+    cdef floating acc[LANES]
+    cdef floating acc2[LANES]
+    cdef floating mass_k[LANES]
+    cdef const floating *row
     cdef int status = 0
     if chunk_open(&ch, seq, b, offsets) != 0:
         return -1
@@ -1424,31 +1466,32 @@ cdef int explain_chunk(const floating *params, const Problem *pb, const floating
         backward_layers(params, cells, &ch, pb, eps, bias_factor, False, chunk_rest,
                         gradient, w, n_inner)
     # word level: LRP sum_k R[t, k], SA sum_k g[t, k]^2, GI sum_k g[t, k] x[t, k];
-    # mass: sum of |R| over the sequence's inputs
+    # mass: sum of |R| over the sequence's inputs. Entry i goes to partial
+    # sum i % LANES (lane_sum adds the lanes up in a fixed order).
     for k in range(b):
         rest[seq[k]] = chunk_rest[k]
-        mass_k = 0
+        memset(mass_k, 0, LANES * sizeof(floating))
         for t in range(offsets[seq[k]], offsets[seq[k] + 1]):
             if pb.do_lrp:
-                acc = 0
+                memset(acc, 0, LANES * sizeof(floating))
                 for dr in range(n_dir):
-                    for i in range(e):
-                        q = (dr * pb.N + t) * e + i
-                        acc = acc + relevance[q]
-                        mass_k = mass_k + (relevance[q] if relevance[q] >= 0 else -relevance[q])
-                words[t] = acc
+                    row = relevance + (dr * pb.N + t) * e
+                    for i in range(e // LANES):
+                        add_lanes(row + i * LANES, LANES, acc, mass_k)
+                    add_lanes(row + e - e % LANES, e % LANES, acc, mass_k)
+                words[t] = lane_sum(acc)
             if pb.do_grad:
-                acc = 0
-                acc2 = 0
-                for i in range(e):
-                    gsum = 0
-                    for dr in range(n_dir):
-                        gsum = gsum + gradient[(dr * pb.N + t) * e + i]
-                    acc = acc + gsum * gsum
-                    acc2 = acc2 + gsum * x[t * e + i]
-                words[pb.N + t] = acc
-                words[2 * pb.N + t] = acc2
-        mass[seq[k]] = mass_k
+                memset(acc, 0, LANES * sizeof(floating))
+                memset(acc2, 0, LANES * sizeof(floating))
+                row = gradient + t * e
+                for i in range(e // LANES):
+                    add_gradient_lanes(row + i * LANES, pb.N * e, n_dir, x + t * e + i * LANES,
+                                       LANES, acc, acc2)
+                add_gradient_lanes(row + e - e % LANES, pb.N * e, n_dir, x + t * e + e - e % LANES,
+                                   e % LANES, acc, acc2)
+                words[pb.N + t] = lane_sum(acc)
+                words[2 * pb.N + t] = lane_sum(acc2)
+        mass[seq[k]] = lane_sum(mass_k)
     free(cells)
     free(hs.p)
     free(ch.seq)
