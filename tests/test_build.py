@@ -91,6 +91,33 @@ def test_the_kernels_built_for_this_cpu_run():
     assert lrp_lstm.build_info()["kernels"] == KERNEL_BUILDS[level]
 
 
+# an install without the x86-64-v3 and v4 builds (another compiler, another
+# CPU family): the package falls back to the baseline build
+WITHOUT_WIDE_BUILDS = """
+import sys
+import numpy as np
+
+class NoWideBuilds:
+    def find_spec(self, name, path=None, target=None):
+        if name in ("lrp_lstm._kernels_v3", "lrp_lstm._kernels_v4"):
+            raise ImportError(name + " is not built here")
+        return None
+
+sys.meta_path.insert(0, NoWideBuilds())
+import lrp_lstm
+print(lrp_lstm.build_info()["kernels"])
+clf = lrp_lstm.load_sst()
+print(clf.explain("a fine film").tokens)
+"""
+
+
+def test_without_the_wide_builds_the_baseline_build_runs(tmp_path):
+    res = subprocess.run([sys.executable, "-c", WITHOUT_WIDE_BUILDS], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.splitlines() == ["baseline", "['a', 'fine', 'film']"]
+
+
 # every product path on odd sizes: panels with a narrow last one, row
 # blocks with tails, one-row steps; LSTM and GRU, both sum rules, float64
 # against the oracle and float32 against float64
