@@ -123,6 +123,13 @@ cdef extern from *:
     const char *LRP_KERNELS_ARCH
 
 
+def vector_level():
+    """4 (x86-64-v4, AVX-512), 3 (x86-64-v3, AVX2 and FMA) or 1 (the
+    baseline): the vectors the products and activations use on this CPU,
+    as capped by the environment variable LRP_LSTM_VECTORS."""
+    return lrp_vector_level()
+
+
 def build_info():
     """How this extension was built: its CMake build type, whether Cython's
     bounds checks are on (Debug builds), the target its loops were compiled
@@ -133,7 +140,7 @@ def build_info():
             "kernels": LRP_KERNELS_ARCH.decode(),
             "threads": "POSIX threads, started per call",
             "vectors": {4: "x86-64-v4 (AVX-512)", 3: "x86-64-v3 (AVX2, FMA)"}.get(
-                lrp_vector_level(), "baseline"),
+                vector_level(), "baseline"),
             "blas": "own panel product for the weights; scipy.linalg.cython_blas "
                     "(from 32 rows) for the abs rule's sums"}
 
