@@ -554,6 +554,31 @@ cdef inline void begin_step(const Cell *cl, const Chunk *ch, Py_ssize_t s, Py_ss
             w[cl.Rh + k * d + j] += inject[row * ld_inject + j]
 
 
+cdef inline void times_lower(const floating *a, const floating *carried, bint absolute,
+                             floating share, Py_ssize_t n, floating *R) noexcept nogil:
+    """LRP's last factor for one row: R (n,), the scaled relevance that came
+    through a weight matrix, becomes a R + share (|a| R + share for the abs
+    rule) for the lower units' values a (n,) and the row's bias share, plus
+    carried (n,) unless NULL (a GRU's relevance of z h_{t-1}). A loop per
+    case, free of branches, so that each vectorises."""
+    cdef Py_ssize_t j
+    cdef floating v
+    if absolute and carried != NULL:
+        for j in range(n):
+            v = a[j]
+            R[j] = carried[j] + (v if v >= 0 else -v) * R[j] + share
+    elif absolute:
+        for j in range(n):
+            v = a[j]
+            R[j] = (v if v >= 0 else -v) * R[j] + share
+    elif carried != NULL:
+        for j in range(n):
+            R[j] = carried[j] + a[j] * R[j] + share
+    else:
+        for j in range(n):
+            R[j] = a[j] * R[j] + share
+
+
 cdef void input_part(const floating *p, const Cell *cl, const Chunk *ch,
                      Py_ssize_t first, Py_ssize_t n, bint lrp, bint absolute,
                      floating *w) noexcept nogil:
@@ -561,19 +586,14 @@ cdef void input_part(const floating *p, const Cell *cl, const Chunk *ch,
     matching rows of Wx (p: the weights or, for the abs sum rule, their
     absolute values); for LRP then times x (|x|), plus each row's bias
     share. w + cl.zeros holds zeros (backward_cell sets them)."""
-    cdef Py_ssize_t r, k, e = cl.e
+    cdef Py_ssize_t r, e = cl.e
     cdef floating *out = w + cl.out
     cdef const floating *x = w + cl.x
-    cdef floating xv
     weights_product(ch.N, first, n, e, w + cl.z + first, cl.G, p + cl.Wx, p + cl.pWx, cl.G,
                     out, e, 0, w + cl.zeros)
     if lrp:
         for r in range(ch.N):
-            for k in range(e):
-                xv = x[r * e + k]
-                if absolute and xv < 0:
-                    xv = -xv
-                out[r * e + k] = xv * out[r * e + k] + w[cl.shares + r]
+            times_lower(x + r * e, NULL, absolute, w[cl.shares + r], e, out + r * e)
 
 
 cdef void abs_sums(const floating *ap, const Cell *cl, const Chunk *ch, Py_ssize_t dst,
@@ -840,7 +860,7 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
     cdef floating *v = w + cl.v
     cdef floating *h = w + cl.h
     cdef const floating *zeros = w + cl.zeros  # c_{-1}, h_{-1} for the rows
-    cdef floating hp, share
+    cdef floating share
     memset(w + cl.zeros, 0, zeros_size(cl) * sizeof(floating))
     if absolute and gru:
         abs_sums(ap, cl, ch, 0, d, ap + cl.bx + 2 * d, 2 * d, -1, w)
@@ -886,14 +906,8 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
         for k in range(n):
             # the row's bias share (a GRU's: u's, in v), read once: Rh may alias it
             share = v[k * G + d] if gru else w[cl.shares + ch.row0[s] + k]
-            for j in range(d):
-                hp = h[(ch.row0[s - 1] + k) * d + j] if s > 0 else 0
-                if absolute and hp < 0:
-                    hp = -hp
-                if gru:
-                    Rh[k * d + j] = Rc[k * d + j] + hp * Rh[k * d + j] + share
-                else:
-                    Rh[k * d + j] = hp * Rh[k * d + j] + share
+            times_lower(h + (ch.row0[s - 1] + k) * d if s > 0 else zeros,
+                        Rc + k * d if gru else NULL, absolute, share, d, Rh + k * d)
     if lrp:
         for k in range(ch.b):
             for j in range(d):
