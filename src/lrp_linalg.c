@@ -340,9 +340,12 @@ int lrp_vector_level(void)
 LRP_DEFINE_GEMM_DISPATCH(double, d)
 LRP_DEFINE_GEMM_DISPATCH(float, s)
 
-/* exp(x) for finite x, clamped to [-708, 709] so that 2^n stays a normal
- * number; written without branches or calls so that loops over it
- * vectorise. */
+/* exp(x) for x <= 0 (the activations' arguments, -|z| and -2|z|), x
+ * clamped to -708 from below so that 2^n stays a normal number (a NaN
+ * passes through); written without branches or calls so that loops over
+ * it vectorise. The one-sided clamp compiles to one max instruction: the
+ * two-sided one had cost GCC ten masked instructions a vector, a fifth of
+ * a sigmoid's time. */
 static inline double lrp_exp(double x)
 {
     const double log2e = 1.4426950408889634;
@@ -352,7 +355,7 @@ static inline double lrp_exp(double x)
     double t, n, r, p;
     uint64_t bits;
 
-    x = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
+    x = x < -708.0 ? -708.0 : x;
     t = x * log2e + shift;      /* n = round(x / ln 2) sits in the low bits */
     n = t - shift;
     r = (x - n * ln2_hi) - n * ln2_lo;
@@ -376,7 +379,7 @@ static inline double lrp_exp(double x)
     return p * t;
 }
 
-/* exp(x) in single precision, the same way: x clamped to [-87, 88], the
+/* exp(x) for x <= 0 in single precision, the same way: x clamped to -87, the
  * Cody-Waite constants of ln 2 with 9 and 24 bits, degree-7 Taylor
  * polynomial (truncation below 1e-8 relative, under half an ulp). */
 static inline float lrp_expf(float x)
@@ -388,7 +391,7 @@ static inline float lrp_expf(float x)
     float t, n, r, p;
     uint32_t bits;
 
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    x = x < -87.0f ? -87.0f : x;
     t = x * log2e + shift;
     n = t - shift;
     r = (x - n * ln2_hi) - n * ln2_lo;
