@@ -531,24 +531,26 @@ cdef void gather_input(const floating *src, Py_ssize_t ld, const Cell *cl, const
 # Backward recursions (LRP and gradient), one direction of one layer
 #
 # Each takes inject (token rows, ld_inject): what the layer above, or the
-# head, sent to each h_t; and writes what reaches the direction's input to w + cl.out,
-# packed. The step's part for h_{t-1} is one product with Wh over the active
-# rows; the parts for x_t wait in z and go through Wx in one product after
-# the last step.
+# head, sent to each h_t (under last-state pooling, to the top layer's last
+# steps alone: head_reads_last); and writes what reaches the direction's
+# input to w + cl.out, packed. The step's part for h_{t-1} is one product
+# with Wh over the active rows; the parts for x_t wait in z and go through
+# Wx in one product after the last step.
 
 cdef inline void begin_step(const Cell *cl, const Chunk *ch, Py_ssize_t s, Py_ssize_t dr,
-                            const floating *inject, Py_ssize_t ld_inject,
+                            const floating *inject, Py_ssize_t ld_inject, bint last_only,
                             floating *w) noexcept nogil:
     """What reaches the hidden states at step s, before the step: the
     sequences whose last step is s start their Rh and Rc at zero; then every
     active row's Rh receives what was sent to its h_t from above (inject,
     token rows of ld_inject): by the layer above, or in the top layer by the
-    head."""
+    head; last_only: inject holds each sequence's last step alone (the rest
+    is not read), which only the sequences starting at s receive."""
     cdef Py_ssize_t k, j, row, d = cl.d
     for k in range(ch.n_active[s + 1], ch.n_active[s]):
         memset(w + cl.Rh + k * d, 0, d * sizeof(floating))
         memset(w + cl.Rc + k * d, 0, d * sizeof(floating))
-    for k in range(ch.n_active[s]):
+    for k in range(ch.n_active[s + 1] if last_only else 0, ch.n_active[s]):
         row = ch.local[dr * ch.N + ch.row0[s] + k]
         for j in range(d):
             w[cl.Rh + k * d + j] += inject[row * ld_inject + j]
@@ -830,7 +832,8 @@ cdef inline void gru_gradient_row(const floating *g, const floating *gh,
 
 cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
                         const Chunk *ch, Py_ssize_t dr, const floating *inject,
-                        Py_ssize_t ld_inject, floating eps, floating bias_factor, int rule,
+                        Py_ssize_t ld_inject, bint inject_last, floating eps,
+                        floating bias_factor, int rule,
                         bint absolute, bint gru, bint lrp, floating *rest,
                         floating *w) noexcept nogil:
     """LRP (lrp) or the gradient through one LSTM or GRU direction, a step
@@ -869,7 +872,7 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
         abs_sums(ap, cl, ch, first, last - first, ap + cl.bx + first, first, first, w)
     for s in range(ch.S - 1, -1, -1):
         n = ch.n_active[s]
-        begin_step(cl, ch, s, dr, inject, ld_inject, w)
+        begin_step(cl, ch, s, dr, inject, ld_inject, inject_last, w)
         for k in range(n):
             r = ch.row0[s] + k
             q = (ch.row0[s - 1] + k) * d if s > 0 else -1   # the row of step s-1
@@ -1234,12 +1237,21 @@ cdef void head_backward(const floating *hp, const Problem *pb, const Chunk *ch,
                         const HeadScratch *hs) noexcept nogil:
     """What the explained score of each sequence sends to the top layer's
     states: out (N, D), token order, receives its LRP relevance (lrp; the
-    score itself is the relevance to start from) or its gradient."""
+    score itself is the relevance to start from) or its gradient; under
+    last-state pooling only in each sequence's first and last rows, the
+    only ones read (head_reads_last)."""
     cdef Py_ssize_t k, start = 0, C = pb.C, D = pb.D, tgt
     cdef const floating *a0
     cdef floating *s
     cdef floating *R = <floating *>hs.R
-    memset(out, 0, ch.N * D * sizeof(floating))
+    if pb.pooling == POOL_LAST:
+        for k in range(ch.b):
+            memset(out + start * D, 0, D * sizeof(floating))
+            memset(out + (start + ch.length[k] - 1) * D, 0, D * sizeof(floating))
+            start += ch.length[k]
+        start = 0
+    else:
+        memset(out, 0, ch.N * D * sizeof(floating))
     for k in range(ch.b):
         tgt = targets[ch.seq[k]]
         if pb.pooling == POOL_NONE:
@@ -1263,19 +1275,26 @@ cdef void head_backward(const floating *hp, const Problem *pb, const Chunk *ch,
 # ---------------------------------------------------------------------------
 # One chunk, all layers
 
+cdef inline bint head_reads_last(const Problem *pb, Py_ssize_t l) noexcept nogil:
+    """Whether the head reads layer l's hidden states, and sends relevance or
+    gradient to them, at each sequence's last step alone (in each
+    direction): the top layer under last-state pooling."""
+    return l == pb.n_layers - 1 and pb.pooling == POOL_LAST
+
+
 cdef void backward_direction(const floating *params, const Cell *cl, const Chunk *ch,
-                             const Problem *pb, Py_ssize_t dr, const floating *inject,
-                             floating eps, floating bias_factor, bint lrp,
-                             floating *w) noexcept nogil:
-    """One direction's LRP or gradient from what reaches its hidden states
-    (inject: token rows of n_dir d)."""
+                             const Problem *pb, Py_ssize_t l, Py_ssize_t dr,
+                             const floating *inject, floating eps, floating bias_factor,
+                             bint lrp, floating *w) noexcept nogil:
+    """Direction dr of layer l: its LRP or gradient from what reaches its
+    hidden states (inject: token rows of n_dir d)."""
     cdef Py_ssize_t ld = pb.n_dir * cl.d
     cdef const floating *inj = inject + dr * cl.d
     cdef floating *rest = w + ch.rests + dr * ch.b
     if lrp:
         memset(rest, 0, ch.b * sizeof(floating))
-    backward_cell(params, params + pb.abs_offset, cl, ch, dr, inj, ld, eps, bias_factor,
-                  pb.rule, pb.absolute and lrp, pb.gru, lrp, rest, w)
+    backward_cell(params, params + pb.abs_offset, cl, ch, dr, inj, ld, head_reads_last(pb, l),
+                  eps, bias_factor, pb.rule, pb.absolute and lrp, pb.gru, lrp, rest, w)
 
 
 cdef struct DirectionJob:
@@ -1302,7 +1321,7 @@ cdef void direction_step(const DirectionJob *job, Py_ssize_t dr,
     if job.forward:
         forward_cell(params, job.cells, job.ch, pb, dr, job.layer, <const floating *>job.x, w)
         return
-    backward_direction(params, cl, job.ch, pb, dr, <const floating *>job.inject,
+    backward_direction(params, cl, job.ch, pb, job.layer, dr, <const floating *>job.inject,
                        <floating>job.eps, <floating>job.bias_factor, job.lrp, w)
 
 
@@ -1524,9 +1543,10 @@ cdef void forward_cell(const floating *params, const Cell *cells, const Chunk *c
                        const floating *x, floating *w) noexcept nogil:
     """Gather the input of direction dr of layer l, run it, and write its
     hidden states to the layer's token-order block (the next layer's input,
-    or the head's)."""
+    or the head's: each sequence's last step alone when that is all it
+    reads)."""
     cdef const Cell *cl = &cells[l * pb.n_dir + dr]
-    cdef Py_ssize_t r, D = pb.n_dir * cl.d
+    cdef Py_ssize_t r, k, D = pb.n_dir * cl.d
     cdef floating *H = hidden_block(cells, pb.n_dir, l, ch.N, w)
     if l == 0:
         gather_input(x, pb.e, cl, ch, dr, True, w)
@@ -1534,6 +1554,12 @@ cdef void forward_cell(const floating *params, const Cell *cells, const Chunk *c
         gather_input(hidden_block(cells, pb.n_dir, l - 1, ch.N, w), cl.e, cl, ch, dr, False,
                      w)
     forward_direction(params, cl, ch, pb.gru, w)
+    if head_reads_last(pb, l):
+        for k in range(ch.b):
+            r = ch.row0[ch.length[k] - 1] + k
+            memcpy(H + ch.local[dr * ch.N + r] * D + dr * cl.d, w + cl.h + r * cl.d,
+                   cl.d * sizeof(floating))
+        return
     for r in range(ch.N):
         memcpy(H + ch.local[dr * ch.N + r] * D + dr * cl.d, w + cl.h + r * cl.d,
                cl.d * sizeof(floating))
