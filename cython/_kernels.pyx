@@ -84,6 +84,7 @@ from cython cimport floating
 from libc.stdlib cimport malloc, free
 from libc.math cimport exp, tanh
 from libc.string cimport memcpy, memset
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 
@@ -313,6 +314,7 @@ cdef struct Chunk:
 cdef struct Problem:
     # what every chunk of one call shares
     Py_ssize_t n_layers, n_dir, C, e, N
+    const void **x              # (N,) each token's input row (e,), in the caller's arrays
     Py_ssize_t D                # the top layer's n_dir d: the head's input
     int pooling                 # the head's pooling (POOL_LAST ...)
     const Py_ssize_t *linear    # (n_linear, LAYER_ROW): the head's Linear layers
@@ -514,17 +516,17 @@ cdef void forward_direction(const floating *p, const Cell *cl, const Chunk *ch, 
                       w + cl.c + r * d, w + cl.tc + r * d, h + r * d, n, d)
 
 
-cdef void gather_input(const floating *src, Py_ssize_t ld, const Cell *cl, const Chunk *ch,
-                       Py_ssize_t dr, bint from_batch, floating *w) noexcept nogil:
-    """Copy the direction's input rows into packed order: from the batch's x
-    (from_batch, ld = e) or from the layer below's hidden states in token
-    order (ld = its width)."""
+cdef void gather_input(const floating *src, Py_ssize_t ld, const void **x, const Cell *cl,
+                       const Chunk *ch, Py_ssize_t dr, floating *w) noexcept nogil:
+    """Copy the direction's input rows into packed order: from the batch's
+    input rows x (Problem.x) or, x NULL, from the layer below's hidden
+    states src in token order (ld: their width)."""
     cdef Py_ssize_t r, row
+    cdef const floating *from_row
     for r in range(ch.N):
         row = ch.local[dr * ch.N + r]
-        if from_batch:
-            row = ch.glob[row]
-        memcpy(w + cl.x + r * cl.e, src + row * ld, cl.e * sizeof(floating))
+        from_row = <const floating *>x[ch.glob[row]] if x != NULL else src + row * ld
+        memcpy(w + cl.x + r * cl.e, from_row, cl.e * sizeof(floating))
 
 
 # ---------------------------------------------------------------------------
@@ -1306,7 +1308,6 @@ cdef struct DirectionJob:
     const Chunk *ch
     const Problem *pb
     Py_ssize_t layer
-    const void *x               # forward: the batch's inputs
     const void *inject          # backward: what reaches the layer's hidden states
     double eps, bias_factor
     void *w
@@ -1319,7 +1320,7 @@ cdef void direction_step(const DirectionJob *job, Py_ssize_t dr,
     cdef const Problem *pb = job.pb
     cdef const Cell *cl = &job.cells[job.layer * pb.n_dir + dr]
     if job.forward:
-        forward_cell(params, job.cells, job.ch, pb, dr, job.layer, <const floating *>job.x, w)
+        forward_cell(params, job.cells, job.ch, pb, dr, job.layer, w)
         return
     backward_direction(params, cl, job.ch, pb, job.layer, dr, <const floating *>job.inject,
                        <floating>job.eps, <floating>job.bias_factor, job.lrp, w)
@@ -1439,7 +1440,7 @@ cdef inline floating lane_sum(const floating *a) noexcept nogil:
 
 
 cdef int explain_chunk(const floating *params, const Problem *pb, const floating *hp,
-                       const floating *x, const Py_ssize_t *offsets,
+                       const Py_ssize_t *offsets,
                        const Py_ssize_t *seq, Py_ssize_t b, Py_ssize_t *targets,
                        const Py_ssize_t *steps, floating eps, floating bias_factor,
                        floating *scores, floating *relevance, floating *rest,
@@ -1462,6 +1463,7 @@ cdef int explain_chunk(const floating *params, const Problem *pb, const floating
     cdef floating acc2[LANES]
     cdef floating mass_k[LANES]
     cdef const floating *row
+    cdef const floating *x_t
     cdef int status = 0
     if chunk_open(&ch, seq, b, offsets) != 0:
         return -1
@@ -1487,7 +1489,6 @@ cdef int explain_chunk(const floating *params, const Problem *pb, const floating
     job.cells = cells
     job.ch = &ch
     job.pb = pb
-    job.x = x
     job.w = w
     for l in range(pb.n_layers):
         job.layer = l
@@ -1524,10 +1525,11 @@ cdef int explain_chunk(const floating *params, const Problem *pb, const floating
                 memset(acc, 0, LANES * sizeof(floating))
                 memset(acc2, 0, LANES * sizeof(floating))
                 row = gradient + t * e
+                x_t = <const floating *>pb.x[t]
                 for i in range(e // LANES):
-                    add_gradient_lanes(row + i * LANES, pb.N * e, n_dir, x + t * e + i * LANES,
+                    add_gradient_lanes(row + i * LANES, pb.N * e, n_dir, x_t + i * LANES,
                                        LANES, acc, acc2)
-                add_gradient_lanes(row + e - e % LANES, pb.N * e, n_dir, x + t * e + e - e % LANES,
+                add_gradient_lanes(row + e - e % LANES, pb.N * e, n_dir, x_t + e - e % LANES,
                                    e % LANES, acc, acc2)
                 words[pb.N + t] = lane_sum(acc)
                 words[2 * pb.N + t] = lane_sum(acc2)
@@ -1540,7 +1542,7 @@ cdef int explain_chunk(const floating *params, const Problem *pb, const floating
 
 cdef void forward_cell(const floating *params, const Cell *cells, const Chunk *ch,
                        const Problem *pb, Py_ssize_t dr, Py_ssize_t l,
-                       const floating *x, floating *w) noexcept nogil:
+                       floating *w) noexcept nogil:
     """Gather the input of direction dr of layer l, run it, and write its
     hidden states to the layer's token-order block (the next layer's input,
     or the head's: each sequence's last step alone when that is all it
@@ -1549,10 +1551,9 @@ cdef void forward_cell(const floating *params, const Cell *cells, const Chunk *c
     cdef Py_ssize_t r, k, D = pb.n_dir * cl.d
     cdef floating *H = hidden_block(cells, pb.n_dir, l, ch.N, w)
     if l == 0:
-        gather_input(x, pb.e, cl, ch, dr, True, w)
+        gather_input(NULL, 0, pb.x, cl, ch, dr, w)
     else:
-        gather_input(hidden_block(cells, pb.n_dir, l - 1, ch.N, w), cl.e, cl, ch, dr, False,
-                     w)
+        gather_input(hidden_block(cells, pb.n_dir, l - 1, ch.N, w), cl.e, NULL, cl, ch, dr, w)
     forward_direction(params, cl, ch, pb.gru, w)
     if head_reads_last(pb, l):
         for k in range(ch.b):
@@ -1595,7 +1596,6 @@ cdef struct ChunkJob:
     const Problem *pb
     const void *params
     const void *head
-    const void *x
     const Py_ssize_t *offsets
     const Py_ssize_t *order
     const Py_ssize_t *chunks
@@ -1625,7 +1625,7 @@ cdef void chunk_step(ChunkJob *job, int worker, floating *work) noexcept nogil:
             return
         first = job.chunks[i]
         rc = explain_chunk(<const floating *>job.params, job.pb, <const floating *>job.head,
-                           <const floating *>job.x, job.offsets,
+                           job.offsets,
                            job.order + first, job.chunks[i + 1] - first, job.targets,
                            job.steps, <floating>job.eps, <floating>job.bias_factor,
                            <floating *>job.scores, <floating *>job.relevance,
@@ -1644,18 +1644,50 @@ cdef void chunk_task(void *arg, int worker) noexcept nogil:
         chunk_step(job, worker, <float *>job.work)
 
 
+cdef const void **input_rows(list xs, const Py_ssize_t[::1] offsets, Py_ssize_t e,
+                             size_t itemsize) except NULL:
+    """A table (N,) of where each token's input row starts, in the arrays
+    xs (each C-contiguous, offsets[k+1] - offsets[k] rows of e entries of
+    itemsize bytes), allocated for the caller to free."""
+    cdef Py_ssize_t k, t, B = offsets.shape[0] - 1, N = offsets[B]
+    cdef Py_buffer view
+    cdef const char *data
+    cdef const void **rows
+    if len(xs) != B:
+        raise ValueError(f"{len(xs)} inputs for {B} offsets")
+    rows = <const void **>malloc((N if N > 0 else 1) * sizeof(void *))
+    if rows == NULL:
+        raise MemoryError("not enough memory for the table of input rows")
+    for k in range(B):
+        try:
+            PyObject_GetBuffer(xs[k], &view, PyBUF_C_CONTIGUOUS)
+        except BaseException:
+            free(rows)
+            raise
+        data = <const char *>view.buf
+        PyBuffer_Release(&view)     # (the caller's list keeps the array)
+        if view.len != (offsets[k + 1] - offsets[k]) * e * <Py_ssize_t>itemsize:
+            free(rows)
+            raise ValueError(f"xs[{k}] does not match offsets, e = {e} and the dtype")
+        for t in range(offsets[k], offsets[k + 1]):
+            rows[t] = data + (t - offsets[k]) * e * itemsize
+    return rows
+
+
 def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, bint gru,
             const floating[::1] head, const Py_ssize_t[:, ::1] linear,
             const Py_ssize_t[:, ::1] attention, int pooling,
-            const floating[:, ::1] x, const Py_ssize_t[::1] offsets,
+            list xs, const Py_ssize_t[::1] offsets,
             const Py_ssize_t[::1] order, const Py_ssize_t[::1] chunks,
             Py_ssize_t[::1] targets, const Py_ssize_t[::1] steps, double eps,
             double bias_factor, int gate_rule, bint sum_abs, bint do_lrp, bint do_grad,
             floating[:, ::1] scores, floating[:, :, ::1] relevance, floating[::1] rest,
             floating[:, :, ::1] gradient, floating[:, ::1] words, floating[::1] mass,
             floating[:, ::1] work, int n_threads):
-    """Explain B sequences stored end to end in x (N, e) through the layers
-    of LSTM (gru false) or GRU cells described by layout, and a head.
+    """Explain the B sequences xs, each a C-contiguous (T_k, e) array of
+    params' dtype, read in place, through the layers of LSTM (gru false) or
+    GRU cells described by layout, and a head. offsets (B+1,): where each
+    sequence's tokens begin among all N, end to end (the outputs' rows).
 
     layout (n_layers, n_dir, LAYOUT_ROW = 12): per direction of each layer,
     e_l, d_l and the params offsets of Wx, WxT, Wh, WhT, bx, bh and of the
@@ -1681,21 +1713,22 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     in its row of work; a single chunk runs the directions of each layer on
     threads of their own when n_threads > 1. The caller validates shapes.
 
-    Raises NonFiniteInput (a ValueError) for NaN or infinity in x, before
-    computing anything, MemoryError, and ValueError for a workspace that
-    is too small.
+    Raises NonFiniteInput (a ValueError, its row counted among all N) for
+    NaN or infinity in xs, before computing anything, MemoryError, and
+    ValueError for an input that does not match offsets, e and the dtype, or
+    a workspace that is too small.
     """
     cdef Problem pb
     cdef ChunkJob job
-    cdef Py_ssize_t i, bad = -1, n_chunks = chunks.shape[0] - 1
+    cdef Py_ssize_t i, seq, bad = -1, n_chunks = chunks.shape[0] - 1, B = offsets.shape[0] - 1
     cdef int k, n_workers = 1
     cdef int status[64]
     pb.n_layers = layout.shape[0]
     pb.n_dir = layout.shape[1]
     pb.layout = &layout[0, 0, 0]
     pb.C = linear[linear.shape[0] - 1, 1]
-    pb.e = x.shape[1]
-    pb.N = x.shape[0]
+    pb.e = layout[0, 0, 0]
+    pb.N = offsets[offsets.shape[0] - 1]
     pb.D = pb.n_dir * layout[pb.n_layers - 1, 0, 1]
     pb.pooling = pooling
     pb.linear = &linear[0, 0]
@@ -1708,56 +1741,61 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     pb.rule = gate_rule
     pb.absolute = sum_abs
     pb.abs_offset = params.shape[0] // 2 if sum_abs else 0
-    with nogil:     # all of x at once; row by row only to name a bad row
-        if not all_finite(&x[0, 0], x.shape[0] * x.shape[1]):
-            for i in range(x.shape[0]):
-                if not all_finite(&x[i, 0], x.shape[1]):
+    pb.x = input_rows(xs, offsets, pb.e, sizeof(floating))
+    try:
+        with nogil:     # a sequence at once; row by row only to name a bad row
+            for seq in range(B):
+                i = offsets[seq]
+                if not all_finite(<const floating *>pb.x[i], (offsets[seq + 1] - i) * pb.e):
+                    while all_finite(<const floating *>pb.x[i], pb.e):
+                        i += 1
                     bad = i
                     break
-    if bad >= 0:
-        raise NonFiniteInput(bad)
-    if n_chunks > 1:
-        n_workers = <int>min(n_threads, n_chunks, work.shape[0], 64)
-    job.f64 = floating is double
-    job.pb = &pb
-    job.params = &params[0]
-    job.head = &head[0]
-    job.x = &x[0, 0]
-    job.offsets = &offsets[0]
-    job.order = &order[0]
-    job.chunks = &chunks[0]
-    job.n_chunks = n_chunks
-    job.next = 0
-    job.targets = &targets[0]
-    job.steps = &steps[0]
-    job.eps = eps
-    job.bias_factor = bias_factor
-    job.scores = &scores[0, 0]
-    job.relevance = &relevance[0, 0, 0] if do_lrp else NULL
-    job.rest = &rest[0]
-    job.gradient = &gradient[0, 0, 0] if do_grad else NULL
-    job.words = &words[0, 0]
-    job.mass = &mass[0]
-    job.work = &work[0, 0]
-    job.work_size = work.shape[1]
-    job.status = status
-    for k in range(n_workers):
-        status[k] = 0
-    with nogil:
-        if n_chunks == 1:
-            status[0] = explain_chunk(&params[0], &pb, &head[0], &x[0, 0], &offsets[0],
-                                      &order[0], order.shape[0], &targets[0], &steps[0],
-                                      <floating>eps, <floating>bias_factor, &scores[0, 0],
-                                      <floating *>job.relevance, &rest[0],
-                                      <floating *>job.gradient, &words[0, 0], &mass[0],
-                                      &work[0, 0], work.shape[1], n_threads)
-        else:
-            lrp_parallel(n_workers, chunk_task, &job)
-    for k in range(n_workers):
-        if status[k] == -2:
-            raise ValueError("the workspace is smaller than workspace_size of a chunk")
-        if status[k] == -1:
-            raise MemoryError("not enough memory for the kernels' states")
+        if bad >= 0:
+            raise NonFiniteInput(bad)
+        if n_chunks > 1:
+            n_workers = <int>min(n_threads, n_chunks, work.shape[0], 64)
+        job.f64 = floating is double
+        job.pb = &pb
+        job.params = &params[0]
+        job.head = &head[0]
+        job.offsets = &offsets[0]
+        job.order = &order[0]
+        job.chunks = &chunks[0]
+        job.n_chunks = n_chunks
+        job.next = 0
+        job.targets = &targets[0]
+        job.steps = &steps[0]
+        job.eps = eps
+        job.bias_factor = bias_factor
+        job.scores = &scores[0, 0]
+        job.relevance = &relevance[0, 0, 0] if do_lrp else NULL
+        job.rest = &rest[0]
+        job.gradient = &gradient[0, 0, 0] if do_grad else NULL
+        job.words = &words[0, 0]
+        job.mass = &mass[0]
+        job.work = &work[0, 0]
+        job.work_size = work.shape[1]
+        job.status = status
+        for k in range(n_workers):
+            status[k] = 0
+        with nogil:
+            if n_chunks == 1:
+                status[0] = explain_chunk(&params[0], &pb, &head[0], &offsets[0], &order[0],
+                                          order.shape[0], &targets[0], &steps[0],
+                                          <floating>eps, <floating>bias_factor, &scores[0, 0],
+                                          <floating *>job.relevance, &rest[0],
+                                          <floating *>job.gradient, &words[0, 0], &mass[0],
+                                          &work[0, 0], work.shape[1], n_threads)
+            else:
+                lrp_parallel(n_workers, chunk_task, &job)
+        for k in range(n_workers):
+            if status[k] == -2:
+                raise ValueError("the workspace is smaller than workspace_size of a chunk")
+            if status[k] == -1:
+                raise MemoryError("not enough memory for the kernels' states")
+    finally:
+        free(<void *>pb.x)
 
 
 def workspace_size(const Py_ssize_t[:, :, ::1] layout, bint gru, Py_ssize_t b,

@@ -699,8 +699,9 @@ class RecurrentModel:
         """Run a backend on validated inputs; return its stacked outputs:
         scores (B, C) (of each input's explained step, per-step),
         step_scores (N, C) per-step (else None), targets (B,), offsets
-        (B+1,), x (N, e), relevance and gradient (n_dir, N, e) or None, rest
-        (B,), words (3, N), and lrp_overflow, grad_overflow: whether an
+        (B+1,) (xs[k] is row offsets[k] on of the N token rows), xs the
+        inputs, relevance and gradient (n_dir, N, e) or None, rest (B,),
+        words (3, N), and lrp_overflow, grad_overflow: whether an
         infinity or NaN reached the LRP relevance or the gradient. steps
         (B,): per-step, the step explained; lrp is (eps, bias_factor, gate
         rule number, sum rule number)."""
@@ -725,8 +726,8 @@ class RecurrentModel:
         # the abs rule reads the absolute weights behind the weights
         params, layout, head, linear, attention = self._kernel_arrays(dtype, absolute=sum_abs)
         B = len(xs)
-        x, offsets = _stack(xs)
-        n_dir, e, N = len(self.layers[0]), self.input_size, x.shape[0]
+        offsets = _offsets(xs)
+        n_dir, e, N = len(self.layers[0]), self.input_size, int(offsets[-1])
         scores = np.empty((N if self.per_step else B, self.n_classes), dtype)
         relevance = np.empty((n_dir, N, e) if do_lrp else (1, 1, 1), dtype)
         gradient = np.empty((n_dir, N, e) if do_grad else (1, 1, 1), dtype)
@@ -751,7 +752,7 @@ class RecurrentModel:
             with _blas_single_threaded(N if sum_abs else 0):
                 _kernels.explain(params=params, layout=layout, gru=gru, head=head,
                                  linear=linear, attention=attention,
-                                 pooling=heads.POOLINGS.index(self.pooling), x=x,
+                                 pooling=heads.POOLINGS.index(self.pooling), xs=xs,
                                  offsets=offsets, order=order, chunks=chunks, targets=targets,
                                  steps=steps, eps=lrp[0], bias_factor=lrp[1],
                                  gate_rule=lrp[2], sum_abs=sum_abs, do_lrp=do_lrp,
@@ -763,7 +764,7 @@ class RecurrentModel:
             raise ValueError(f"{name or f'xs[{k}]'} contains NaN or infinity"
                              + (" (after conversion to float32)" if dtype == np.float32
                                 else "")) from None
-        return {"scores": scores, "targets": targets, "offsets": offsets, "x": x,
+        return {"scores": scores, "targets": targets, "offsets": offsets, "xs": xs,
                 "relevance": relevance if do_lrp else None, "rest": rest,
                 "gradient": gradient if do_grad else None, "words": words, "mass": mass,
                 "lrp_overflow": do_lrp and not (np.isfinite(mass).all()
@@ -794,16 +795,16 @@ class RecurrentModel:
                                   dtype.type(eps), dtype.type(bias_factor), V.GATE_RULES[rule],
                                   do_lrp, do_grad, self.cell, V.SUM_RULES[sums], int(step))
                    for x, t, step in zip(xs, targets, steps)]
-        x, offsets = _stack(xs)
+        offsets = _offsets(xs)
         out = {"scores": np.concatenate([np.atleast_2d(r["scores"]) for r in results]),
                "targets": np.array([r["target"] for r in results], dtype=np.intp),
-               "offsets": offsets, "x": x,
+               "offsets": offsets, "xs": xs,
                "relevance": (np.concatenate([r["relevance"] for r in results], axis=1)
                              if do_lrp else None),
                "rest": np.array([r.get("rest", 0) for r in results], dtype=dtype),
                "gradient": (np.concatenate([r["gradient"] for r in results], axis=1)
                             if do_grad else None),
-               "words": np.zeros((len(_WORD_ROW), x.shape[0]), dtype),
+               "words": np.zeros((len(_WORD_ROW), offsets[-1]), dtype),
                "mass": np.array([r.get("mass", 0) for r in results], dtype=dtype)}
         for m, row in _WORD_ROW.items():
             if m in results[0]["words"]:
@@ -864,13 +865,11 @@ def _head_from_dict(arrays, net):
                   | {key})
 
 
-def _stack(xs):
-    """Inputs end to end: x (N, e) and offsets (B+1,), xs[k] = x[offsets[k]:offsets[k+1]]."""
-    if len(xs) == 1:
-        return xs[0], np.array((0, xs[0].shape[0]), dtype=np.intp)
+def _offsets(xs):
+    """(B+1,): where each input's rows begin among all N, end to end."""
     offsets = np.zeros(len(xs) + 1, dtype=np.intp)
     np.cumsum(list(map(len, xs)), out=offsets[1:])
-    return np.concatenate(xs), offsets
+    return offsets
 
 
 # the lockstep plan: chunks of at most _CHUNK_SIZE sequences (for models with
@@ -992,9 +991,8 @@ def _unmask(out, xs, masks):
     """A backend's outputs for inputs with masked steps removed, put back
     at full length: the masked steps' rows of relevance, gradient and the
     word-level sums are 0; xs are the full inputs."""
-    x, offsets = _stack(xs)
     keep = np.concatenate(masks)
-    full = dict(out, x=x, offsets=offsets)
+    full = dict(out, xs=xs, offsets=_offsets(xs))
     for key in ("relevance", "gradient"):
         if out[key] is not None:
             full[key] = np.zeros((out[key].shape[0], len(keep), out[key].shape[2]),
@@ -1043,7 +1041,9 @@ _WORD_ROW = {m: k for k, m in enumerate(_kernels.WORD_ROWS)}
 def _explanations(out, methods, single, lrp):
     """Split a backend's stacked outputs into Explanations (a few numpy
     slices each: per input, this is most of the Python time of a batch)."""
-    offsets, x, scores = out["offsets"].tolist(), out["x"], list(out["scores"])
+    offsets, scores = out["offsets"].tolist(), list(out["scores"])
+    # GI's relevance, gradient * x, is computed when asked for: from a copy
+    x = np.concatenate(out["xs"]) if "gi" in methods else None
     targets, rest = out["targets"].tolist(), out["rest"].tolist()
     amplification = out["amplification"].tolist()
     steps = [None] * len(targets) if out["steps"] is None else out["steps"]
