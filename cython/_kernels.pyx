@@ -58,7 +58,7 @@ position s of sequence k, the backward direction's position L_k - 1 - s
 step L_k - 1 and all sequences end the backward recursions together at
 step 0. `local` maps a packed row to the chunk's token row (sequence k's
 tokens start at the sum of the lengths before it), `glob` a token row to
-its row in the batch's x.
+its row among the batch's N tokens.
 
 Weights. The weights of one direction of one layer are one block of the flat
 `params`, laid out by the Python packer (lrp_lstm/model.py) and described to
@@ -68,8 +68,10 @@ the signal g sits next to its gate i and the forget and output gates follow.
 The transposed copies WxT, WhT make the forward products X WxT, while the
 backward recursions multiply by Wx, Wh; the block holds the four matrices
 twice, row-major and in the column panels of src/lrp_linalg.h, and every
-array starts on a 64-byte boundary. A batch of sequences is stored end to
-end: `x` is (N, e) with sequence k in rows offsets[k]:offsets[k+1].
+array starts on a 64-byte boundary. A batch's sequences are counted end to
+end, sequence k's tokens in rows offsets[k]:offsets[k+1] of the N of the
+outputs; the inputs are read in place, each token's row through a table
+(`Problem.x`).
 
 Matrix products (`weights_product`): two rows or more by the weights go to
 the panel product of src/lrp_linalg.c (register tiles over weights packed
