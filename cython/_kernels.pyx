@@ -1204,6 +1204,13 @@ cdef void pool_backward(const floating *hp, const Problem *pb, const floating *H
                     out[t * D + j] += Ra[j]
 
 
+cdef inline bint head_reads_last(const Problem *pb, Py_ssize_t l) noexcept nogil:
+    """Whether the head reads layer l's hidden states, and sends relevance or
+    gradient to them, at each sequence's last step alone (in each
+    direction): the top layer under last-state pooling."""
+    return l == pb.n_layers - 1 and pb.pooling == POOL_LAST
+
+
 cdef void head_forward(const floating *hp, const Problem *pb, const Chunk *ch,
                        const floating *H, const Py_ssize_t *steps, Py_ssize_t *targets,
                        floating *scores, const HeadScratch *hs) noexcept nogil:
@@ -1248,7 +1255,7 @@ cdef void head_backward(const floating *hp, const Problem *pb, const Chunk *ch,
     cdef const floating *a0
     cdef floating *s
     cdef floating *R = <floating *>hs.R
-    if pb.pooling == POOL_LAST:
+    if head_reads_last(pb, pb.n_layers - 1):
         for k in range(ch.b):
             memset(out + start * D, 0, D * sizeof(floating))
             memset(out + (start + ch.length[k] - 1) * D, 0, D * sizeof(floating))
@@ -1278,13 +1285,6 @@ cdef void head_backward(const floating *hp, const Problem *pb, const Chunk *ch,
 
 # ---------------------------------------------------------------------------
 # One chunk, all layers
-
-cdef inline bint head_reads_last(const Problem *pb, Py_ssize_t l) noexcept nogil:
-    """Whether the head reads layer l's hidden states, and sends relevance or
-    gradient to them, at each sequence's last step alone (in each
-    direction): the top layer under last-state pooling."""
-    return l == pb.n_layers - 1 and pb.pooling == POOL_LAST
-
 
 cdef void backward_direction(const floating *params, const Cell *cl, const Chunk *ch,
                              const Problem *pb, Py_ssize_t l, Py_ssize_t dr,
@@ -1651,7 +1651,7 @@ cdef const void **input_rows(list xs, const Py_ssize_t[::1] offsets, Py_ssize_t 
     """A table (N,) of where each token's input row starts, in the arrays
     xs (each C-contiguous, offsets[k+1] - offsets[k] rows of e entries of
     itemsize bytes), allocated for the caller to free."""
-    cdef Py_ssize_t k, t, B = offsets.shape[0] - 1, N = offsets[B]
+    cdef Py_ssize_t k, t, length, B = offsets.shape[0] - 1, N = offsets[B]
     cdef Py_buffer view
     cdef const char *data
     cdef const void **rows
@@ -1667,8 +1667,9 @@ cdef const void **input_rows(list xs, const Py_ssize_t[::1] offsets, Py_ssize_t 
             free(rows)
             raise
         data = <const char *>view.buf
+        length = view.len
         PyBuffer_Release(&view)     # (the caller's list keeps the array)
-        if view.len != (offsets[k + 1] - offsets[k]) * e * <Py_ssize_t>itemsize:
+        if length != (offsets[k + 1] - offsets[k]) * e * <Py_ssize_t>itemsize:
             free(rows)
             raise ValueError(f"xs[{k}] does not match offsets, e = {e} and the dtype")
         for t in range(offsets[k], offsets[k + 1]):
