@@ -95,7 +95,6 @@ def test_batch_equals_one_by_one(dtype):
     assert all(isinstance(r, lrp_lstm.Explanation) and r.method == "sa" for r in single)
 
 
-
 def test_inputs_are_read_in_place_and_gi_keeps_its_own_x():
     # the kernels read each input where it lies: views into one buffer (at
     # offsets that are not a row's start), non-contiguous views (converted
@@ -125,6 +124,7 @@ def test_inputs_are_read_in_place_and_gi_keeps_its_own_x():
         x[:] = 0
     for e, want in zip(later, before):
         np.testing.assert_array_equal(e.relevance, want)
+
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_results_do_not_depend_on_threads(cell):
