@@ -346,7 +346,13 @@ LRP_DEFINE_GEMM_DISPATCH(float, s)
  * passes through); written without branches or calls so that loops over
  * it vectorise. The one-sided clamp compiles to one max instruction: the
  * two-sided one had cost GCC ten masked instructions a vector, a fifth of
- * a sigmoid's time. */
+ * a sigmoid's time. exp(x) = 2^n exp(r), |r| <= ln 2 / 2 (Cody-Waite), and
+ * exp(r) is a polynomial of degree 11 whose coefficients minimise the
+ * largest relative error on [-0.3466, 0.3466] (Remez exchange in 50-digit
+ * arithmetic: 3.1e-18 before the coefficients are rounded to doubles).
+ * The degree-13 Taylor polynomial it replaces had the same accuracy (1.4
+ * against 1.2 units of 2^-53 at most over 2e7 points, against long
+ * double) with two more FMAs: the activations take 10-15 % less time. */
 static inline double lrp_exp(double x)
 {
     const double log2e = 1.4426950408889634;
@@ -360,18 +366,16 @@ static inline double lrp_exp(double x)
     t = x * log2e + shift;      /* n = round(x / ln 2) sits in the low bits */
     n = t - shift;
     r = (x - n * ln2_hi) - n * ln2_lo;
-    p = 1.0 / 6227020800.0;     /* 1/13! ... 1/0!, Horner */
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
+    p = 2.4994296091866438e-08;     /* r^11 ... r^0, Horner */
+    p = p * r + 2.7632304667760673e-07;
+    p = p * r + 2.755762262318981e-06;
+    p = p * r + 2.4801486490837905e-05;
+    p = p * r + 1.9841269432492706e-04;
+    p = p * r + 1.3888888951252346e-03;
+    p = p * r + 8.33333333355941e-03;
+    p = p * r + 4.1666666666492665e-02;
+    p = p * r + 0.1666666666666617;
+    p = p * r + 0.5000000000000018;
     p = p * r + 1.0;
     p = p * r + 1.0;
     memcpy(&bits, &t, sizeof bits);
@@ -381,8 +385,9 @@ static inline double lrp_exp(double x)
 }
 
 /* exp(x) for x <= 0 in single precision, the same way: x clamped to -87, the
- * Cody-Waite constants of ln 2 with 9 and 24 bits, degree-7 Taylor
- * polynomial (truncation below 1e-8 relative, under half an ulp). */
+ * Cody-Waite constants of ln 2 with 9 and 24 bits, a degree-6 minimax
+ * polynomial (1.9e-9 relative before rounding; the degree-7 Taylor
+ * polynomial before it: 5e-9, one FMA more). */
 static inline float lrp_expf(float x)
 {
     const float log2e = 1.44269504f;
@@ -396,12 +401,11 @@ static inline float lrp_expf(float x)
     t = x * log2e + shift;
     n = t - shift;
     r = (x - n * ln2_hi) - n * ln2_lo;
-    p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
+    p = 1.3836838770657778e-03f;
+    p = p * r + 8.374822326004505e-03f;
+    p = p * r + 4.166822507977486e-02f;
+    p = p * r + 0.16666419804096222f;
+    p = p * r + 0.49999991059303284f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
     memcpy(&bits, &t, sizeof bits);
