@@ -1347,19 +1347,113 @@ cdef inline void each_direction(DirectionJob *job, Py_ssize_t n_dir,
             direction_task(job, <int>dr)
 
 
+cdef enum:
+    LANES = 8       # partial sums of the word-level sums
+
+
+cdef inline void add_lanes(const floating *r, Py_ssize_t n, floating *acc,
+                           floating *acc_abs) noexcept nogil:
+    """acc[j] += r[j], acc_abs[j] += |r[j]| for j < n (n <= LANES)."""
+    cdef Py_ssize_t j
+    cdef floating v
+    for j in range(n):
+        v = r[j]
+        acc[j] += v
+        acc_abs[j] += v if v >= 0 else -v
+
+
+cdef inline void add_gradient_lanes(const floating *g, const floating *g_bwd,
+                                    const floating *x, Py_ssize_t n, floating *acc,
+                                    floating *acc_x) noexcept nogil:
+    """For j < n (n <= LANES): the gradient g_j, the forward direction's
+    g[j] plus the backward direction's g_bwd[j] (unless NULL); acc[j] +=
+    g_j^2, acc_x[j] += g_j x[j]."""
+    cdef Py_ssize_t j
+    cdef floating s
+    if g_bwd != NULL:   # (a loop per case: each vectorises)
+        for j in range(n):
+            s = g[j] + g_bwd[j]
+            acc[j] += s * s
+            acc_x[j] += s * x[j]
+    else:
+        for j in range(n):
+            acc[j] += g[j] * g[j]
+            acc_x[j] += g[j] * x[j]
+
+
+cdef inline floating lane_sum(const floating *a) noexcept nogil:
+    """a[0] + ... + a[LANES - 1], pairwise in a fixed order."""
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+
+
+cdef void first_layer_out(const Cell *cells, const Chunk *ch, const Problem *pb, bint lrp,
+                          floating *out0, floating *words, floating *mass,
+                          const floating *w) noexcept nogil:
+    """What reached the input through each direction of the first layer
+    (packed, in w + cells[dr].out): to out0 (n_dir, N, e) in token order,
+    and its word-level sums, read while the packed rows are in cache. LRP:
+    words[t] = sum_k R[t, k] (both directions), mass (B,) the sum of |R|
+    over a sequence's inputs; gradient: words[N + t] = sum_k g[t, k]^2
+    (SA) and words[2N + t] = sum_k g[t, k] x[t, k] (GI), g the sum of the
+    directions' gradients. Entry i goes to partial sum i % LANES, and
+    lane_sum adds the lanes up in a fixed order."""
+    cdef Py_ssize_t k, t, i, dr, gt, start = 0, e = pb.e, n_dir = pb.n_dir
+    cdef Py_ssize_t tail = e - e % LANES
+    # the word-level sums in LANES partial sums each (in vector registers)
+    cdef floating acc[LANES]
+    cdef floating acc2[LANES]
+    cdef floating mass_k[LANES]
+    cdef const floating *src[2]     # the token's packed row, per direction
+    cdef const floating *g_bwd
+    cdef const floating *x_t
+    for k in range(ch.b):
+        memset(mass_k, 0, LANES * sizeof(floating))
+        for t in range(ch.length[k]):
+            gt = ch.glob[start + t]
+            # token t is step t of the forward direction and step T - 1 - t
+            # of the backward one; packed row row0[s] + k is sequence k's
+            # at step s
+            for dr in range(n_dir):
+                src[dr] = w + cells[dr].out + (
+                    ch.row0[t if dr == 0 else ch.length[k] - 1 - t] + k) * e
+                memcpy(out0 + (dr * pb.N + gt) * e, src[dr], e * sizeof(floating))
+            memset(acc, 0, LANES * sizeof(floating))
+            if lrp:
+                for dr in range(n_dir):
+                    for i in range(e // LANES):
+                        add_lanes(src[dr] + i * LANES, LANES, acc, mass_k)
+                    add_lanes(src[dr] + tail, e - tail, acc, mass_k)
+                words[gt] = lane_sum(acc)
+                continue
+            memset(acc2, 0, LANES * sizeof(floating))
+            g_bwd = src[1] if n_dir > 1 else NULL
+            x_t = <const floating *>pb.x[gt]
+            for i in range(e // LANES):
+                add_gradient_lanes(src[0] + i * LANES,
+                                   g_bwd + i * LANES if g_bwd != NULL else NULL,
+                                   x_t + i * LANES, LANES, acc, acc2)
+            add_gradient_lanes(src[0] + tail, g_bwd + tail if g_bwd != NULL else NULL,
+                               x_t + tail, e - tail, acc, acc2)
+            words[pb.N + gt] = lane_sum(acc)
+            words[2 * pb.N + gt] = lane_sum(acc2)
+        if lrp:
+            mass[ch.seq[k]] = lane_sum(mass_k)
+        start += ch.length[k]
+
+
 cdef void backward_layers(const floating *params, const Cell *cells, const Chunk *ch,
                           const Problem *pb, floating eps, floating bias_factor,
-                          bint lrp, floating *rest, floating *out0, floating *w,
-                          int n_inner) noexcept nogil:
+                          bint lrp, floating *rest, floating *out0, floating *words,
+                          floating *mass, floating *w, int n_inner) noexcept nogil:
     """LRP (lrp true) or the gradient from the top layer down to x, starting
     from what the head sent to the top layer's hidden states (the
     token-order carry buffer, see head_backward). Each layer's directions
     run on up to n_inner threads; what reaches a layer's input is then
     summed over its directions (forward first) into the carry buffer for the
-    layer below or, for the first layer, copied to out0, the (n_dir, N, e)
-    output. rest (b,) receives LRP's
-    relevance on the initial states, layer by layer from the top, forward
-    direction first."""
+    layer below or, for the first layer, written to out0, the (n_dir, N, e)
+    output, with its word-level sums (first_layer_out). rest (b,) receives
+    LRP's relevance on the initial states, layer by layer from the top,
+    forward direction first."""
     cdef Py_ssize_t l, dr, r, j, k, D, row
     cdef Py_ssize_t n_dir = pb.n_dir
     cdef floating *carry = w + ch.carry
@@ -1395,50 +1489,7 @@ cdef void backward_layers(const floating *params, const Cell *cells, const Chunk
                         carry[row * D + j] += src[r * D + j]
             inject = carry
         else:
-            for dr in range(n_dir):
-                src = w + cells[dr].out
-                for r in range(ch.N):
-                    row = ch.glob[ch.local[dr * ch.N + r]]
-                    memcpy(out0 + (dr * pb.N + row) * pb.e, src + r * pb.e,
-                           pb.e * sizeof(floating))
-
-
-cdef enum:
-    LANES = 8       # partial sums of the word-level sums
-
-
-cdef inline void add_lanes(const floating *r, Py_ssize_t n, floating *acc,
-                           floating *acc_abs) noexcept nogil:
-    """acc[j] += r[j], acc_abs[j] += |r[j]| for j < n (n <= LANES)."""
-    cdef Py_ssize_t j
-    cdef floating v
-    for j in range(n):
-        v = r[j]
-        acc[j] += v
-        acc_abs[j] += v if v >= 0 else -v
-
-
-cdef inline void add_gradient_lanes(const floating *g, Py_ssize_t ld, Py_ssize_t n_dir,
-                                    const floating *x, Py_ssize_t n, floating *acc,
-                                    floating *acc_x) noexcept nogil:
-    """For j < n (n <= LANES): the gradient g_j, summed over the n_dir
-    directions' rows (g[dr * ld + j]); acc[j] += g_j^2, acc_x[j] += g_j x[j]."""
-    cdef Py_ssize_t j
-    cdef floating s
-    if n_dir > 1:   # (a loop per case: each vectorises)
-        for j in range(n):
-            s = g[j] + g[ld + j]
-            acc[j] += s * s
-            acc_x[j] += s * x[j]
-    else:
-        for j in range(n):
-            acc[j] += g[j] * g[j]
-            acc_x[j] += g[j] * x[j]
-
-
-cdef inline floating lane_sum(const floating *a) noexcept nogil:
-    """a[0] + ... + a[LANES - 1], pairwise in a fixed order."""
-    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+            first_layer_out(cells, ch, pb, lrp, out0, words, mass, w)
 
 
 cdef int explain_chunk(const floating *params, const Problem *pb, const floating *hp,
@@ -1458,14 +1509,8 @@ cdef int explain_chunk(const floating *params, const Problem *pb, const floating
     cdef Cell *cells
     cdef floating *chunk_rest
     cdef const floating *H
-    cdef Py_ssize_t l, dr, k, t, i, size
-    cdef Py_ssize_t n_dir = pb.n_dir, e = pb.e
-    # the word-level sums in LANES partial sums each (in vector registers)
-    cdef floating acc[LANES]
-    cdef floating acc2[LANES]
-    cdef floating mass_k[LANES]
-    cdef const floating *row
-    cdef const floating *x_t
+    cdef Py_ssize_t l, k, size
+    cdef Py_ssize_t n_dir = pb.n_dir
     cdef int status = 0
     if chunk_open(&ch, seq, b, offsets) != 0:
         return -1
@@ -1502,40 +1547,14 @@ cdef int explain_chunk(const floating *params, const Problem *pb, const floating
         head_backward(hp, pb, &ch, H, steps, targets, True, eps, bias_factor, w + ch.carry,
                       &hs)
         backward_layers(params, cells, &ch, pb, eps, bias_factor, True, chunk_rest,
-                        relevance, w, n_inner)
+                        relevance, words, mass, w, n_inner)
     if pb.do_grad:
         head_backward(hp, pb, &ch, H, steps, targets, False, eps, bias_factor, w + ch.carry,
                       &hs)
         backward_layers(params, cells, &ch, pb, eps, bias_factor, False, chunk_rest,
-                        gradient, w, n_inner)
-    # word level: LRP sum_k R[t, k], SA sum_k g[t, k]^2, GI sum_k g[t, k] x[t, k];
-    # mass: sum of |R| over the sequence's inputs. Entry i goes to partial
-    # sum i % LANES (lane_sum adds the lanes up in a fixed order).
+                        gradient, words, mass, w, n_inner)
     for k in range(b):
         rest[seq[k]] = chunk_rest[k]
-        memset(mass_k, 0, LANES * sizeof(floating))
-        for t in range(offsets[seq[k]], offsets[seq[k] + 1]):
-            if pb.do_lrp:
-                memset(acc, 0, LANES * sizeof(floating))
-                for dr in range(n_dir):
-                    row = relevance + (dr * pb.N + t) * e
-                    for i in range(e // LANES):
-                        add_lanes(row + i * LANES, LANES, acc, mass_k)
-                    add_lanes(row + e - e % LANES, e % LANES, acc, mass_k)
-                words[t] = lane_sum(acc)
-            if pb.do_grad:
-                memset(acc, 0, LANES * sizeof(floating))
-                memset(acc2, 0, LANES * sizeof(floating))
-                row = gradient + t * e
-                x_t = <const floating *>pb.x[t]
-                for i in range(e // LANES):
-                    add_gradient_lanes(row + i * LANES, pb.N * e, n_dir, x_t + i * LANES,
-                                       LANES, acc, acc2)
-                add_gradient_lanes(row + e - e % LANES, pb.N * e, n_dir, x_t + e - e % LANES,
-                                   e % LANES, acc, acc2)
-                words[pb.N + t] = lane_sum(acc)
-                words[2 * pb.N + t] = lane_sum(acc2)
-        mass[seq[k]] = lane_sum(mass_k)
     free(cells)
     free(hs.p)
     free(ch.seq)
