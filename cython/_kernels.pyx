@@ -1602,6 +1602,23 @@ cdef bint all_finite(const floating *a, Py_ssize_t n) noexcept nogil:
     return lane_sum(acc) == 0
 
 
+cdef Py_ssize_t first_non_finite(const floating **x, Py_ssize_t e, const Py_ssize_t *offsets,
+                                 const Py_ssize_t *seq, Py_ssize_t b) noexcept nogil:
+    """The first row, counted among all N, that holds NaN or infinity in the
+    sequences seq[0:b] (x: each row's input, Problem.x), or -1: a sequence
+    at once, row by row only to name the row."""
+    cdef Py_ssize_t k, i, bad = -1
+    for k in range(b):
+        i = offsets[seq[k]]
+        if all_finite(x[i], (offsets[seq[k] + 1] - i) * e):
+            continue
+        while all_finite(x[i], e):
+            i += 1
+        if bad < 0 or i < bad:
+            bad = i
+    return bad
+
+
 class NonFiniteInput(ValueError):
     """A row of the batch's x holds NaN or infinity (its index: `row`)."""
 
@@ -1634,17 +1651,26 @@ cdef struct ChunkJob:
     void *work                  # (n_threads, work_size): one row per thread
     Py_ssize_t work_size
     int *status                 # (n_threads,): a thread's failure (explain_chunk)
+    Py_ssize_t *bad             # (n_threads,): the first row with NaN or infinity
+                                #   that a thread found (first_non_finite), or -1
 
 
 cdef void chunk_step(ChunkJob *job, int worker, floating *work) noexcept nogil:
-    """Explain the chunks that thread `worker` takes, in its row of work."""
-    cdef Py_ssize_t i, first
+    """Explain the chunks that thread `worker` takes, in its row of work,
+    each unless its input holds NaN or infinity (job.bad)."""
+    cdef Py_ssize_t i, first, bad
     cdef int rc
     while True:
         i = lrp_next(&job.next)
         if i >= job.n_chunks:
             return
         first = job.chunks[i]
+        bad = first_non_finite(<const floating **>job.pb.x, job.pb.e, job.offsets,
+                               job.order + first, job.chunks[i + 1] - first)
+        if bad >= 0:
+            if job.bad[worker] < 0 or bad < job.bad[worker]:
+                job.bad[worker] = bad
+            continue
         rc = explain_chunk(<const floating *>job.params, job.pb, <const floating *>job.head,
                            job.offsets,
                            job.order + first, job.chunks[i + 1] - first, job.targets,
@@ -1735,16 +1761,19 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     in its row of work; a single chunk runs the directions of each layer on
     threads of their own when n_threads > 1. The caller validates shapes.
 
-    Raises NonFiniteInput (a ValueError, its row counted among all N) for
-    NaN or infinity in xs, before computing anything, MemoryError, and
+    Raises NonFiniteInput (a ValueError, its first such row counted among
+    all N) for NaN or infinity in xs: each chunk is scanned by the thread
+    that takes it, and one with such a row is not computed. Raises
+    MemoryError, and
     ValueError for an input that does not match offsets, e and the dtype, or
     a workspace that is too small.
     """
     cdef Problem pb
     cdef ChunkJob job
-    cdef Py_ssize_t i, seq, bad = -1, n_chunks = chunks.shape[0] - 1, B = offsets.shape[0] - 1
+    cdef Py_ssize_t first_bad, n_chunks = chunks.shape[0] - 1
     cdef int k, n_workers = 1
     cdef int status[64]
+    cdef Py_ssize_t bad[64]
     pb.n_layers = layout.shape[0]
     pb.n_dir = layout.shape[1]
     pb.layout = &layout[0, 0, 0]
@@ -1765,16 +1794,6 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     pb.abs_offset = params.shape[0] // 2 if sum_abs else 0
     pb.x = input_rows(xs, offsets, pb.e, sizeof(floating))
     try:
-        with nogil:     # a sequence at once; row by row only to name a bad row
-            for seq in range(B):
-                i = offsets[seq]
-                if not all_finite(<const floating *>pb.x[i], (offsets[seq + 1] - i) * pb.e):
-                    while all_finite(<const floating *>pb.x[i], pb.e):
-                        i += 1
-                    bad = i
-                    break
-        if bad >= 0:
-            raise NonFiniteInput(bad)
         if n_chunks > 1:
             n_workers = <int>min(n_threads, n_chunks, work.shape[0], 64)
         job.f64 = floating is double
@@ -1799,18 +1818,29 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
         job.work = &work[0, 0]
         job.work_size = work.shape[1]
         job.status = status
+        job.bad = bad
         for k in range(n_workers):
             status[k] = 0
+            bad[k] = -1
         with nogil:
             if n_chunks == 1:
+                bad[0] = first_non_finite(<const floating **>pb.x, pb.e, &offsets[0],
+                                          &order[0], order.shape[0])
+            if n_chunks == 1 and bad[0] < 0:
                 status[0] = explain_chunk(&params[0], &pb, &head[0], &offsets[0], &order[0],
                                           order.shape[0], &targets[0], &steps[0],
                                           <floating>eps, <floating>bias_factor, &scores[0, 0],
                                           <floating *>job.relevance, &rest[0],
                                           <floating *>job.gradient, &words[0, 0], &mass[0],
                                           &work[0, 0], work.shape[1], n_threads)
-            else:
+            elif n_chunks > 1:
                 lrp_parallel(n_workers, chunk_task, &job)
+        first_bad = -1
+        for k in range(n_workers):
+            if bad[k] >= 0 and (first_bad < 0 or bad[k] < first_bad):
+                first_bad = bad[k]
+        if first_bad >= 0:
+            raise NonFiniteInput(first_bad)
         for k in range(n_workers):
             if status[k] == -2:
                 raise ValueError("the workspace is smaller than workspace_size of a chunk")

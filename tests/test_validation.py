@@ -53,6 +53,22 @@ def test_bad_input_in_a_batch_is_named(model, x, bad, error, message):
         model.explain_batch([x, bad, x])
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_the_first_non_finite_input_is_named_whichever_thread_finds_it(model, n_threads):
+    # enough inputs for many chunks, each scanned by the thread that takes
+    # it; chunks run longest first, so the bad inputs' chunks run in the
+    # order 120, 250, 41
+    rng = np.random.default_rng(3)
+    xs = [rng.normal(0, 1, (int(T), 4)) for T in rng.integers(2, 12, 300)]
+    xs[41] = np.full((1, 4), np.inf)
+    xs[120] = rng.normal(0, 1, (30, 4))
+    xs[120][7, 0] = -np.inf
+    xs[250][-1, 2] = np.nan
+    for dtype in (np.float64, np.float32):
+        with pytest.raises(ValueError, match=r"^xs\[41\] contains NaN or infinity"):
+            model.explain_batch(xs, "lrp", n_threads=n_threads, dtype=dtype)
+
+
 def test_a_batch_of_mixed_inputs_equals_the_batch_converted_first(model, x):
     # inputs that need a conversion (a view, Fortran order, a list, another
     # dtype) and inputs that need none, in one batch
