@@ -67,8 +67,8 @@ int lrp_vector_level(void);
  * ld): out[r * ld + j] = tanh(z[r * ld + j]) for tanh_from <= j < tanh_to,
  * sigmoid(z[r * ld + j]) for the other j (0 <= tanh_from <= tanh_to <=
  * width), computed in the arrays' precision by a branch-free exp that
- * vectorises (Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, a Taylor
- * polynomial for exp(r) of degree 13 in double and 7 in single precision,
+ * vectorises (Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, a minimax
+ * polynomial for exp(r) of degree 11 in double and 6 in single precision,
  * 2^n built in the exponent bits): accurate to a few ulp; absolute error of
  * tanh below 3e-16 in double and 3e-7 in single precision. out may alias
  * z. */
