@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from itertools import chain, repeat
 
 import numpy as np
 
@@ -138,11 +139,11 @@ class TextClassifier:
     def token_ids(self, tokens):
         """Embedding rows of tokens; unknown tokens map to the unknown token."""
         unk = self.index.get(self.unknown_token)
-        ids = [self.index.get(t, unk) for t in tokens]
+        ids = list(map(self.index.get, tokens, repeat(unk)))
         if unk is None and None in ids:
             missing = [t for t, i in zip(tokens, ids) if i is None]
             raise ValueError(f"tokens not in the vocabulary and no unknown token: {missing[:5]}")
-        return np.array(ids, dtype=np.intp)
+        return np.fromiter(ids, np.intp, len(ids))
 
     def embed(self, text):
         """(tokens, x (T, e), mask) for one text; mask (T,) is None unless the
@@ -171,7 +172,7 @@ class TextClassifier:
                 fail(k, ValueError("text is empty: it has no tokens"))
             token_lists.append(tokens)
         try:
-            ids = self.token_ids([t for tokens in token_lists for t in tokens])
+            ids = self.token_ids(list(chain.from_iterable(token_lists)))
         except ValueError:      # an unknown token without an unknown token: whose?
             for k, tokens in enumerate(token_lists):
                 try:

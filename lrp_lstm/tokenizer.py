@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from itertools import chain
 
 # abbreviations that keep their final period inside a sentence (PTB style)
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "etc", "inc", "co",
@@ -34,27 +35,31 @@ def tokenize(text: str, lowercase: bool = True) -> list[str]:
     if not words:
         return []
     lowercase = bool(lowercase)
-    memo = _MEMO[lowercase, False]
-    get = memo.get
-    tokens = [token for word in words[:-1]
-              for token in (get(word) or _remember(memo, word, False, lowercase))]
-    last = _MEMO[lowercase, True]
-    tokens += last.get(words[-1]) or _remember(last, words[-1], True, lowercase)
+    # each word's tuple from its memo, joined in C loops (map, chain)
+    tokens = list(chain.from_iterable(map(_MEMO[lowercase, False].__getitem__, words[:-1])))
+    tokens += _MEMO[lowercase, True][words[-1]]
     return tokens
 
 
-# the tokens (a tuple) of each word seen, by (lowercase, is_last); a memo is
-# emptied when it reaches _MEMO_SIZE words, so that it stays bounded
-_MEMO = {(lowercase, is_last): {} for lowercase in (False, True) for is_last in (False, True)}
+class _Memo(dict):
+    """The tokens (a tuple) of each word seen, for one (lowercase, is_last):
+    a word's are computed when first asked for; emptied when it holds
+    _MEMO_SIZE words, so that it stays bounded."""
+
+    def __init__(self, lowercase, is_last):
+        super().__init__()
+        self.lowercase, self.is_last = lowercase, is_last
+
+    def __missing__(self, word):
+        if len(self) >= _MEMO_SIZE:
+            self.clear()
+        tokens = self[word] = _word_tokens(word, self.is_last, self.lowercase)
+        return tokens
+
+
+_MEMO = {(lowercase, is_last): _Memo(lowercase, is_last)
+         for lowercase in (False, True) for is_last in (False, True)}
 _MEMO_SIZE = 1 << 17
-
-
-def _remember(memo, word, is_last, lowercase):
-    """The tokens of word, now kept in memo."""
-    if len(memo) >= _MEMO_SIZE:
-        memo.clear()
-    tokens = memo[word] = _word_tokens(word, is_last, lowercase)
-    return tokens
 
 
 _TRANSLATE = str.maketrans(_UNICODE)

@@ -426,7 +426,8 @@ def test_tokenizer_memo_stays_bounded(monkeypatch):
     text = "Mr. Smith's film isn't bad, (really) -- it's fine."
     expected = tokenize(text)
     monkeypatch.setattr(tokenizer, "_MEMO_SIZE", 4)
-    monkeypatch.setattr(tokenizer, "_MEMO", {key: {} for key in tokenizer._MEMO})
+    monkeypatch.setattr(tokenizer, "_MEMO", {key: tokenizer._Memo(*key)
+                                              for key in tokenizer._MEMO})
     for k in range(50):
         assert tokenize(f"w{k}x " + text) == [f"w{k}x"] + expected
         assert all(len(memo) <= 4 for memo in tokenizer._MEMO.values())
