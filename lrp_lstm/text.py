@@ -29,15 +29,18 @@ class TextExplanation:
     explanation : the array-level Explanation (relevance (T, e), ...)
     """
 
-    def __init__(self, tokens, explanation, class_names, output="softmax", probs=None):
-        # probs: the probabilities when the caller has them (a batch's, at once)
+    def __init__(self, tokens, explanation, class_names, output="softmax", probs=None,
+                 predicted=None):
+        # probs, predicted: the probabilities and the predicted class when the
+        # caller has them (a batch's, at once)
         self.tokens = list(tokens)
         self.explanation = explanation
         self.class_names = tuple(class_names)
         self.word_relevance = explanation.word_relevance
         self.scores = explanation.scores
         self.probabilities = probabilities(self.scores, output) if probs is None else probs
-        self.predicted = int(self.probabilities.argmax())
+        self.predicted = (int(self.probabilities.argmax()) if predicted is None
+                          else predicted)
         self.target = explanation.target
         self.step = explanation.step
         # a sigmoid output's one score is the logit of its second class
@@ -257,13 +260,16 @@ class TextClassifier:
         return [None if res is None else self._text_explanation(tokens, res)
                 for res in results]
 
-    def _text_explanation(self, tokens, res, probs=None):
+    def _text_explanation(self, tokens, res, probs=None, predicted=None):
         """The TextExplanation (or a dict of them) of an array-level result;
-        probs: its class probabilities, if known."""
+        probs, predicted: its class probabilities and predicted class, if
+        known."""
         if isinstance(res, dict):
-            return {m: TextExplanation(tokens, r, self.class_names, self.model.output, probs)
+            return {m: TextExplanation(tokens, r, self.class_names, self.model.output, probs,
+                                       predicted)
                     for m, r in res.items()}
-        return TextExplanation(tokens, res, self.class_names, self.model.output, probs)
+        return TextExplanation(tokens, res, self.class_names, self.model.output, probs,
+                               predicted)
 
     def explain_batch(self, texts: list[str], method: str | tuple[str, ...] = "lrp",
                       targets: list[int | None] | None = None, eps: float = 1e-3,
@@ -283,8 +289,9 @@ class TextClassifier:
             return []
         first = [next(iter(res.values())) if isinstance(res, dict) else res for res in results]
         probs = probabilities(np.array([r.scores for r in first]), self.model.output)
-        return [self._text_explanation(tokens, res, p)
-                for tokens, res, p in zip(token_lists, results, probs)]
+        return [self._text_explanation(tokens, res, p, c)
+                for tokens, res, p, c in zip(token_lists, results, probs,
+                                             probs.argmax(axis=1).tolist())]
 
 
 def _model_dir():
