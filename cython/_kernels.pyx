@@ -1399,7 +1399,7 @@ cdef void first_layer_out(const Cell *cells, const Chunk *ch, const Problem *pb,
     lane_sum adds the lanes up in a fixed order."""
     cdef Py_ssize_t k, t, i, dr, gt, start = 0, e = pb.e, n_dir = pb.n_dir
     cdef Py_ssize_t tail = e - e % LANES
-    # the word-level sums in LANES partial sums each (in vector registers)
+    # the word-level sums, in LANES partial sums each
     cdef floating acc[LANES]
     cdef floating acc2[LANES]
     cdef floating mass_k[LANES]
@@ -1764,9 +1764,8 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     Raises NonFiniteInput (a ValueError, its first such row counted among
     all N) for NaN or infinity in xs: each chunk is scanned by the thread
     that takes it, and one with such a row is not computed. Raises
-    MemoryError, and
-    ValueError for an input that does not match offsets, e and the dtype, or
-    a workspace that is too small.
+    MemoryError, and ValueError for an input that does not match offsets, e
+    and the dtype, or a workspace that is too small.
     """
     cdef Problem pb
     cdef ChunkJob job
@@ -1826,13 +1825,13 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
             if n_chunks == 1:
                 bad[0] = first_non_finite(<const floating **>pb.x, pb.e, &offsets[0],
                                           &order[0], order.shape[0])
-            if n_chunks == 1 and bad[0] < 0:
-                status[0] = explain_chunk(&params[0], &pb, &head[0], &offsets[0], &order[0],
-                                          order.shape[0], &targets[0], &steps[0],
-                                          <floating>eps, <floating>bias_factor, &scores[0, 0],
-                                          <floating *>job.relevance, &rest[0],
-                                          <floating *>job.gradient, &words[0, 0], &mass[0],
-                                          &work[0, 0], work.shape[1], n_threads)
+                if bad[0] < 0:
+                    status[0] = explain_chunk(
+                        &params[0], &pb, &head[0], &offsets[0], &order[0], order.shape[0],
+                        &targets[0], &steps[0], <floating>eps, <floating>bias_factor,
+                        &scores[0, 0], <floating *>job.relevance, &rest[0],
+                        <floating *>job.gradient, &words[0, 0], &mass[0], &work[0, 0],
+                        work.shape[1], n_threads)
             elif n_chunks > 1:
                 lrp_parallel(n_workers, chunk_task, &job)
         first_bad = -1
