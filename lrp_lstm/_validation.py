@@ -62,7 +62,7 @@ def check_input(x, input_size, dtype, name="x"):
     """Validate one input sequence; return it C-contiguous in `dtype`, shape (T, e).
 
     NaN and infinity are left for the backends to detect (the kernels scan
-    the input before computing anything).
+    each chunk's input before computing it).
     """
     arr = as_float_array(x, name, 2, check_finite=False)
     if arr.shape[0] == 0:
