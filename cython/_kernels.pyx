@@ -319,8 +319,8 @@ cdef struct Problem:
     const void **x              # (N,) each token's input row (e,), in the caller's arrays
     Py_ssize_t D                # the top layer's n_dir d: the head's input
     int pooling                 # the head's pooling (POOL_LAST ...)
-    const Py_ssize_t *linear    # (n_linear, LAYER_ROW): the head's Linear layers
-    const Py_ssize_t *attention # (n_attention, LAYER_ROW): the attention net's
+    const Py_ssize_t *linear    # (n_linear, L_ROW): the head's Linear layers
+    const Py_ssize_t *attention # (n_attention, L_ROW): the attention net's
     Py_ssize_t n_linear, n_attention
     const Py_ssize_t *layout    # (n_layers, n_dir, LAYOUT_ROW): a direction's row (see Cell)
     bint gru, do_lrp, do_grad
@@ -938,8 +938,10 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
 #                outputs; a step's scores are explained one step at a time)
 #
 # then Linear layers (W (n_out, n_in), b (n_out,), each followed by identity,
-# ReLU or tanh) map p to the scores (C,). A table row per layer: n_in,
-# n_out, the offsets of W and b in the head's parameters, the activation.
+# ReLU or tanh) map p to the scores (C,). A table row per layer (L_ROW
+# entries): n_in, n_out, the activation, the offsets of W, b, W^T and W^T's
+# panels in the head's parameters. The forward products take HEAD_ROWS rows
+# at a time (pooled vectors, or per-step tokens) by the panel product.
 #
 # LRP: every Linear layer, and the sum over t of mean and attention pooling,
 # splits by the sum rule (epsilon or abs, bias_factor as in the recurrent
@@ -960,7 +962,21 @@ cdef enum:
     ACT_RELU = 1
     ACT_TANH = 2
 ACTIVATIONS = ("identity", "relu", "tanh")
-DEF LAYER_ROW = 5               # n_in, n_out, W, b, activation
+# a Linear layer's row of its table (head.pack): its sizes, activation, and
+# the offsets of its arrays in the head's params: W (n_out, n_in), b
+# (n_out,), W^T (n_in, n_out) for one row's product, W^T in panels for more
+cdef enum:
+    L_IN = 0
+    L_OUT = 1
+    L_ACT = 2
+    L_W = 3
+    L_B = 4
+    L_WT = 5
+    L_PANELS = 6
+    L_ROW = 7
+LAYER_ROW = L_ROW
+# rows the head's Linear layers take at once (the scratch of head_open)
+DEF HEAD_ROWS = 32
 
 
 cdef inline floating activate(Py_ssize_t act, floating z) noexcept nogil:
@@ -972,65 +988,71 @@ cdef inline floating activate(Py_ssize_t act, floating z) noexcept nogil:
 
 
 cdef Py_ssize_t mlp_size(const Py_ssize_t *lay, Py_ssize_t n) noexcept nogil:
-    """Entries of mlp_forward's buffer for the layers lay[0:n]."""
+    """Entries of mlp_forward's buffer per row for the layers lay[0:n]."""
     cdef Py_ssize_t l, size = 0
     for l in range(n):
-        size += 2 * lay[LAYER_ROW * l + 1]
+        size += 2 * lay[L_ROW * l + L_OUT]
     return size
 
 
 cdef floating *mlp_forward(const floating *hp, const Py_ssize_t *lay, Py_ssize_t n,
-                           const floating *a, floating *buf) noexcept nogil:
-    """Run the Linear layers lay[0:n] on a (n_in,): buf receives each
-    layer's pre-activation z, then its activation (2 n_out entries per
-    layer); returns the last activation, the output."""
-    cdef Py_ssize_t l, i, j, n_in, n_out
-    cdef const floating *W
-    cdef floating acc
+                           const floating *X, Py_ssize_t ldx, Py_ssize_t n_rows,
+                           floating *buf) noexcept nogil:
+    """Run the Linear layers lay[0:n] on the rows of X (n_rows, n_in) (row
+    stride ldx): buf receives, layer after layer, the pre-activations Z
+    (n_rows, n_out) and the activations A (n_rows, n_out), n_rows
+    mlp_size entries in all; returns the last A, the output. Each output is
+    b_i + sum_j W_ij x_j added in the order of j, by one product with W^T
+    over the rows (weights_product)."""
+    cdef Py_ssize_t l, k, n_in, n_out, act
+    cdef floating *Z
     for l in range(n):
-        n_in = lay[LAYER_ROW * l]
-        n_out = lay[LAYER_ROW * l + 1]
-        W = hp + lay[LAYER_ROW * l + 2]
-        for i in range(n_out):
-            acc = hp[lay[LAYER_ROW * l + 3] + i]
-            for j in range(n_in):
-                acc = acc + W[i * n_in + j] * a[j]
-            buf[i] = acc
-            buf[n_out + i] = activate(lay[LAYER_ROW * l + 4], acc)
-        a = buf + n_out
-        buf = buf + 2 * n_out
-    return <floating *>a
+        n_in = lay[L_ROW * l + L_IN]
+        n_out = lay[L_ROW * l + L_OUT]
+        act = lay[L_ROW * l + L_ACT]
+        Z = buf
+        weights_product(n_rows, 0, n_in, n_out, X, ldx, hp + lay[L_ROW * l + L_WT],
+                        hp + lay[L_ROW * l + L_PANELS], n_in, Z, n_out, 0,
+                        hp + lay[L_ROW * l + L_B])
+        buf = Z + n_rows * n_out
+        for k in range(n_rows * n_out):
+            buf[k] = activate(act, Z[k])
+        X = buf
+        ldx = n_out
+        buf = buf + n_rows * n_out
+    return <floating *>X
 
 
 cdef void mlp_backward(const floating *hp, const Py_ssize_t *lay, Py_ssize_t n,
-                       const floating *a0, const floating *buf, floating *R, floating *R2,
-                       bint lrp, bint absolute, floating eps,
-                       floating bias_factor) noexcept nogil:
+                       const floating *a0, const floating *buf, Py_ssize_t n_rows,
+                       Py_ssize_t row, floating *R, floating *R2, bint lrp, bint absolute,
+                       floating eps, floating bias_factor) noexcept nogil:
     """Send R (the last layer's n_out) back through the layers of
-    mlp_forward(a0, buf), leaving in R what reaches a0 (n_in of layer 0):
+    mlp_forward, for its row `row` of n_rows (a0 (n_in,): that row's input,
+    buf: mlp_forward's), leaving in R what reaches a0 (n_in of layer 0):
     its LRP relevance (lrp; by the abs sum rule when absolute, else by the
     epsilon rule) or its gradient. R and R2 hold the widest layer each."""
-    cdef Py_ssize_t l, i, j, n_in, n_out, act, off = mlp_size(lay, n)
+    cdef Py_ssize_t l, i, j, n_in, n_out, act, off = n_rows * mlp_size(lay, n)
     cdef const floating *W
     cdef const floating *b
     cdef const floating *z
     cdef const floating *a
     cdef floating share, den, t
     for l in range(n - 1, -1, -1):
-        n_in = lay[LAYER_ROW * l]
-        n_out = lay[LAYER_ROW * l + 1]
-        act = lay[LAYER_ROW * l + 4]
-        W = hp + lay[LAYER_ROW * l + 2]
-        b = hp + lay[LAYER_ROW * l + 3]
-        off -= 2 * n_out
-        z = buf + off
-        a = a0 if l == 0 else buf + off - lay[LAYER_ROW * (l - 1) + 1]
+        n_in = lay[L_ROW * l + L_IN]
+        n_out = lay[L_ROW * l + L_OUT]
+        act = lay[L_ROW * l + L_ACT]
+        W = hp + lay[L_ROW * l + L_W]
+        b = hp + lay[L_ROW * l + L_B]
+        off -= 2 * n_rows * n_out
+        z = buf + off + row * n_out         # the row's Z, then A n_rows n_out on
+        a = a0 if l == 0 else buf + off - n_rows * n_in + row * n_in
         if not lrp:     # LRP passes relevance through the activation unchanged
             for i in range(n_out):
                 if act == ACT_RELU and not z[i] > 0:
                     R[i] = 0
                 elif act == ACT_TANH:
-                    t = z[n_out + i]
+                    t = z[n_rows * n_out + i]
                     R[i] = R[i] * (<floating>1 - t * t)
         memset(R2, 0, n_in * sizeof(floating))
         share = 0
@@ -1060,10 +1082,10 @@ cdef void mlp_backward(const floating *hp, const Py_ssize_t *lay, Py_ssize_t n,
 
 cdef struct HeadScratch:
     # one chunk's scratch for the head (head_open)
-    void *p                     # (D,) the pooled vector
+    void *p                     # (HEAD_ROWS, D) pooled vectors
     void *alpha                 # (S,) attention or mean weights
-    void *mlp                   # the head's mlp_forward buffer
-    void *net                   # the attention net's mlp_forward buffer
+    void *mlp                   # the head's mlp_forward buffer, HEAD_ROWS rows
+    void *net                   # the attention net's mlp_forward buffer, HEAD_ROWS rows
     void *R                     # four vectors of the widest layer: R, R2 (head),
     void *R2                    #   Ra, Rb (attention net)
     void *Ra
@@ -1074,35 +1096,36 @@ cdef int head_open(HeadScratch *hs, const Problem *pb, Py_ssize_t S,
                    Py_ssize_t size_of) noexcept nogil:
     """Allocate the head's scratch for sequences of up to S steps (entries
     of size_of bytes); 0, or -1 when out of memory."""
-    cdef Py_ssize_t l, wide = pb.D, n_mlp, n_net
+    cdef Py_ssize_t l, wide = pb.D, n_p, n_mlp, n_net
     cdef char *base
     for l in range(pb.n_linear):
-        wide = max(wide, pb.linear[LAYER_ROW * l], pb.linear[LAYER_ROW * l + 1])
+        wide = max(wide, pb.linear[L_ROW * l + L_IN], pb.linear[L_ROW * l + L_OUT])
     for l in range(pb.n_attention):
-        wide = max(wide, pb.attention[LAYER_ROW * l], pb.attention[LAYER_ROW * l + 1])
-    n_mlp = mlp_size(pb.linear, pb.n_linear)
-    n_net = mlp_size(pb.attention, pb.n_attention)
-    base = <char *>malloc((pb.D + S + n_mlp + n_net + 4 * wide) * size_of)
+        wide = max(wide, pb.attention[L_ROW * l + L_IN], pb.attention[L_ROW * l + L_OUT])
+    n_p = HEAD_ROWS * pb.D
+    n_mlp = HEAD_ROWS * mlp_size(pb.linear, pb.n_linear)
+    n_net = HEAD_ROWS * mlp_size(pb.attention, pb.n_attention)
+    base = <char *>malloc((n_p + S + n_mlp + n_net + 4 * wide) * size_of)
     if base == NULL:
         return -1
     hs.p = base
-    hs.alpha = base + pb.D * size_of
-    hs.mlp = base + (pb.D + S) * size_of
-    hs.net = base + (pb.D + S + n_mlp) * size_of
-    hs.R = base + (pb.D + S + n_mlp + n_net) * size_of
-    hs.R2 = base + (pb.D + S + n_mlp + n_net + wide) * size_of
-    hs.Ra = base + (pb.D + S + n_mlp + n_net + 2 * wide) * size_of
-    hs.Rb = base + (pb.D + S + n_mlp + n_net + 3 * wide) * size_of
+    hs.alpha = base + n_p * size_of
+    hs.mlp = base + (n_p + S) * size_of
+    hs.net = base + (n_p + S + n_mlp) * size_of
+    hs.R = base + (n_p + S + n_mlp + n_net) * size_of
+    hs.R2 = base + (n_p + S + n_mlp + n_net + wide) * size_of
+    hs.Ra = base + (n_p + S + n_mlp + n_net + 2 * wide) * size_of
+    hs.Rb = base + (n_p + S + n_mlp + n_net + 3 * wide) * size_of
     return 0
 
 
 cdef void pool_forward(const floating *hp, const Problem *pb, const floating *H,
-                       Py_ssize_t T, const HeadScratch *hs) noexcept nogil:
-    """Pool one sequence's top-layer states H (T, D) into hs.p; mean and
+                       Py_ssize_t T, const HeadScratch *hs, floating *p) noexcept nogil:
+    """Pool one sequence's top-layer states H (T, D) into p (D,); mean and
     attention pooling leave their weights in hs.alpha."""
-    cdef Py_ssize_t t, j, D = pb.D, d = pb.D // pb.n_dir
-    cdef floating *p = <floating *>hs.p
+    cdef Py_ssize_t t, t0, n, j, D = pb.D, d = pb.D // pb.n_dir
     cdef floating *alpha = <floating *>hs.alpha
+    cdef const floating *s
     cdef floating top, total
     if pb.pooling == POOL_LAST:
         memcpy(p, H + (T - 1) * D, d * sizeof(floating))
@@ -1119,10 +1142,13 @@ cdef void pool_forward(const floating *hp, const Problem *pb, const floating *H,
     if pb.pooling == POOL_MEAN:
         for t in range(T):
             alpha[t] = (<floating>1) / T
-    else:
-        for t in range(T):
-            alpha[t] = mlp_forward(hp, pb.attention, pb.n_attention, H + t * D,
-                                   <floating *>hs.net)[0]
+    else:       # s_t by the attention net, HEAD_ROWS steps at a time
+        for t0 in range(0, T, HEAD_ROWS):
+            n = min(HEAD_ROWS, T - t0)
+            s = mlp_forward(hp, pb.attention, pb.n_attention, H + t0 * D, D, n,
+                            <floating *>hs.net)
+            for t in range(n):
+                alpha[t0 + t] = s[t]
         top = alpha[0]
         for t in range(1, T):
             top = alpha[t] if alpha[t] > top else top
@@ -1143,7 +1169,7 @@ cdef void pool_backward(const floating *hp, const Problem *pb, const floating *H
                         floating bias_factor, floating *out) noexcept nogil:
     """Send hs.R (D,), the relevance (lrp) or gradient of the pooled vector
     of pool_forward(H), to the states: added to out (T, D)."""
-    cdef Py_ssize_t t, j, D = pb.D, d = pb.D // pb.n_dir
+    cdef Py_ssize_t t, t0, n, j, D = pb.D, d = pb.D // pb.n_dir
     cdef const floating *R = <floating *>hs.R
     cdef const floating *p = <floating *>hs.p
     cdef const floating *alpha = <floating *>hs.alpha
@@ -1192,16 +1218,20 @@ cdef void pool_backward(const floating *hp, const Problem *pb, const floating *H
             gp = 0
             for j in range(D):
                 gp = gp + R[j] * p[j]
-            for t in range(T):
-                q = 0
-                for j in range(D):
-                    q = q + R[j] * H[t * D + j]
-                mlp_forward(hp, pb.attention, pb.n_attention, H + t * D, <floating *>hs.net)
-                Ra[0] = alpha[t] * (q - gp)
-                mlp_backward(hp, pb.attention, pb.n_attention, H + t * D,
-                             <floating *>hs.net, Ra, <floating *>hs.Rb, False, False, 0, 0)
-                for j in range(D):
-                    out[t * D + j] += Ra[j]
+            for t0 in range(0, T, HEAD_ROWS):
+                n = min(HEAD_ROWS, T - t0)
+                mlp_forward(hp, pb.attention, pb.n_attention, H + t0 * D, D, n,
+                            <floating *>hs.net)
+                for t in range(t0, t0 + n):
+                    q = 0
+                    for j in range(D):
+                        q = q + R[j] * H[t * D + j]
+                    Ra[0] = alpha[t] * (q - gp)
+                    mlp_backward(hp, pb.attention, pb.n_attention, H + t * D,
+                                 <floating *>hs.net, n, t - t0, Ra, <floating *>hs.Rb, False,
+                                 False, 0, 0)
+                    for j in range(D):
+                        out[t * D + j] += Ra[j]
 
 
 cdef inline bint head_reads_last(const Problem *pb, Py_ssize_t l) noexcept nogil:
@@ -1217,21 +1247,29 @@ cdef void head_forward(const floating *hp, const Problem *pb, const Chunk *ch,
     """The scores of the chunk's sequences from the top layer's states H
     (N, D) in token order: rows seq of scores (B, C) or, per-step, rows of
     every token (N, C); targets < 0 become the predicted class (at the
-    sequence's step in `steps`, per-step)."""
-    cdef Py_ssize_t k, t, c, best, row, start = 0, C = pb.C, D = pb.D
+    sequence's step in `steps`, per-step). The Linear layers take HEAD_ROWS
+    tokens (per-step) or pooled vectors at a time."""
+    cdef Py_ssize_t k, k0, n, i, c, best, row, start = 0, C = pb.C, D = pb.D
+    cdef floating *P = <floating *>hs.p
     cdef const floating *s
+    if pb.pooling == POOL_NONE:
+        for k0 in range(0, ch.N, HEAD_ROWS):
+            n = min(HEAD_ROWS, ch.N - k0)
+            s = mlp_forward(hp, pb.linear, pb.n_linear, H + k0 * D, D, n, <floating *>hs.mlp)
+            for i in range(n):
+                memcpy(scores + ch.glob[k0 + i] * C, s + i * C, C * sizeof(floating))
+    else:
+        for k0 in range(0, ch.b, HEAD_ROWS):
+            n = min(HEAD_ROWS, ch.b - k0)
+            for i in range(n):
+                pool_forward(hp, pb, H + start * D, ch.length[k0 + i], hs, P + i * D)
+                start += ch.length[k0 + i]
+            s = mlp_forward(hp, pb.linear, pb.n_linear, P, D, n, <floating *>hs.mlp)
+            for i in range(n):
+                memcpy(scores + ch.seq[k0 + i] * C, s + i * C, C * sizeof(floating))
+    start = 0
     for k in range(ch.b):
-        if pb.pooling == POOL_NONE:
-            for t in range(ch.length[k]):
-                s = mlp_forward(hp, pb.linear, pb.n_linear, H + (start + t) * D,
-                                <floating *>hs.mlp)
-                memcpy(scores + ch.glob[start + t] * C, s, C * sizeof(floating))
-            row = ch.glob[start + steps[ch.seq[k]]]
-        else:
-            pool_forward(hp, pb, H + start * D, ch.length[k], hs)
-            s = mlp_forward(hp, pb.linear, pb.n_linear, <floating *>hs.p, <floating *>hs.mlp)
-            row = ch.seq[k]
-            memcpy(scores + row * C, s, C * sizeof(floating))
+        row = ch.glob[start + steps[ch.seq[k]]] if pb.pooling == POOL_NONE else ch.seq[k]
         if targets[ch.seq[k]] < 0:
             best = 0
             for c in range(1, C):
@@ -1268,12 +1306,12 @@ cdef void head_backward(const floating *hp, const Problem *pb, const Chunk *ch,
         if pb.pooling == POOL_NONE:
             a0 = H + (start + steps[ch.seq[k]]) * D
         else:
-            pool_forward(hp, pb, H + start * D, ch.length[k], hs)
+            pool_forward(hp, pb, H + start * D, ch.length[k], hs, <floating *>hs.p)
             a0 = <floating *>hs.p
-        s = mlp_forward(hp, pb.linear, pb.n_linear, a0, <floating *>hs.mlp)
+        s = mlp_forward(hp, pb.linear, pb.n_linear, a0, D, 1, <floating *>hs.mlp)
         memset(R, 0, C * sizeof(floating))
         R[tgt] = s[tgt] if lrp else 1
-        mlp_backward(hp, pb.linear, pb.n_linear, a0, <floating *>hs.mlp, R,
+        mlp_backward(hp, pb.linear, pb.n_linear, a0, <floating *>hs.mlp, 1, 0, R,
                      <floating *>hs.R2, lrp, pb.absolute, eps, bias_factor)
         if pb.pooling == POOL_NONE:
             memcpy(out + (a0 - H), R, D * sizeof(floating))
@@ -1741,9 +1779,10 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     e_l, d_l and the params offsets of Wx, WxT, Wh, WhT, bx, bh and of the
     panels of Wx, WxT, Wh, WhT (see `Cell`). The head
     (see head_forward): pooling (POOL_LAST ...), its Linear layers `linear`
-    (n_linear, 5) and the attention net's `attention` (n_attention, 5, or
-    no rows), rows of n_in, n_out, the offsets of W (n_out, n_in) and b in
-    `head`, and the activation (ACT_IDENTITY ...). offsets (B+1,); order
+    (n_linear, L_ROW) and the attention net's `attention` (n_attention,
+    L_ROW, or no rows), rows of n_in, n_out, the activation (ACT_IDENTITY
+    ...) and the offsets in `head` of W (n_out, n_in), b, W^T and its
+    panels (lrp_lstm/head.py, pack). offsets (B+1,); order
     (B,) the sequences longest first, cut into chunks
     order[chunks[i]:chunks[i+1]] that run in lockstep; targets (B,) (entries
     < 0 become the predicted class); steps (B,) per-step heads: the step
@@ -1776,7 +1815,7 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     pb.n_layers = layout.shape[0]
     pb.n_dir = layout.shape[1]
     pb.layout = &layout[0, 0, 0]
-    pb.C = linear[linear.shape[0] - 1, 1]
+    pb.C = linear[linear.shape[0] - 1, L_OUT]
     pb.e = layout[0, 0, 0]
     pb.N = offsets[offsets.shape[0] - 1]
     pb.D = pb.n_dir * layout[pb.n_layers - 1, 0, 1]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._native import kernels as _kernels
+from . import _layout
 from . import _validation as V
 
 POOLINGS = _kernels.POOLINGS          # ("last", "mean", "max", "attention", "none")
@@ -77,18 +78,24 @@ def check_layers(spec, name, n_in, n_out=None):
     return layers
 
 
-def pack(head, attention, dtype):
-    """The head's parameters for the kernels: flat params, and the tables of
-    the head's and the attention net's layers (n, 5): n_in, n_out, the
-    offsets of W and b in params, the activation's number."""
-    blocks, tables, offset = [], [], 0
+def pack(head, attention, dtype, width):
+    """The head's parameters for the kernels: flat params (see
+    _layout.place), and the tables of the head's and the attention net's
+    layers (n, LAYER_ROW): n_in, n_out, the activation's number, and the
+    offsets in params of W (n_out, n_in), b, W^T (n_in, n_out) and W^T in
+    panels of `width` columns (_layout.panels), for the products of one
+    row and of several."""
+    parts, tables = [], []
     for layers in (head, attention or []):
         table = []
         for layer in layers:
-            W, b = layer["W"], layer["b"]
-            table.append((W.shape[1], W.shape[0], offset, offset + W.size,
-                          ACTIVATIONS.index(layer["activation"])))
-            blocks += [W.ravel(), b]
-            offset += W.size + b.size
-        tables.append(np.array(table, dtype=np.intp).reshape(-1, 5))
-    return np.concatenate(blocks).astype(dtype), tables[0], tables[1]
+            W = layer["W"]
+            table.append((W.shape[1], W.shape[0], ACTIVATIONS.index(layer["activation"]),
+                          len(parts)))
+            parts += [W, layer["b"], W.T, _layout.panels(W.T, width)]
+        tables.append(table)
+    params, offsets = _layout.place(parts, dtype)
+    return params, *(np.array([(n_in, n_out, act, *offsets[k:k + 4])
+                               for n_in, n_out, act, k in table],
+                              dtype=np.intp).reshape(-1, _kernels.LAYER_ROW)
+                     for table in tables)

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+from . import _layout
 from . import _validation as V
 from . import oracle
 from ._native import kernels as _kernels
@@ -442,39 +443,32 @@ class RecurrentModel:
         Linear layers and of the attention net's (see head.pack). In params
         each direction of each layer is the block Wx (G, e_l) | WxT (e_l, G)
         | Wh (G, d_l) | WhT (d_l, G) | bx (G,) | bh (G,), then Wx, WxT, Wh,
-        WhT again in panels (see _panels), and its row of layout holds e_l,
-        d_l and the offsets of those ten arrays (an LSTM's bh is folded into
-        bx: the two biases act as one). absolute: params followed by their
+        WhT again in panels (see _layout.panels), each on a vector boundary,
+        and its row of layout holds e_l, d_l and the offsets of those ten
+        arrays (an LSTM's bh is folded into bx: the two biases act as one). absolute: params followed by their
         absolute values, for the abs sum rule."""
         if absolute:
             key = (dtype, "abs")
             if key not in self._packed:
                 params, *rest = self._kernel_arrays(dtype)
-                self._packed[key] = (_aligned(np.concatenate((params, np.abs(params)))), *rest)
+                self._packed[key] = (_layout.aligned(np.concatenate((params, np.abs(params)))),
+                                     *rest)
             return self._packed[key]
         if dtype not in self._packed:
-            blocks, layout, offset = [], [], 0
             width = _kernels.panel_width(np.dtype(dtype) == np.float64)
-            align = _ALIGN // np.dtype(dtype).itemsize
+            parts, rows = [], []
             for layer in self.layers:
-                rows = []
                 for w in layer:
-                    G, e_l = w["Wxh"].shape
                     bx = w["bxh"] + w["bhh"] if self.cell == "lstm" else w["bxh"]
                     matrices = (w["Wxh"], w["Wxh"].T, w["Whh"], w["Whh"].T)
-                    parts = (*matrices, bx, w["bhh"], *(_panels(a, width) for a in matrices))
-                    row = [e_l, w["Whh"].shape[1]]
-                    for a in parts:     # each array starts on a vector boundary
-                        gap = -offset % align
-                        blocks += [np.zeros(gap), a.ravel()]
-                        row.append(offset + gap)
-                        offset += gap + a.size
-                    rows.append(row)
-                layout.append(rows)
-            blocks.append(np.zeros(-offset % align))    # the abs rule's copy stays aligned
-            self._packed[dtype] = (_aligned(np.concatenate(blocks).astype(dtype)),
-                                   np.array(layout, dtype=np.intp),
-                                   *heads.pack(self.head, self.attention, dtype))
+                    parts += [*matrices, bx, w["bhh"], *(_layout.panels(a, width)
+                                                         for a in matrices)]
+                    rows.append([w["Wxh"].shape[1], w["Whh"].shape[1]])
+            params, offsets = _layout.place(parts, dtype)
+            layout = [row + offsets[10 * k:10 * k + 10] for k, row in enumerate(rows)]
+            self._packed[dtype] = (params, np.array(layout, dtype=np.intp).reshape(
+                                       len(self.layers), len(self.layers[0]), -1),
+                                   *heads.pack(self.head, self.attention, dtype, width))
         return self._packed[dtype]
 
     def forward(self, x: ArrayLike, mask: ArrayLike | None = None, backend: str = "cython",
@@ -919,38 +913,6 @@ def _chunks(lengths, size, max_tokens):
     return order, bounds.astype(np.intp), np.diff(np.concatenate(([0], tokens))[bounds])
 
 
-_ALIGN = 64     # bytes: the kernels' widest vector loads
-
-
-def _aligned_empty(shape, dtype):
-    """An uninitialized array whose data starts at a multiple of _ALIGN
-    bytes: the kernels' parameters and workspaces, so that their vector
-    loads of the arrays placed at multiples of _ALIGN inside (the weights'
-    panels, a step's rows of pre-activations) do not straddle cache lines."""
-    itemsize = np.dtype(dtype).itemsize
-    n = int(np.prod(shape))
-    buf = np.empty(n + _ALIGN // itemsize, dtype)
-    start = -buf.ctypes.data % _ALIGN // itemsize
-    return buf[start:start + n].reshape(shape)
-
-
-def _aligned(a):
-    """A copy of the 1-d array a in _aligned_empty's memory."""
-    out = _aligned_empty(a.shape, a.dtype)
-    out[:] = a
-    return out
-
-
-def _panels(A, width):
-    """A (K, n) in the panels of the kernels' products (src/lrp_linalg.h):
-    (ceil(n / width), K, width), the columns p width .. p width + width - 1
-    of A in panel p, the last one padded with zeros."""
-    K, n = A.shape
-    padded = np.zeros((K, -(-n // width) * width), A.dtype)
-    padded[:, :n] = A
-    return padded.reshape(K, -1, width).transpose(1, 0, 2)
-
-
 _workspaces = threading.local()
 _CACHED_WORKSPACE = 256 << 20     # bytes a calling thread keeps between calls
 
@@ -963,7 +925,7 @@ def _workspace(n_rows, size, dtype):
     if (cached is not None and cached.dtype == dtype and cached.shape[0] >= n_rows
             and cached.shape[1] >= size):
         return cached
-    work = _aligned_empty((n_rows, size), dtype)     # size: a multiple of 16 entries
+    work = _layout.aligned_empty((n_rows, size), dtype)     # size: a multiple of 16 entries
     if work.nbytes <= _CACHED_WORKSPACE:
         _workspaces.array = work
     return work

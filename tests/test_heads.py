@@ -236,3 +236,43 @@ def test_max_pooling_routes_to_the_winning_step():
     expl = model.explain(x, "lrp")
     # relevance reaches x only at or before a winning step (unidirectional)
     assert not expl.relevance[max(winners) + 1:].any()
+
+
+@pytest.mark.parametrize("pooling", ["attention", "none", "mean"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_head_layers_take_rows_in_blocks(pooling, dtype):
+    """The kernels run the head's Linear layers on up to 32 rows at once:
+    more pooled vectors, steps and tokens than that in one chunk (wide
+    models chunk 64 or 128 sequences), and layers wider than a panel of
+    columns, give the oracle's scores, LRP and gradients in both sum rules."""
+    rng = np.random.default_rng(11)
+    e, d = 3, 128
+    arrays = lrp_lstm.model.random_weights(rng, e, d, 4, bias_std=0.1)
+
+    def linear(n_out, n_in):
+        return rng.normal(0, n_in ** -0.5, (n_out, n_in)), rng.normal(0, 0.1, n_out)
+
+    attention = [linear(35, 2 * d), "relu", linear(1, 35)] if pooling == "attention" else None
+    model = lrp_lstm.RecurrentModel.from_dict(
+        arrays, pooling=pooling, head=[linear(37, 2 * d), "tanh", linear(4, 37)],
+        attention=attention)
+    lengths = rng.integers(1, 12, 80)
+    lengths[5] = 45
+    xs = [rng.normal(size=(T, e)) for T in lengths]
+    steps = [int(rng.integers(T)) for T in lengths] if pooling == "none" else None
+    scores = model.forward_batch(xs, dtype=dtype)
+    plain_scores = model.forward_batch(xs, backend="numpy")
+    for ours, theirs in zip(scores, plain_scores):
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-10 if dtype == np.float64
+                                   else 1e-4)
+    if dtype == np.float32:
+        return
+    for sum_rule in lrp_lstm.SUM_RULES:
+        kw = dict(steps=steps, bias_factor=1.0, sum_rule=sum_rule)
+        fast = model.explain_batch(xs, ("lrp", "sa", "gi"), n_threads=2, **kw)
+        plain = model.explain_batch(xs, ("lrp", "sa", "gi"), backend="numpy", **kw)
+        for ours, theirs in zip(fast, plain):
+            for m in ("lrp", "sa", "gi"):
+                scale = np.abs(theirs[m].relevance).max()
+                np.testing.assert_allclose(ours[m].relevance, theirs[m].relevance, rtol=0,
+                                           atol=1e-10 * max(scale, 1))
