@@ -84,7 +84,7 @@ so the results do not depend on it.
 """
 from cython cimport floating
 from libc.stdlib cimport malloc, free
-from libc.math cimport exp, tanh
+from libc.math cimport exp
 from libc.string cimport memcpy, memset
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS
 from scipy.linalg.cython_blas cimport dgemm, sgemm
@@ -939,9 +939,10 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
 #
 # then Linear layers (W (n_out, n_in), b (n_out,), each followed by identity,
 # ReLU or tanh) map p to the scores (C,). A table row per layer (L_ROW
-# entries): n_in, n_out, the activation, the offsets of W, b, W^T and W^T's
-# panels in the head's parameters. The forward products take HEAD_ROWS rows
-# at a time (pooled vectors, or per-step tokens) by the panel product.
+# entries): n_in, n_out, the activation, the offsets of W, b, W^T, W^T's
+# panels and |W| in the head's parameters. The forward products take
+# HEAD_ROWS rows at a time (pooled vectors, or per-step tokens) by the panel
+# product; the backward ones a row at a time by the one-row product.
 #
 # LRP: every Linear layer, and the sum over t of mean and attention pooling,
 # splits by the sum rule (epsilon or abs, bias_factor as in the recurrent
@@ -964,7 +965,8 @@ cdef enum:
 ACTIVATIONS = ("identity", "relu", "tanh")
 # a Linear layer's row of its table (head.pack): its sizes, activation, and
 # the offsets of its arrays in the head's params: W (n_out, n_in), b
-# (n_out,), W^T (n_in, n_out) for one row's product, W^T in panels for more
+# (n_out,), W^T (n_in, n_out) for one row's product, W^T in panels for more,
+# and |W| (n_out, n_in) for the abs rule
 cdef enum:
     L_IN = 0
     L_OUT = 1
@@ -973,18 +975,11 @@ cdef enum:
     L_B = 4
     L_WT = 5
     L_PANELS = 6
-    L_ROW = 7
+    L_ABS_W = 7
+    L_ROW = 8
 LAYER_ROW = L_ROW
 # rows the head's Linear layers take at once (the scratch of head_open)
 DEF HEAD_ROWS = 32
-
-
-cdef inline floating activate(Py_ssize_t act, floating z) noexcept nogil:
-    if act == ACT_RELU:
-        return z if z > 0 else 0
-    if act == ACT_TANH:
-        return <floating>tanh(<double>z)
-    return z
 
 
 cdef Py_ssize_t mlp_size(const Py_ssize_t *lay, Py_ssize_t n) noexcept nogil:
@@ -1015,8 +1010,11 @@ cdef floating *mlp_forward(const floating *hp, const Py_ssize_t *lay, Py_ssize_t
                         hp + lay[L_ROW * l + L_PANELS], n_in, Z, n_out, 0,
                         hp + lay[L_ROW * l + L_B])
         buf = Z + n_rows * n_out
-        for k in range(n_rows * n_out):
-            buf[k] = activate(act, Z[k])
+        if act == ACT_TANH:     # (the gates' vectorised tanh)
+            activate_rows(1, n_rows * n_out, 0, 0, n_rows * n_out, Z, buf)
+        else:
+            for k in range(n_rows * n_out):
+                buf[k] = Z[k] if act == ACT_IDENTITY or Z[k] > 0 else 0
         X = buf
         ldx = n_out
         buf = buf + n_rows * n_out
@@ -1031,10 +1029,13 @@ cdef void mlp_backward(const floating *hp, const Py_ssize_t *lay, Py_ssize_t n,
     mlp_forward, for its row `row` of n_rows (a0 (n_in,): that row's input,
     buf: mlp_forward's), leaving in R what reaches a0 (n_in of layer 0):
     its LRP relevance (lrp; by the abs sum rule when absolute, else by the
-    epsilon rule) or its gradient. R and R2 hold the widest layer each."""
+    epsilon rule) or its gradient. R and R2 hold the widest layer each.
+    What reaches a layer's inputs is one product of the scaled R with W (or
+    |W|), by the one-row product (gemm)."""
     cdef Py_ssize_t l, i, j, n_in, n_out, act, off = n_rows * mlp_size(lay, n)
     cdef const floating *W
     cdef const floating *b
+    cdef const floating *bound       # the matrix R goes through: W or |W|
     cdef const floating *z
     cdef const floating *a
     cdef floating share, den, t
@@ -1044,6 +1045,7 @@ cdef void mlp_backward(const floating *hp, const Py_ssize_t *lay, Py_ssize_t n,
         act = lay[L_ROW * l + L_ACT]
         W = hp + lay[L_ROW * l + L_W]
         b = hp + lay[L_ROW * l + L_B]
+        bound = hp + lay[L_ROW * l + (L_ABS_W if lrp and absolute else L_W)]
         off -= 2 * n_rows * n_out
         z = buf + off + row * n_out         # the row's Z, then A n_rows n_out on
         a = a0 if l == 0 else buf + off - n_rows * n_in + row * n_in
@@ -1067,11 +1069,7 @@ cdef void mlp_backward(const floating *hp, const Py_ssize_t *lay, Py_ssize_t n,
             elif lrp:
                 R[i] = R[i] / (z[i] + eps * sgn(z[i]))
                 share = share + (b[i] + eps * sgn(z[i])) * R[i]
-            for j in range(n_in):
-                t = W[i * n_in + j]
-                if lrp and absolute and t < 0:
-                    t = -t
-                R2[j] = R2[j] + t * R[i]
+        gemm(1, n_out, n_in, R, n_out, bound, n_in, R2, n_in)
         for j in range(n_in):
             if lrp:
                 t = a[j] if not absolute or a[j] >= 0 else -a[j]
@@ -1781,8 +1779,8 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     (see head_forward): pooling (POOL_LAST ...), its Linear layers `linear`
     (n_linear, L_ROW) and the attention net's `attention` (n_attention,
     L_ROW, or no rows), rows of n_in, n_out, the activation (ACT_IDENTITY
-    ...) and the offsets in `head` of W (n_out, n_in), b, W^T and its
-    panels (lrp_lstm/head.py, pack). offsets (B+1,); order
+    ...) and the offsets in `head` of W (n_out, n_in), b, W^T, its panels
+    and |W| (lrp_lstm/head.py, pack). offsets (B+1,); order
     (B,) the sequences longest first, cut into chunks
     order[chunks[i]:chunks[i+1]] that run in lockstep; targets (B,) (entries
     < 0 become the predicted class); steps (B,) per-step heads: the step

@@ -82,9 +82,9 @@ def pack(head, attention, dtype, width):
     """The head's parameters for the kernels: flat params (see
     _layout.place), and the tables of the head's and the attention net's
     layers (n, LAYER_ROW): n_in, n_out, the activation's number, and the
-    offsets in params of W (n_out, n_in), b, W^T (n_in, n_out) and W^T in
+    offsets in params of W (n_out, n_in), b, W^T (n_in, n_out), W^T in
     panels of `width` columns (_layout.panels), for the products of one
-    row and of several."""
+    row and of several, and |W| (the abs rule's)."""
     parts, tables = [], []
     for layers in (head, attention or []):
         table = []
@@ -92,10 +92,10 @@ def pack(head, attention, dtype, width):
             W = layer["W"]
             table.append((W.shape[1], W.shape[0], ACTIVATIONS.index(layer["activation"]),
                           len(parts)))
-            parts += [W, layer["b"], W.T, _layout.panels(W.T, width)]
+            parts += [W, layer["b"], W.T, _layout.panels(W.T, width), np.abs(W)]
         tables.append(table)
     params, offsets = _layout.place(parts, dtype)
-    return params, *(np.array([(n_in, n_out, act, *offsets[k:k + 4])
+    return params, *(np.array([(n_in, n_out, act, *offsets[k:k + 5])
                                for n_in, n_out, act, k in table],
                               dtype=np.intp).reshape(-1, _kernels.LAYER_ROW)
                      for table in tables)
