@@ -13,8 +13,9 @@ Sections (all on this machine, figures in seconds unless stated):
             runs), with peak memory
   scaling   time per token for T = 10 .. 10,000 and d = 60 .. 512, and one
             explanation of T = 100,000 tokens with its peak memory
-  torch     models of ordinary sizes (e = 300, d = 256, 512) against PyTorch's
-            forward and autograd input gradient, B = 256, ratios (if installed)
+  torch     models of ordinary sizes (e = 300, d = 256, 512), and heads (MLP,
+            attention, per-step) on one of them, against PyTorch's forward
+            and autograd input gradient, B = 256, ratios (if installed)
   dask      LRP from text through a local 2-worker Dask cluster vs in-process
             (for in-process also the best of the runs)
 """
@@ -171,21 +172,61 @@ def bench_scaling(quick):
 RATIOS = (("sa", "torch_gradient"), ("gi", "torch_gradient"), ("lrp", "torch_gradient"),
           ("forward", "torch_forward"), ("lrp_one", "torch_gradient_one"),
           ("lrp_one_1_thread", "torch_gradient_one"))
-# the model sizes of the PyTorch comparison: (cell, e, d, layers)
+# the model sizes of the PyTorch comparison: (cell, e, d, layers), each with a
+# Linear head on the last states; then heads on the (300, 256, 1) LSTM
 TORCH_SIZES = (("lstm", 60, 60, 1), ("lstm", 300, 256, 1), ("lstm", 300, 256, 2),
                ("lstm", 300, 512, 1), ("gru", 300, 256, 1))
+TORCH_HEADS = ("mlp", "attention", "per_step")
+
+
+def torch_model(cell, e, d, n_layers, head_kind, tdtype):
+    """A bidirectional PyTorch model with weights frozen, and its scores:
+    (rnn, head, attention or None, pooling, scores(inputs (B, T, e)) -> (B,
+    C)). head_kind: "linear" (Linear(2d, 5) on the last states), "mlp"
+    (Linear(2d, 256), ReLU, Linear(256, 5) on them), "attention" (a Linear
+    head on attention pooling, scored by Linear(2d, 128), Tanh, Linear(128,
+    1)), "per_step" (a tagger's Linear(2d, 20) at every step; the scores
+    are the last step's)."""
+    import torch
+    from torch import nn
+    torch.manual_seed(0)
+    rnn = (nn.LSTM if cell == "lstm" else nn.GRU)(e, d, n_layers, batch_first=True,
+                                                   bidirectional=True).to(tdtype)
+    D = 2 * d
+    head = {"mlp": lambda: nn.Sequential(nn.Linear(D, 256), nn.ReLU(), nn.Linear(256, 5)),
+            "per_step": lambda: nn.Linear(D, 20)}.get(head_kind, lambda: nn.Linear(D, 5))()
+    attention = (nn.Sequential(nn.Linear(D, 128), nn.Tanh(), nn.Linear(128, 1))
+                 if head_kind == "attention" else None)
+    parts = [rnn, head] + ([attention] if attention is not None else [])
+    for part in parts:
+        part.to(tdtype)
+        for p in part.parameters():
+            p.requires_grad_(False)
+    pooling = {"attention": "attention", "per_step": "none"}.get(head_kind, "last")
+
+    def scores(inputs):
+        out, _ = rnn(inputs)
+        if pooling == "none":
+            return head(out[:, -1])
+        if pooling == "attention":
+            alpha = torch.softmax(attention(out)[..., 0], dim=1)
+            return head((alpha[..., None] * out).sum(dim=1))
+        return head(torch.cat([out[:, -1, :d], out[:, 0, d:]], dim=1))
+    return rnn, head, attention, pooling, scores
 
 
 def bench_torch(quick):
     """Bidirectional models of ordinary sizes, B = 256 sentences of T = 20
     tokens, 2 threads on both sides, against PyTorch: its no-grad forward and
     the input gradient of the target score through autograd (what Captum's
-    Saliency and InputXGradient compute), weights frozen. Each repetition
-    times every contender once, in turn; the times reported are the best of
-    the repetitions. Each ratio comes twice: `*_vs_*` is the median over the
-    repetitions of each repetition's ratio (its contenders ran seconds apart,
-    in the same state of this drifting machine), `*_vs_*_best` the ratio of
-    the best times."""
+    Saliency and InputXGradient compute), weights frozen; the sizes with a
+    Linear head (and one sentence at a time), then other heads (an MLP,
+    attention pooling, a tagger's per-step scores, explained at the last
+    step). Each repetition times every contender once, in turn; the times
+    reported are the best of the repetitions. Each ratio comes twice:
+    `*_vs_*` is the median over the repetitions of each repetition's ratio
+    (its contenders ran seconds apart, in the same state of this drifting
+    machine), `*_vs_*_best` the ratio of the best times."""
     try:
         import torch
     except ImportError:
@@ -193,24 +234,18 @@ def bench_torch(quick):
     torch.set_num_threads(2)
     repeat = 3 if quick else 15
     B, T = 256, 20
+    cases = ([(*size, "linear") for size in TORCH_SIZES]
+             + [("lstm", 300, 256, 1, kind) for kind in TORCH_HEADS])
     rows = []
-    for cell, e, d, n_layers in TORCH_SIZES:
+    for cell, e, d, n_layers, kind in cases:
         for dtype in (np.float32, np.float64):
-            tdtype = getattr(torch, dtype.__name__)
-            torch.manual_seed(0)
-            rnn = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(
-                e, d, n_layers, batch_first=True, bidirectional=True).to(tdtype)
-            head = torch.nn.Linear(2 * d, 5).to(tdtype)
-            for p in (*rnn.parameters(), *head.parameters()):
-                p.requires_grad_(False)
-            model = lrp_lstm.from_torch(rnn, head)
+            rnn, head, attention, pooling, torch_scores = torch_model(
+                cell, e, d, n_layers, kind, getattr(torch, dtype.__name__))
+            model = lrp_lstm.from_torch(rnn, head, pooling=pooling, attention=attention)
             X = np.random.default_rng(1).normal(0, 1, (B, T, e)).astype(dtype)
             xs = list(X)
             inputs = torch.from_numpy(X)
-
-            def torch_scores(inp):
-                out, _ = rnn(inp)
-                return head(torch.cat([out[:, -1, :d], out[:, 0, d:]], dim=1))
+            steps = [T - 1] * B if pooling == "none" else None
 
             def torch_forward():
                 with torch.no_grad():
@@ -221,18 +256,24 @@ def bench_torch(quick):
                 scores = torch_scores(inp)
                 return torch.autograd.grad(scores.max(1).values.sum(), inp)[0]
 
+            def explain(method):
+                return lambda: model.explain_batch(xs, method, steps=steps, n_threads=2,
+                                                   dtype=dtype)
             contenders = {
                 "torch_forward": torch_forward,
                 "torch_gradient": torch_gradient,
                 "forward": lambda: model.forward_batch(xs, n_threads=2, dtype=dtype),
-                "sa": lambda: model.explain_batch(xs, "sa", n_threads=2, dtype=dtype),
-                "gi": lambda: model.explain_batch(xs, "gi", n_threads=2, dtype=dtype),
-                "lrp": lambda: model.explain_batch(xs, "lrp", n_threads=2, dtype=dtype),
-                "torch_gradient_one": lambda: torch_gradient(inputs[:1]),
-                # one input's two directions on two threads, as PyTorch has
-                "lrp_one": lambda: model.explain(xs[0], dtype=dtype, n_threads=2),
-                "lrp_one_1_thread": lambda: model.explain(xs[0], dtype=dtype),
+                "sa": explain("sa"),
+                "gi": explain("gi"),
+                "lrp": explain("lrp"),
             }
+            if kind == "linear":
+                contenders |= {
+                    "torch_gradient_one": lambda: torch_gradient(inputs[:1]),
+                    # one input's two directions on two threads, as PyTorch has
+                    "lrp_one": lambda: model.explain(xs[0], dtype=dtype, n_threads=2),
+                    "lrp_one_1_thread": lambda: model.explain(xs[0], dtype=dtype),
+                }
             times = {k: [] for k in contenders}
             for fn in contenders.values():
                 fn()
@@ -252,16 +293,16 @@ def bench_torch(quick):
                 return best[theirs] / best[ours]
 
             grad = torch_gradient().numpy()
-            ours = np.stack([r.gradient for r in model.explain_batch(xs, "sa", n_threads=2,
-                                                                     dtype=dtype)])
+            our_gradient = np.stack([r.gradient for r in explain("sa")()])
             rows.append({
-                "cell": cell, "e": e, "d": d, "layers": n_layers, "dtype": dtype.__name__,
+                "cell": cell, "e": e, "d": d, "layers": n_layers, "head": kind,
+                "dtype": dtype.__name__,
                 **{f"{k}_ms": 1e3 * v for k, v in best.items()},
                 **{f"{mine}_vs_{theirs}{suffix}": measure(theirs, mine)
-                   for mine, theirs in RATIOS
+                   for mine, theirs in RATIOS if mine in times
                    for suffix, measure in (("", ratio), ("_best", best_ratio))},
                 "max_relative_gradient_difference": float(
-                    np.abs(ours - grad).max() / np.abs(grad).max()),
+                    np.abs(our_gradient - grad).max() / np.abs(grad).max()),
             })
     return rows
 
@@ -367,9 +408,10 @@ def main():
                   "(milliseconds); ratios (> 1: lrp_lstm faster): the median over the runs "
                   "of each run's ratio, then (_best) the ratio of the best times")
             print(table(out["torch"], [
-                "cell", "e", "d", "layers", "dtype", "torch_forward_ms", "torch_gradient_ms",
-                "forward_ms", "sa_ms", "lrp_ms", "max_relative_gradient_difference"]))
-            print(table(out["torch"], ["cell", "e", "d", "layers", "dtype"] + [
+                "cell", "e", "d", "layers", "head", "dtype", "torch_forward_ms",
+                "torch_gradient_ms", "forward_ms", "sa_ms", "lrp_ms",
+                "max_relative_gradient_difference"]))
+            print(table(out["torch"], ["cell", "e", "d", "layers", "head", "dtype"] + [
                 f"{mine}_vs_{theirs}{suffix}" for mine, theirs in RATIOS
                 for suffix in ("", "_best")]))
     if "dask" in args.only:
