@@ -940,7 +940,7 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
 # then Linear layers (W (n_out, n_in), b (n_out,), each followed by identity,
 # ReLU or tanh) map p to the scores (C,). A table row per layer (L_ROW
 # entries): n_in, n_out, the activation, the offsets of W, b, W^T, W^T's
-# panels and |W| in the head's parameters. The forward products take
+# panels, |W| and |W|^T in the head's parameters. The forward products take
 # HEAD_ROWS rows at a time (pooled vectors, or per-step tokens) by the panel
 # product; the backward ones a row at a time by the one-row product.
 #
@@ -966,7 +966,7 @@ ACTIVATIONS = ("identity", "relu", "tanh")
 # a Linear layer's row of its table (head.pack): its sizes, activation, and
 # the offsets of its arrays in the head's params: W (n_out, n_in), b
 # (n_out,), W^T (n_in, n_out) for one row's product, W^T in panels for more,
-# and |W| (n_out, n_in) for the abs rule
+# and |W| (n_out, n_in) and |W|^T for the abs rule
 cdef enum:
     L_IN = 0
     L_OUT = 1
@@ -976,7 +976,8 @@ cdef enum:
     L_WT = 5
     L_PANELS = 6
     L_ABS_W = 7
-    L_ROW = 8
+    L_ABS_WT = 8
+    L_ROW = 9
 LAYER_ROW = L_ROW
 # rows the head's Linear layers take at once (the scratch of head_open)
 DEF HEAD_ROWS = 32
@@ -1011,7 +1012,7 @@ cdef floating *mlp_forward(const floating *hp, const Py_ssize_t *lay, Py_ssize_t
                         hp + lay[L_ROW * l + L_B])
         buf = Z + n_rows * n_out
         if act == ACT_TANH:     # (the gates' vectorised tanh)
-            activate_rows(1, n_rows * n_out, 0, 0, n_rows * n_out, Z, buf)
+            activate_rows(1, n_rows * n_out, n_rows * n_out, 0, n_rows * n_out, Z, buf)
         else:
             for k in range(n_rows * n_out):
                 buf[k] = Z[k] if act == ACT_IDENTITY or Z[k] > 0 else 0
@@ -1029,7 +1030,7 @@ cdef void mlp_backward(const floating *hp, const Py_ssize_t *lay, Py_ssize_t n,
     mlp_forward, for its row `row` of n_rows (a0 (n_in,): that row's input,
     buf: mlp_forward's), leaving in R what reaches a0 (n_in of layer 0):
     its LRP relevance (lrp; by the abs sum rule when absolute, else by the
-    epsilon rule) or its gradient. R and R2 hold the widest layer each.
+    epsilon rule) or its gradient. R holds the widest layer, R2 twice that.
     What reaches a layer's inputs is one product of the scaled R with W (or
     |W|), by the one-row product (gemm)."""
     cdef Py_ssize_t l, i, j, n_in, n_out, act, off = n_rows * mlp_size(lay, n)
@@ -1038,7 +1039,8 @@ cdef void mlp_backward(const floating *hp, const Py_ssize_t *lay, Py_ssize_t n,
     cdef const floating *bound       # the matrix R goes through: W or |W|
     cdef const floating *z
     cdef const floating *a
-    cdef floating share, den, t
+    cdef floating *den
+    cdef floating share, t
     for l in range(n - 1, -1, -1):
         n_in = lay[L_ROW * l + L_IN]
         n_out = lay[L_ROW * l + L_OUT]
@@ -1056,19 +1058,24 @@ cdef void mlp_backward(const floating *hp, const Py_ssize_t *lay, Py_ssize_t n,
                 elif act == ACT_TANH:
                     t = z[n_rows * n_out + i]
                     R[i] = R[i] * (<floating>1 - t * t)
-        memset(R2, 0, n_in * sizeof(floating))
         share = 0
-        for i in range(n_out):
-            if lrp and absolute:
-                den = b[i] if b[i] >= 0 else -b[i]
-                for j in range(n_in):
-                    t = W[i * n_in + j] * a[j]
-                    den = den + (t if t >= 0 else -t)
-                R[i] = R[i] / den if den > 0 else 0
+        if lrp and absolute:
+            # the abs rule's sums |b_i| + sum_j |W_ij| |a_j|: |a| in R2, the
+            # sums behind it, by the one-row product with |W|^T
+            den = R2 + n_in
+            for j in range(n_in):
+                R2[j] = a[j] if a[j] >= 0 else -a[j]
+            for i in range(n_out):
+                den[i] = b[i] if b[i] >= 0 else -b[i]
+            gemm(1, n_in, n_out, R2, n_in, hp + lay[L_ROW * l + L_ABS_WT], n_out, den, n_out)
+            for i in range(n_out):
+                R[i] = R[i] / den[i] if den[i] > 0 else 0
                 share = share + (b[i] if b[i] >= 0 else -b[i]) * R[i]
-            elif lrp:
+        elif lrp:
+            for i in range(n_out):
                 R[i] = R[i] / (z[i] + eps * sgn(z[i]))
                 share = share + (b[i] + eps * sgn(z[i])) * R[i]
+        memset(R2, 0, n_in * sizeof(floating))
         gemm(1, n_out, n_in, R, n_out, bound, n_in, R2, n_in)
         for j in range(n_in):
             if lrp:
@@ -1084,9 +1091,9 @@ cdef struct HeadScratch:
     void *alpha                 # (S,) attention or mean weights
     void *mlp                   # the head's mlp_forward buffer, HEAD_ROWS rows
     void *net                   # the attention net's mlp_forward buffer, HEAD_ROWS rows
-    void *R                     # four vectors of the widest layer: R, R2 (head),
-    void *R2                    #   Ra, Rb (attention net)
-    void *Ra
+    void *R                     # the head's (mlp_backward): R of the widest layer,
+    void *R2                    #   R2 of twice that;
+    void *Ra                    # the attention net's, alike
     void *Rb
 
 
@@ -1103,7 +1110,7 @@ cdef int head_open(HeadScratch *hs, const Problem *pb, Py_ssize_t S,
     n_p = HEAD_ROWS * pb.D
     n_mlp = HEAD_ROWS * mlp_size(pb.linear, pb.n_linear)
     n_net = HEAD_ROWS * mlp_size(pb.attention, pb.n_attention)
-    base = <char *>malloc((n_p + S + n_mlp + n_net + 4 * wide) * size_of)
+    base = <char *>malloc((n_p + S + n_mlp + n_net + 6 * wide) * size_of)
     if base == NULL:
         return -1
     hs.p = base
@@ -1112,8 +1119,8 @@ cdef int head_open(HeadScratch *hs, const Problem *pb, Py_ssize_t S,
     hs.net = base + (n_p + S + n_mlp) * size_of
     hs.R = base + (n_p + S + n_mlp + n_net) * size_of
     hs.R2 = base + (n_p + S + n_mlp + n_net + wide) * size_of
-    hs.Ra = base + (n_p + S + n_mlp + n_net + 2 * wide) * size_of
-    hs.Rb = base + (n_p + S + n_mlp + n_net + 3 * wide) * size_of
+    hs.Ra = base + (n_p + S + n_mlp + n_net + 3 * wide) * size_of
+    hs.Rb = base + (n_p + S + n_mlp + n_net + 4 * wide) * size_of
     return 0
 
 
@@ -1779,8 +1786,8 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     (see head_forward): pooling (POOL_LAST ...), its Linear layers `linear`
     (n_linear, L_ROW) and the attention net's `attention` (n_attention,
     L_ROW, or no rows), rows of n_in, n_out, the activation (ACT_IDENTITY
-    ...) and the offsets in `head` of W (n_out, n_in), b, W^T, its panels
-    and |W| (lrp_lstm/head.py, pack). offsets (B+1,); order
+    ...) and the offsets in `head` of W (n_out, n_in), b, W^T, its panels,
+    |W| and |W|^T (lrp_lstm/head.py, pack). offsets (B+1,); order
     (B,) the sequences longest first, cut into chunks
     order[chunks[i]:chunks[i+1]] that run in lockstep; targets (B,) (entries
     < 0 become the predicted class); steps (B,) per-step heads: the step

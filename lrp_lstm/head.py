@@ -84,7 +84,7 @@ def pack(head, attention, dtype, width):
     layers (n, LAYER_ROW): n_in, n_out, the activation's number, and the
     offsets in params of W (n_out, n_in), b, W^T (n_in, n_out), W^T in
     panels of `width` columns (_layout.panels), for the products of one
-    row and of several, and |W| (the abs rule's)."""
+    row and of several, |W| and |W|^T (the abs rule's)."""
     parts, tables = [], []
     for layers in (head, attention or []):
         table = []
@@ -92,10 +92,10 @@ def pack(head, attention, dtype, width):
             W = layer["W"]
             table.append((W.shape[1], W.shape[0], ACTIVATIONS.index(layer["activation"]),
                           len(parts)))
-            parts += [W, layer["b"], W.T, _layout.panels(W.T, width), np.abs(W)]
+            parts += [W, layer["b"], W.T, _layout.panels(W.T, width), np.abs(W), np.abs(W).T]
         tables.append(table)
     params, offsets = _layout.place(parts, dtype)
-    return params, *(np.array([(n_in, n_out, act, *offsets[k:k + 5])
+    return params, *(np.array([(n_in, n_out, act, *offsets[k:k + 6])
                                for n_in, n_out, act, k in table],
                               dtype=np.intp).reshape(-1, _kernels.LAYER_ROW)
                      for table in tables)

@@ -445,8 +445,9 @@ class RecurrentModel:
         | Wh (G, d_l) | WhT (d_l, G) | bx (G,) | bh (G,), then Wx, WxT, Wh,
         WhT again in panels (see _layout.panels), each on a vector boundary,
         and its row of layout holds e_l, d_l and the offsets of those ten
-        arrays (an LSTM's bh is folded into bx: the two biases act as one). absolute: params followed by their
-        absolute values, for the abs sum rule."""
+        arrays (an LSTM's bh is folded into bx: the two biases act as one).
+        absolute: params followed by their absolute values, for the abs sum
+        rule."""
         if absolute:
             key = (dtype, "abs")
             if key not in self._packed:
