@@ -48,13 +48,13 @@ def explain_bag(classifier, bag, method="lrp", eps=1e-3, bias_factor=0.0, n_thre
 
     classifier: a TextClassifier (e.g. lrp_lstm.load_sst()), or a Future of
     one already on every worker (`client.scatter(clf, broadcast=True)`), so
-    that repeated calls do not send it again; bag: a dask.bag of str; method: "lrp", "sa"
-    or "gi"; each text's predicted class is explained.
+    that repeated calls do not send it again; bag: a dask.bag of str; method:
+    "lrp", "sa" or "gi"; each text's predicted class is explained.
     """
     if not isinstance(method, str):
         raise TypeError("explain_bag takes one method; call it once per method")
-    return bag.map_partitions(_explain_texts, _shared(classifier), method, eps, bias_factor, n_threads,
-                              V.check_dtype(dtype))
+    return bag.map_partitions(_explain_texts, _shared(classifier), method, eps, bias_factor,
+                              n_threads, V.check_dtype(dtype))
 
 
 def _explain_frame(frame, classifier, column, method, eps, bias_factor, n_threads, dtype):
@@ -80,5 +80,5 @@ def explain_dataframe(classifier, ddf, column, method="lrp", eps=1e-3, bias_fact
     meta = ddf._meta.copy()
     for name in COLUMNS:
         meta[name] = pd.Series([], dtype="int64" if name == "predicted" else object)
-    return ddf.map_partitions(_explain_frame, _shared(classifier), column, method, eps, bias_factor,
-                              n_threads, V.check_dtype(dtype), meta=meta)
+    return ddf.map_partitions(_explain_frame, _shared(classifier), column, method, eps,
+                              bias_factor, n_threads, V.check_dtype(dtype), meta=meta)
