@@ -13,9 +13,10 @@ Sections (all on this machine, figures in seconds unless stated):
             runs), with peak memory
   scaling   time per token for T = 10 .. 10,000 and d = 60 .. 512, and one
             explanation of T = 100,000 tokens with its peak memory
-  torch     models of ordinary sizes (e = 300, d = 256, 512), and heads (MLP,
-            attention, per-step) on one of them, against PyTorch's forward
-            and autograd input gradient, B = 256, ratios (if installed)
+  torch     models of ordinary sizes (e = 300, d = 256, 512), heads (MLP,
+            attention, per-step) on one of them, and the Keras IMDB
+            example's shape (T = 200), against PyTorch's forward and
+            autograd input gradient, B = 256, ratios (if installed)
   dask      LRP from text through a local 2-worker Dask cluster vs in-process
             (for in-process also the best of the runs)
 """
@@ -172,17 +173,23 @@ def bench_scaling(quick):
 RATIOS = (("sa", "torch_gradient"), ("gi", "torch_gradient"), ("lrp", "torch_gradient"),
           ("forward", "torch_forward"), ("lrp_one", "torch_gradient_one"),
           ("lrp_one_1_thread", "torch_gradient_one"))
-# the model sizes of the PyTorch comparison: (cell, e, d, layers), each with a
-# Linear head on the last states; then heads on the (300, 256, 1) LSTM
+# the PyTorch comparison: (cell, e, d, layers, head, T): the model sizes with a
+# Linear head on the last states, other heads on the (300, 256, 1) LSTM, and
+# the shape of the Keras IMDB example (200-token reviews, two BiLSTM layers of
+# 64, one logit)
 TORCH_SIZES = (("lstm", 60, 60, 1), ("lstm", 300, 256, 1), ("lstm", 300, 256, 2),
                ("lstm", 300, 512, 1), ("gru", 300, 256, 1))
-TORCH_HEADS = ("mlp", "attention", "per_step")
+TORCH_CASES = (tuple((*size, "linear", 20) for size in TORCH_SIZES)
+               + tuple(("lstm", 300, 256, 1, kind, 20)
+                       for kind in ("mlp", "attention", "per_step"))
+               + (("lstm", 128, 64, 2, "logit", 200),))
 
 
 def torch_model(cell, e, d, n_layers, head_kind, tdtype):
     """A bidirectional PyTorch model with weights frozen, and its scores:
     (rnn, head, attention or None, pooling, scores(inputs (B, T, e)) -> (B,
-    C)). head_kind: "linear" (Linear(2d, 5) on the last states), "mlp"
+    C)). head_kind: "linear" (Linear(2d, 5) on the last states), "logit"
+    (Linear(2d, 1) on them), "mlp"
     (Linear(2d, 256), ReLU, Linear(256, 5) on them), "attention" (a Linear
     head on attention pooling, scored by Linear(2d, 128), Tanh, Linear(128,
     1)), "per_step" (a tagger's Linear(2d, 20) at every step; the scores
@@ -194,7 +201,8 @@ def torch_model(cell, e, d, n_layers, head_kind, tdtype):
                                                    bidirectional=True).to(tdtype)
     D = 2 * d
     head = {"mlp": lambda: nn.Sequential(nn.Linear(D, 256), nn.ReLU(), nn.Linear(256, 5)),
-            "per_step": lambda: nn.Linear(D, 20)}.get(head_kind, lambda: nn.Linear(D, 5))()
+            "per_step": lambda: nn.Linear(D, 20),
+            "logit": lambda: nn.Linear(D, 1)}.get(head_kind, lambda: nn.Linear(D, 5))()
     attention = (nn.Sequential(nn.Linear(D, 128), nn.Tanh(), nn.Linear(128, 1))
                  if head_kind == "attention" else None)
     parts = [rnn, head] + ([attention] if attention is not None else [])
@@ -216,14 +224,15 @@ def torch_model(cell, e, d, n_layers, head_kind, tdtype):
 
 
 def bench_torch(quick):
-    """Bidirectional models of ordinary sizes, B = 256 sentences of T = 20
-    tokens, 2 threads on both sides, against PyTorch: its no-grad forward and
-    the input gradient of the target score through autograd (what Captum's
-    Saliency and InputXGradient compute), weights frozen; the sizes with a
-    Linear head (and one sentence at a time), then other heads (an MLP,
-    attention pooling, a tagger's per-step scores, explained at the last
-    step). Each repetition times every contender once, in turn; the times
-    reported are the best of the repetitions. Each ratio comes twice:
+    """Bidirectional models of ordinary sizes (TORCH_CASES), B = 256 inputs
+    of T = 20 tokens (200 for the IMDB shape), 2 threads on both sides,
+    against PyTorch: its no-grad forward and the input gradient of the target
+    score through autograd (what Captum's Saliency and InputXGradient
+    compute), weights frozen; the sizes with a Linear head (and one input at
+    a time), then other heads (an MLP, attention pooling, a tagger's
+    per-step scores, explained at the last step). Each repetition (15, 5
+    for T = 200) times every contender once, in turn; the times reported
+    are the best of the repetitions. Each ratio comes twice:
     `*_vs_*` is the median over the repetitions of each repetition's ratio
     (its contenders ran seconds apart, in the same state of this drifting
     machine), `*_vs_*_best` the ratio of the best times."""
@@ -232,12 +241,10 @@ def bench_torch(quick):
     except ImportError:
         return None
     torch.set_num_threads(2)
-    repeat = 3 if quick else 15
-    B, T = 256, 20
-    cases = ([(*size, "linear") for size in TORCH_SIZES]
-             + [("lstm", 300, 256, 1, kind) for kind in TORCH_HEADS])
+    B = 256
     rows = []
-    for cell, e, d, n_layers, kind in cases:
+    for cell, e, d, n_layers, kind, T in TORCH_CASES:
+        repeat = 3 if quick else (15 if T <= 20 else 5)
         for dtype in (np.float32, np.float64):
             rnn, head, attention, pooling, torch_scores = torch_model(
                 cell, e, d, n_layers, kind, getattr(torch, dtype.__name__))
@@ -267,7 +274,7 @@ def bench_torch(quick):
                 "gi": explain("gi"),
                 "lrp": explain("lrp"),
             }
-            if kind == "linear":
+            if kind in ("linear", "logit"):
                 contenders |= {
                     "torch_gradient_one": lambda: torch_gradient(inputs[:1]),
                     # one input's two directions on two threads, as PyTorch has
@@ -295,7 +302,7 @@ def bench_torch(quick):
             grad = torch_gradient().numpy()
             our_gradient = np.stack([r.gradient for r in explain("sa")()])
             rows.append({
-                "cell": cell, "e": e, "d": d, "layers": n_layers, "head": kind,
+                "cell": cell, "e": e, "d": d, "layers": n_layers, "head": kind, "T": T,
                 "dtype": dtype.__name__,
                 **{f"{k}_ms": 1e3 * v for k, v in best.items()},
                 **{f"{mine}_vs_{theirs}{suffix}": measure(theirs, mine)
@@ -404,14 +411,14 @@ def main():
     if "torch" in args.only:
         out["torch"] = bench_torch(args.quick)
         if out["torch"]:
-            print("\nAgainst PyTorch, B = 256, T = 20, 2 threads: best of the runs "
+            print("\nAgainst PyTorch, B = 256, 2 threads: best of the runs "
                   "(milliseconds); ratios (> 1: lrp_lstm faster): the median over the runs "
                   "of each run's ratio, then (_best) the ratio of the best times")
             print(table(out["torch"], [
-                "cell", "e", "d", "layers", "head", "dtype", "torch_forward_ms",
+                "cell", "e", "d", "layers", "head", "T", "dtype", "torch_forward_ms",
                 "torch_gradient_ms", "forward_ms", "sa_ms", "lrp_ms",
                 "max_relative_gradient_difference"]))
-            print(table(out["torch"], ["cell", "e", "d", "layers", "head", "dtype"] + [
+            print(table(out["torch"], ["cell", "e", "d", "layers", "head", "T", "dtype"] + [
                 f"{mine}_vs_{theirs}{suffix}" for mine, theirs in RATIOS
                 for suffix in ("", "_best")]))
     if "dask" in args.only:
