@@ -81,6 +81,11 @@ the absolute weights (`abs_sums`) take `gemm`: the BLAS of SciPy
 (scipy.linalg.cython_blas) when large enough, our small product otherwise.
 Chunks are formed from the inputs alone, never from the number of threads,
 so the results do not depend on it.
+
+Subnormal numbers are flushed to zero while the kernels run (on x86-64, the
+calling thread's and its threads' FTZ and DAZ modes; the caller's mode is
+restored after): a gradient that fades over a long input would otherwise
+reach that range, where every operation costs a hundred cycles or more.
 """
 from cython cimport floating
 from libc.stdlib cimport malloc, free
@@ -118,6 +123,8 @@ cdef extern from "lrp_linalg.h" nogil:
                            Py_ssize_t panel_size, const float *bias, float *Y,
                            Py_ssize_t ldy)
     int lrp_vector_level()
+    unsigned lrp_flush_subnormals()
+    void lrp_restore_subnormals(unsigned state)
 
 
 cdef extern from *:
@@ -1817,6 +1824,7 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     cdef int k, n_workers = 1
     cdef int status[64]
     cdef Py_ssize_t bad[64]
+    cdef unsigned fp_state
     pb.n_layers = layout.shape[0]
     pb.n_dir = layout.shape[1]
     pb.layout = &layout[0, 0, 0]
@@ -1866,6 +1874,7 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
             status[k] = 0
             bad[k] = -1
         with nogil:
+            fp_state = lrp_flush_subnormals()   # (the threads inherit it)
             if n_chunks == 1:
                 bad[0] = first_non_finite(<const floating **>pb.x, pb.e, &offsets[0],
                                           &order[0], order.shape[0])
@@ -1878,6 +1887,7 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
                         work.shape[1], n_threads)
             elif n_chunks > 1:
                 lrp_parallel(n_workers, chunk_task, &job)
+            lrp_restore_subnormals(fp_state)
         first_bad = -1
         for k in range(n_workers):
             if bad[k] >= 0 and (first_bad < 0 or bad[k] < first_bad):

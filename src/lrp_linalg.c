@@ -11,6 +11,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
     (__GNUC__ >= 12) && !defined(LRP_NO_CLONES)
@@ -229,6 +232,32 @@ LRP_DEFINE_GEMM(lrp_gemm_avx2_d, double, 32, LRP_AVX2_ATTR, 6)
 LRP_DEFINE_GEMM(lrp_gemm_avx2_s, float, 32, LRP_AVX2_ATTR, 6)
 LRP_DEFINE_GEMM(lrp_gemm_avx512_d, double, 64, LRP_AVX512_ATTR, 12)
 LRP_DEFINE_GEMM(lrp_gemm_avx512_s, float, 64, LRP_AVX512_ATTR, 12)
+#endif
+
+#if defined(__x86_64__)
+enum { LRP_FTZ = 0x8000, LRP_DAZ = 0x0040 };     /* MXCSR: flush to zero, denormals are zero */
+
+unsigned lrp_flush_subnormals(void)
+{
+    unsigned state = _mm_getcsr();
+    _mm_setcsr(state | LRP_FTZ | LRP_DAZ);
+    return state;
+}
+
+void lrp_restore_subnormals(unsigned state)
+{
+    _mm_setcsr(state);
+}
+#else
+unsigned lrp_flush_subnormals(void)
+{
+    return 0;
+}
+
+void lrp_restore_subnormals(unsigned state)
+{
+    (void)state;
+}
 #endif
 
 int lrp_vector_level(void)

@@ -77,4 +77,14 @@ void lrp_activate_d(ptrdiff_t n_rows, ptrdiff_t width, ptrdiff_t ld, ptrdiff_t t
 void lrp_activate_s(ptrdiff_t n_rows, ptrdiff_t width, ptrdiff_t ld, ptrdiff_t tanh_from,
                     ptrdiff_t tanh_to, const float *z, float *out);
 
+/* Subnormal numbers (below 2.2e-308 in double, 1.2e-38 in single precision)
+ * cost the core a hundred cycles an operation or more; a gradient that fades
+ * over a long sequence is full of them. lrp_flush_subnormals makes the
+ * calling thread's arithmetic flush subnormal results to zero and read
+ * subnormal operands as zero (MXCSR's FTZ and DAZ bits, x86-64; elsewhere a
+ * no-op) and returns the previous state for lrp_restore_subnormals. Threads
+ * started meanwhile inherit the mode. */
+unsigned lrp_flush_subnormals(void);
+void lrp_restore_subnormals(unsigned state);
+
 #endif

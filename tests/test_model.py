@@ -1,5 +1,6 @@
 """The model object: construction, conversion, loading, batching."""
 import pickle
+import platform
 
 import numpy as np
 import pytest
@@ -144,6 +145,31 @@ def test_results_do_not_depend_on_threads(cell):
     for method in ("lrp", "gi"):
         np.testing.assert_array_equal(model.explain(x, method, n_threads=2).relevance,
                                       model.explain(x, method).relevance)
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
+                    reason="the kernels flush subnormals on x86-64 only")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernels_flush_subnormals_and_restore_the_callers_mode(dtype):
+    """A gradient that fades over a long input reaches the subnormal range
+    (which costs the core ~100 cycles an operation): the kernels, on every
+    thread, flush it to zero, and leave the caller's arithmetic as it was."""
+    model = random_model(seed=5, e=8, d=8, C=2)
+    rng = np.random.default_rng(6)
+    xs = [rng.normal(0, 1, (T, 8)) for T in (3000, 2500, 2000, 1500)]
+    tiny = np.finfo(dtype).tiny
+    plain = model.explain(xs[0], "sa", backend="numpy").gradient_fwd
+    assert ((np.abs(plain) < tiny) & (plain != 0)).any()     # the oracle has them
+    for n_threads in (1, 2):   # two threads: two chunks, each on a thread of its own
+        batch = model.explain_batch(xs, "sa", n_threads=n_threads, dtype=dtype)
+        for expl in batch:
+            for g in (expl.gradient_fwd, expl.gradient_bwd):
+                assert not ((np.abs(g) < tiny) & (g != 0)).any() and np.isfinite(g).all()
+        # (where the exact value is far below the normal range)
+        assert (batch[0].gradient_fwd[np.abs(plain) < tiny / 1000] == 0).all()
+    np.testing.assert_allclose(model.explain(xs[0], "sa", dtype=dtype).gradient_fwd, plain,
+                               rtol=0, atol=1e-6 if dtype == np.float32 else 1e-15)
+    assert dtype(tiny) / dtype(4) != 0      # the caller's mode: subnormals kept
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
