@@ -188,17 +188,16 @@ TORCH_CASES = (tuple((*size, "linear", 20) for size in TORCH_SIZES)
 def torch_model(cell, e, d, n_layers, head_kind, tdtype):
     """A bidirectional PyTorch model with weights frozen, and its scores:
     (rnn, head, attention or None, pooling, scores(inputs (B, T, e)) -> (B,
-    C)). head_kind: "linear" (Linear(2d, 5) on the last states), "logit"
-    (Linear(2d, 1) on them), "mlp"
-    (Linear(2d, 256), ReLU, Linear(256, 5) on them), "attention" (a Linear
-    head on attention pooling, scored by Linear(2d, 128), Tanh, Linear(128,
-    1)), "per_step" (a tagger's Linear(2d, 20) at every step; the scores
-    are the last step's)."""
+    C)), all in tdtype. head_kind: "linear" (Linear(2d, 5) on the last
+    states), "logit" (Linear(2d, 1) on them), "mlp" (Linear(2d, 256), ReLU,
+    Linear(256, 5) on them), "attention" (a Linear head on attention
+    pooling, scored by Linear(2d, 128), Tanh, Linear(128, 1)), "per_step" (a
+    tagger's Linear(2d, 20) at every step; the scores are the last step's)."""
     import torch
     from torch import nn
     torch.manual_seed(0)
     rnn = (nn.LSTM if cell == "lstm" else nn.GRU)(e, d, n_layers, batch_first=True,
-                                                   bidirectional=True).to(tdtype)
+                                                   bidirectional=True)
     D = 2 * d
     head = {"mlp": lambda: nn.Sequential(nn.Linear(D, 256), nn.ReLU(), nn.Linear(256, 5)),
             "per_step": lambda: nn.Linear(D, 20),

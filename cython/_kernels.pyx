@@ -1041,7 +1041,6 @@ cdef void mlp_backward(const floating *hp, const Py_ssize_t *lay, Py_ssize_t n,
     What reaches a layer's inputs is one product of the scaled R with W (or
     |W|), by the one-row product (gemm)."""
     cdef Py_ssize_t l, i, j, n_in, n_out, act, off = n_rows * mlp_size(lay, n)
-    cdef const floating *W
     cdef const floating *b
     cdef const floating *bound       # the matrix R goes through: W or |W|
     cdef const floating *z
@@ -1052,7 +1051,6 @@ cdef void mlp_backward(const floating *hp, const Py_ssize_t *lay, Py_ssize_t n,
         n_in = lay[L_ROW * l + L_IN]
         n_out = lay[L_ROW * l + L_OUT]
         act = lay[L_ROW * l + L_ACT]
-        W = hp + lay[L_ROW * l + L_W]
         b = hp + lay[L_ROW * l + L_B]
         bound = hp + lay[L_ROW * l + (L_ABS_W if lrp and absolute else L_W)]
         off -= 2 * n_rows * n_out
