@@ -24,11 +24,25 @@
 #endif
 
 
+/* LRP_NOINLINE keeps a function out of its callers, LRP_INLINE puts one
+ * into them: the panel product's loop over a panel's rows keeps the row
+ * offsets and sums of its register tile in registers only as a function of
+ * its own with the tile inlined (inlined itself into a larger function, or
+ * calling the tile, it spilled them to the stack: 2-7 % slower) */
+#if defined(__GNUC__)
+#define LRP_NOINLINE __attribute__((noinline))
+#define LRP_INLINE __attribute__((always_inline))
+#else
+#define LRP_NOINLINE
+#define LRP_INLINE
+#endif
+
 /* Register tiles of R rows of Y x V vectors (the small product's up to 4 x
- * 3, the one-row product's 1 x 8, the panel product's RB x 2), the vectors
- * written with GCC's vector extension: 64 bytes (AVX-512), 32 bytes (AVX2 +
- * FMA) or 16 bytes, the widest the CPU has, chosen once at run time. Every
- * Y[t, j] is still accumulated over r in order. */
+ * 3, the one-row product's 1 x 8, the panel product's RB x 2, and 1 to 3 x
+ * 2G over G panels for its last rows), the vectors written with GCC's
+ * vector extension: 64 bytes (AVX-512), 32 bytes (AVX2 + FMA) or 16 bytes,
+ * the widest the CPU has, chosen once at run time. Every Y[t, j] is still
+ * accumulated over r in order. */
 #if defined(__GNUC__) && defined(__x86_64__) && (__GNUC__ >= 12) && \
     !defined(LRP_NO_CLONES)
 #define LRP_AVX2_ATTR __attribute__((target("arch=x86-64-v3")))
@@ -40,7 +54,7 @@
 
 /* Y[0:R, 0:V*W] += X[0:R, :] A[:, 0:V*W] with R x V accumulators in registers */
 #define LRP_GEMM_TILE(NAME, T, ATTR, R, V)                                      \
-    ATTR static inline void NAME##_tile_##R##_##V(                              \
+    ATTR LRP_INLINE static inline void NAME##_tile_##R##_##V(                   \
         ptrdiff_t n_rows, const T *X, ptrdiff_t ldx, const T *A, ptrdiff_t lda, \
         T *restrict Y, ptrdiff_t ldy)                                           \
     {                                                                           \
@@ -96,26 +110,92 @@
             NAME##_tile_1_8(n_rows, coef, 0, A + k * B, lda, y + k * B, 0);     \
     }
 
+/* Y[0:R, 0:G P] += X[0:R, :] A for G consecutive panels of A (ps entries
+ * apart, P = 2 W columns each, row after row) with R x 2G accumulators in
+ * registers: a tile of few rows spans several panels, so that it still
+ * has enough independent sums to keep the FMA units busy (each sum waits
+ * for its last FMA: a 1 x 2 tile ran at half the speed of a 12 x 2 one) */
+#define LRP_PANEL_TILE(NAME, T, ATTR, FN, R, G)                                 \
+    ATTR LRP_INLINE static inline void NAME##_##FN(                             \
+        ptrdiff_t n_k, const T *X, ptrdiff_t ldx, const T *A, ptrdiff_t ps,     \
+        T *restrict Y, ptrdiff_t ldy)                                           \
+    {                                                                           \
+        enum { W = NAME##_W, V = 2 * G };                                       \
+        NAME##_vec acc[R][V], b[V];                                             \
+        for (int i = 0; i < R; ++i)                                             \
+            for (int v = 0; v < V; ++v)                                         \
+                acc[i][v] = NAME##_load(Y + i * ldy + v * W);                   \
+        for (ptrdiff_t r = 0; r < n_k; ++r) {                                   \
+            for (int v = 0; v < V; ++v)                                         \
+                b[v] = NAME##_load(A + v / 2 * ps + r * 2 * W + v % 2 * W);     \
+            for (int i = 0; i < R; ++i) {                                       \
+                const T c = X[i * ldx + r];                                     \
+                for (int v = 0; v < V; ++v)                                     \
+                    acc[i][v] += c * b[v];                                      \
+            }                                                                   \
+        }                                                                       \
+        for (int i = 0; i < R; ++i)                                             \
+            for (int v = 0; v < V; ++v)                                         \
+                NAME##_store(Y + i * ldy + v * W, acc[i][v]);                   \
+    }
+
+/* the last 1 to 3 rows of a block (below its tiles of RB and 4 rows)
+ * against n_panels panels: R rows in tiles of G panels, then of one.
+ * G = G1, G2, G3 for 1, 2, 3 rows: AVX-512 takes 4 panels for one row and
+ * 2 for two or three (8 or 12 sums), the 16 registers of AVX2 and SSE2 2
+ * panels for one or two rows */
+#define LRP_FEW_CASE(NAME, R, G)                                                \
+    case R:                                                                     \
+        for (p = 0; p + G <= n_panels; p += G)                                  \
+            NAME##_rows_##R##_wide(n_k, X, ldx, A + p * ps, ps, Y + p * P, ldy); \
+        for (; p < n_panels; ++p)                                               \
+            NAME##_rows_##R(n_k, X, ldx, A + p * ps, ps, Y + p * P, ldy);       \
+        break;
+#define LRP_FEW_ROWS(NAME, T, ATTR, G1, G2, G3)                                 \
+    LRP_PANEL_TILE(NAME, T, ATTR, rows_1, 1, 1)                                 \
+    LRP_PANEL_TILE(NAME, T, ATTR, rows_2, 2, 1)                                 \
+    LRP_PANEL_TILE(NAME, T, ATTR, rows_3, 3, 1)                                 \
+    LRP_PANEL_TILE(NAME, T, ATTR, rows_1_wide, 1, G1)                           \
+    LRP_PANEL_TILE(NAME, T, ATTR, rows_2_wide, 2, G2)                           \
+    LRP_PANEL_TILE(NAME, T, ATTR, rows_3_wide, 3, G3)                           \
+    ATTR static void NAME##_few_rows(ptrdiff_t n_few, ptrdiff_t n_k, const T *X, \
+                                     ptrdiff_t ldx, const T *A, ptrdiff_t ps,   \
+                                     ptrdiff_t n_panels, T *restrict Y,         \
+                                     ptrdiff_t ldy)                             \
+    {                                                                           \
+        const ptrdiff_t P = 2 * NAME##_W;                                       \
+        ptrdiff_t p;                                                            \
+        switch (n_few) {                                                        \
+            LRP_FEW_CASE(NAME, 1, G1)                                           \
+            LRP_FEW_CASE(NAME, 2, G2)                                           \
+            LRP_FEW_CASE(NAME, 3, G3)                                           \
+        }                                                                       \
+    }
+
 /* Y[0:n_t, 0:n_cols] += X[0:n_t, 0:n_k] A[0:n_k, 0:n_cols] for A in panels
  * (lrp_linalg.h), or Y = bias + X A: the rows of Y in blocks of MC, each
- * block against one panel at a time in tiles of RB, 4 and 1 rows (the next
- * tile's rows of Y prefetched), n_k in blocks of KC: as few as hold at
- * most 4 KiB of a row of X each, of equal length (a last block of a few
- * rows would load and store Y's tiles for little work).
+ * block in tiles of RB rows, then of 4, against one panel at a time (the
+ * next tile's rows of Y prefetched), and its last 1 to 3 rows against 4
+ * panels at a time, after those panels' tiles, while they are in cache
+ * (NAME##_few_rows); n_k in blocks of KC: as few as hold at most 4 KiB of
+ * a row of X each, of equal length (a last block of a few rows would load
+ * and store Y's tiles for little work).
  * Every Y[t, j] is still accumulated over r in order. The bias is written
  * to a tile's rows just before the tile reads them, in cache, rather than
  * to all of Y in a pass of its own; a last panel narrower than P goes
  * through a buffer, EB rows at a time. */
 #define LRP_DEFINE_PANELS(NAME, T, ATTR, RB)                                    \
-    ATTR static inline void NAME##_put_bias(ptrdiff_t n_t, const T *bias, T *Y,  \
-                                            ptrdiff_t ldy)                      \
+    ATTR static inline void NAME##_put_bias(ptrdiff_t n_t, ptrdiff_t n_panels,    \
+                                            const T *bias, T *Y, ptrdiff_t ldy) \
     {                                                                           \
+        enum { P = 2 * NAME##_W };                                              \
         for (ptrdiff_t t = 0; bias != NULL && t < n_t; ++t)                     \
-            memcpy(Y + t * ldy, bias, 2 * NAME##_W * sizeof(T));                \
+            for (ptrdiff_t p = 0; p < n_panels; ++p)                            \
+                memcpy(Y + t * ldy + p * P, bias + p * P, P * sizeof(T));       \
     }                                                                           \
-    ATTR static void NAME##_panel_rows(ptrdiff_t n_t, ptrdiff_t n_k, const T *X, \
-                                       ptrdiff_t ldx, const T *panel, const T *bias, \
-                                       T *restrict Y, ptrdiff_t ldy)            \
+    ATTR LRP_NOINLINE static void NAME##_panel_rows(                            \
+        ptrdiff_t n_t, ptrdiff_t n_k, const T *X, ptrdiff_t ldx, const T *panel, \
+        const T *bias, T *restrict Y, ptrdiff_t ldy)                            \
     {                                                                           \
         const ptrdiff_t P = 2 * NAME##_W;                                       \
         ptrdiff_t t = 0, i;                                                     \
@@ -124,16 +204,32 @@
                 __builtin_prefetch(Y + i * ldy, 1, 3);                          \
                 __builtin_prefetch(Y + i * ldy + P - 1, 1, 3);                  \
             }                                                                   \
-            NAME##_put_bias(RB, bias, Y + t * ldy, ldy);                        \
+            NAME##_put_bias(RB, 1, bias, Y + t * ldy, ldy);                     \
             NAME##_tile_##RB##_2(n_k, X + t * ldx, ldx, panel, P, Y + t * ldy, ldy); \
         }                                                                       \
         for (; t + 4 <= n_t; t += 4) {                                          \
-            NAME##_put_bias(4, bias, Y + t * ldy, ldy);                         \
+            NAME##_put_bias(4, 1, bias, Y + t * ldy, ldy);                      \
             NAME##_tile_4_2(n_k, X + t * ldx, ldx, panel, P, Y + t * ldy, ldy);  \
         }                                                                       \
-        for (; t < n_t; ++t) {                                                  \
-            NAME##_put_bias(1, bias, Y + t * ldy, ldy);                         \
-            NAME##_tile_1_2(n_k, X + t * ldx, ldx, panel, P, Y + t * ldy, ldy);  \
+    }                                                                           \
+    ATTR static void NAME##_block(ptrdiff_t n_t, ptrdiff_t n_k, const T *X,     \
+                                  ptrdiff_t ldx, const T *A, ptrdiff_t ps,      \
+                                  ptrdiff_t n_panels, const T *bias,            \
+                                  T *restrict Y, ptrdiff_t ldy)                 \
+    {                                                                           \
+        const ptrdiff_t P = 2 * NAME##_W, few = n_t % RB % 4, tiled = n_t - few; \
+        ptrdiff_t p, p0, g;                                                     \
+        for (p0 = 0; p0 < n_panels; p0 += g) {                                  \
+            g = n_panels - p0 < 4 ? n_panels - p0 : 4;                          \
+            for (p = p0; p < p0 + g; ++p)                                       \
+                NAME##_panel_rows(tiled, n_k, X, ldx, A + p * ps,               \
+                                  bias ? bias + p * P : NULL, Y + p * P, ldy);  \
+            if (few) {                                                          \
+                T *y = Y + tiled * ldy + p0 * P;                                \
+                NAME##_put_bias(few, g, bias ? bias + p0 * P : NULL, y, ldy);   \
+                NAME##_few_rows(few, n_k, X + tiled * ldx, ldx, A + p0 * ps, ps, g, \
+                                y, ldy);                                        \
+            }                                                                   \
         }                                                                       \
     }                                                                           \
     ATTR static void NAME##_panels(ptrdiff_t n_t, ptrdiff_t n_k, ptrdiff_t n_cols, \
@@ -144,8 +240,9 @@
         enum { P = 2 * NAME##_W, KMAX = 4096 / sizeof(T), MC = 24 * RB, EB = 4 * RB }; \
         const ptrdiff_t n_kb = (n_k + KMAX - 1) / KMAX;                         \
         const ptrdiff_t KC = n_kb > 1 ? (n_k + n_kb - 1) / n_kb : KMAX;         \
+        const ptrdiff_t n_full = n_cols / P, j = n_full * P;                    \
         T edge[EB * P];         /* at most 6 KiB: thread stacks may be small */ \
-        ptrdiff_t k0 = 0, t0, t, j, e0;                                         \
+        ptrdiff_t k0 = 0, t0, t, e0;                                            \
         do {    /* once at least: n_k = 0 still writes the bias */              \
             const ptrdiff_t kc = n_k - k0 < KC ? n_k - k0 : KC;                 \
             const T *b = k0 == 0 ? bias : NULL;                                 \
@@ -153,17 +250,17 @@
                 const ptrdiff_t mc = n_t - t0 < MC ? n_t - t0 : MC;             \
                 const T *x = X + t0 * ldx + k0;                                 \
                 T *y = Y + t0 * ldy;                                            \
-                for (j = 0; j + P <= n_cols; j += P)                            \
-                    NAME##_panel_rows(mc, kc, x, ldx, panels + j / P * panel_size \
-                                      + k0 * P, b ? b + j : NULL, y + j, ldy);  \
+                NAME##_block(mc, kc, x, ldx, panels + k0 * P, panel_size, n_full, \
+                             b, y, ldy);                                        \
                 for (e0 = 0; j < n_cols && e0 < mc; e0 += EB) {                 \
                     const ptrdiff_t eb = mc - e0 < EB ? mc - e0 : EB;           \
                     memset(edge, 0, eb * P * sizeof(T));                        \
                     for (t = 0; t < eb; ++t)                                    \
                         memcpy(edge + t * P, b ? b + j : y + (e0 + t) * ldy + j, \
                                (n_cols - j) * sizeof(T));                       \
-                    NAME##_panel_rows(eb, kc, x + e0 * ldx, ldx, panels + j / P * panel_size \
-                                      + k0 * P, NULL, edge, P);                 \
+                    NAME##_block(eb, kc, x + e0 * ldx, ldx,                     \
+                                 panels + n_full * panel_size + k0 * P, panel_size, 1, \
+                                 NULL, edge, P);                                \
                     for (t = 0; t < eb; ++t)                                    \
                         memcpy(y + (e0 + t) * ldy + j, edge + t * P,            \
                                (n_cols - j) * sizeof(T));                       \
@@ -173,7 +270,7 @@
         } while (k0 < n_k);                                                     \
     }
 
-#define LRP_DEFINE_GEMM(NAME, T, BYTES, ATTR, RB)                               \
+#define LRP_DEFINE_GEMM(NAME, T, BYTES, ATTR, RB, G1, G2, G3)                   \
     typedef T NAME##_vec __attribute__((vector_size(BYTES)));                   \
     enum { NAME##_W = BYTES / sizeof(T) };                                      \
     ATTR static inline NAME##_vec NAME##_load(const T *p)                       \
@@ -221,17 +318,19 @@
             }                                                                   \
     }                                                                           \
     LRP_DEFINE_GEMV(NAME, T, ATTR)                                              \
+    LRP_FEW_ROWS(NAME, T, ATTR, G1, G2, G3)                                     \
     LRP_DEFINE_PANELS(NAME, T, ATTR, RB)
 
 /* RB: the rows of the panel product's tile, 2 RB accumulators of the 32
- * vector registers of AVX-512, of the 16 of AVX2 and SSE2 */
-LRP_DEFINE_GEMM(lrp_gemm_base_d, double, 16, , 6)
-LRP_DEFINE_GEMM(lrp_gemm_base_s, float, 16, , 6)
+ * vector registers of AVX-512, of the 16 of AVX2 and SSE2; G1, G2, G3: the
+ * panels of its tiles of a block's last 1, 2 and 3 rows (LRP_FEW_ROWS) */
+LRP_DEFINE_GEMM(lrp_gemm_base_d, double, 16, , 6, 2, 2, 1)
+LRP_DEFINE_GEMM(lrp_gemm_base_s, float, 16, , 6, 2, 2, 1)
 #if LRP_HAVE_WIDE_PATHS
-LRP_DEFINE_GEMM(lrp_gemm_avx2_d, double, 32, LRP_AVX2_ATTR, 6)
-LRP_DEFINE_GEMM(lrp_gemm_avx2_s, float, 32, LRP_AVX2_ATTR, 6)
-LRP_DEFINE_GEMM(lrp_gemm_avx512_d, double, 64, LRP_AVX512_ATTR, 12)
-LRP_DEFINE_GEMM(lrp_gemm_avx512_s, float, 64, LRP_AVX512_ATTR, 12)
+LRP_DEFINE_GEMM(lrp_gemm_avx2_d, double, 32, LRP_AVX2_ATTR, 6, 2, 2, 1)
+LRP_DEFINE_GEMM(lrp_gemm_avx2_s, float, 32, LRP_AVX2_ATTR, 6, 2, 2, 1)
+LRP_DEFINE_GEMM(lrp_gemm_avx512_d, double, 64, LRP_AVX512_ATTR, 12, 4, 2, 2)
+LRP_DEFINE_GEMM(lrp_gemm_avx512_s, float, 64, LRP_AVX512_ATTR, 12, 4, 2, 2)
 #endif
 
 #if defined(__x86_64__)

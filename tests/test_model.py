@@ -147,6 +147,23 @@ def test_results_do_not_depend_on_threads(cell):
                                       model.explain(x, method).relevance)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_row_tiles_equal_the_one_row_product(cell, dtype):
+    # B copies of one input step in lockstep chunks of about B / 2 rows, so
+    # their products take every tiling of rows (blocks of 12 or 6, of 4, and
+    # the last 1 to 3 rows across several panels at once) over matrices of
+    # several panels and a narrow last one; every sum is still taken in the
+    # one-row product's order, so each copy equals the input alone, bit for bit
+    model = random_model(seed=14, e=70, d=40, C=3, cell=cell)
+    x = np.random.default_rng(15).normal(0, 1, (9, 70))
+    one = model.explain(x, ("lrp", "sa"), dtype=dtype, n_threads=1)
+    for B in range(2, 31):
+        for res in model.explain_batch([x] * B, ("lrp", "sa"), dtype=dtype, n_threads=2):
+            for m in ("lrp", "sa"):
+                np.testing.assert_array_equal(res[m].relevance, one[m].relevance)
+
+
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
                     reason="the kernels flush subnormals on x86-64 only")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
