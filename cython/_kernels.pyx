@@ -291,6 +291,8 @@ cdef struct Cell:
     Py_ssize_t e, d, G          # input size, hidden size, G = 4d (LSTM) or 3d (GRU)
     Py_ssize_t Wx, WxT, Wh, WhT, bx, bh     # params offsets: (G, e) (e, G) (G, d) (d, G) (G,) (G,)
     Py_ssize_t pWx, pWxT, pWh, pWhT         # params offsets: the four matrices in panels
+    Py_ssize_t H                # (N, n_dir d) the layer's hidden states in token order
+                                #   (both directions'; the same for each of them)
     Py_ssize_t x                # (N, e) the input, gathered in packed order
     Py_ssize_t z                # (N, G) pre-activations; LRP and the gradient
                                 #   overwrite them with what goes through Wx
@@ -331,6 +333,7 @@ cdef struct Problem:
     Py_ssize_t n_linear, n_attention
     const Py_ssize_t *layout    # (n_layers, n_dir, LAYOUT_ROW): a direction's row (see Cell)
     bint gru, do_lrp, do_grad
+    bint replicas               # every sequence is a copy of one input (explain_steps)
     int rule                    # the gate rule (RULE_SIGNAL ...)
     bint absolute               # the sum rule: abs (true) or epsilon
     Py_ssize_t abs_offset       # abs rule: params + abs_offset, the absolute weights
@@ -402,6 +405,8 @@ cdef Py_ssize_t cells_open(Cell *cells, const Problem *pb, Chunk *ch) noexcept n
     cdef const Py_ssize_t *row
     cdef Cell *cl
     for l in range(n_layers):
+        for dr in range(n_dir):
+            cells[l * n_dir + dr].H = size
         size += N * n_dir * pb.layout[l * n_dir * LAYOUT_ROW + 1]
         if n_dir * pb.layout[l * n_dir * LAYOUT_ROW + 1] > widest:
             widest = n_dir * pb.layout[l * n_dir * LAYOUT_ROW + 1]
@@ -442,13 +447,10 @@ cdef Py_ssize_t cells_open(Cell *cells, const Problem *pb, Chunk *ch) noexcept n
 
 
 cdef inline floating *hidden_block(const Cell *cells, Py_ssize_t n_dir, Py_ssize_t l,
-                                   Py_ssize_t N, floating *w) noexcept nogil:
+                                   floating *w) noexcept nogil:
     """Layer l's hidden states in token order (N, n_dir d_l) in the chunk
     buffer w."""
-    cdef Py_ssize_t k, off = 0
-    for k in range(l):
-        off += N * n_dir * cells[k * n_dir].d
-    return w + off
+    return w + cells[l * n_dir].H
 
 
 # ---------------------------------------------------------------------------
@@ -1540,6 +1542,43 @@ cdef void backward_layers(const floating *params, const Cell *cells, const Chunk
             first_layer_out(cells, ch, pb, lrp, out0, words, mass, w)
 
 
+cdef inline void copy_rows(floating *a, Py_ssize_t width, Py_ssize_t S,
+                           Py_ssize_t b) noexcept nogil:
+    """Packed row s of a (S b, width) to rows s b .. s b + b - 1, last step
+    first (row s is read before any row below s b is written)."""
+    cdef Py_ssize_t s, k
+    for s in range(S - 1, -1, -1):
+        for k in range(b - 1, -1, -1):
+            if s * b + k != s:
+                memcpy(a + (s * b + k) * width, a + s * width, width * sizeof(floating))
+
+
+cdef void copy_first_sequence(const Cell *cells, const Problem *pb, const Chunk *ch,
+                              floating *w) noexcept nogil:
+    """After a forward pass of the chunk's first sequence alone (its states
+    in packed rows 0 .. S-1 and token rows 0 .. S-1), give every sequence of
+    the chunk, all copies of it (Problem.replicas), the states that the head
+    and the backward passes read: each cell's packed row s becomes rows s b
+    .. s b + b - 1 (the b sequences at step s), and the top layer's token
+    row t rows t + k S (the lower layers' went into the cells' x)."""
+    cdef Py_ssize_t l, dr, k
+    cdef Py_ssize_t D = pb.n_dir * cells[(pb.n_layers - 1) * pb.n_dir].d
+    cdef const Cell *cl
+    cdef floating *H = hidden_block(cells, pb.n_dir, pb.n_layers - 1, w)
+    for l in range(pb.n_layers):
+        for dr in range(pb.n_dir):
+            cl = &cells[l * pb.n_dir + dr]
+            copy_rows(w + cl.x, cl.e, ch.S, ch.b)
+            copy_rows(w + cl.z, cl.G, ch.S, ch.b)
+            copy_rows(w + cl.gates, cl.G, ch.S, ch.b)
+            copy_rows(w + cl.c, cl.G if pb.gru else cl.d, ch.S, ch.b)
+            copy_rows(w + cl.h, cl.d, ch.S, ch.b)
+            if not pb.gru:
+                copy_rows(w + cl.tc, cl.d, ch.S, ch.b)
+    for k in range(1, ch.b):
+        memcpy(H + k * ch.S * D, H, ch.S * D * sizeof(floating))
+
+
 cdef int explain_chunk(const floating *params, const Problem *pb, const floating *hp,
                        const Py_ssize_t *offsets,
                        const Py_ssize_t *seq, Py_ssize_t b, Py_ssize_t *targets,
@@ -1551,7 +1590,7 @@ cdef int explain_chunk(const floating *params, const Problem *pb, const floating
     seq[0:b] (longest first) in lockstep, in the workspace w (work_size
     entries); outputs as for `explain`. Returns 0, -1 when out of memory,
     -2 when the workspace is too small."""
-    cdef Chunk ch
+    cdef Chunk ch, first
     cdef DirectionJob job
     cdef HeadScratch hs
     cdef Cell *cells
@@ -1559,12 +1598,15 @@ cdef int explain_chunk(const floating *params, const Problem *pb, const floating
     cdef const floating *H
     cdef Py_ssize_t l, k, size
     cdef Py_ssize_t n_dir = pb.n_dir
+    cdef bint replicas = pb.replicas and b > 1
     cdef int status = 0
     if chunk_open(&ch, seq, b, offsets) != 0:
         return -1
+    first.seq = NULL
     hs.p = NULL
     cells = <Cell *>malloc(pb.n_layers * n_dir * sizeof(Cell))
-    if cells == NULL or head_open(&hs, pb, ch.S, sizeof(floating)) != 0:
+    if (cells == NULL or head_open(&hs, pb, ch.S, sizeof(floating)) != 0
+            or (replicas and chunk_open(&first, seq, 1, offsets) != 0)):
         status = -1
     else:
         size = cells_open(cells, pb, &ch)
@@ -1574,21 +1616,26 @@ cdef int explain_chunk(const floating *params, const Problem *pb, const floating
         free(cells)
         free(hs.p)
         free(ch.seq)
+        free(first.seq)
         return status
     chunk_rest = w + size               # (b,)
     # forward, layer by layer, each layer's hidden states to its token-order
-    # block: the next layer's input, and the top layer's the head's
+    # block: the next layer's input, and the top layer's the head's; of the
+    # first sequence alone when all are copies of it, then copied to the rest
     job.f64 = floating is double
     job.forward = True
     job.params = params
     job.cells = cells
-    job.ch = &ch
+    job.ch = &first if replicas else &ch
     job.pb = pb
     job.w = w
     for l in range(pb.n_layers):
         job.layer = l
         each_direction(&job, n_dir, n_inner)
-    H = hidden_block(cells, n_dir, pb.n_layers - 1, ch.N, w)
+    if replicas:
+        copy_first_sequence(cells, pb, &ch, w)
+        free(first.seq)
+    H = hidden_block(cells, n_dir, pb.n_layers - 1, w)
     head_forward(hp, pb, &ch, H, steps, targets, scores, &hs)
     memset(chunk_rest, 0, b * sizeof(floating))
     if pb.do_lrp:
@@ -1618,11 +1665,11 @@ cdef void forward_cell(const floating *params, const Cell *cells, const Chunk *c
     reads)."""
     cdef const Cell *cl = &cells[l * pb.n_dir + dr]
     cdef Py_ssize_t r, k, D = pb.n_dir * cl.d
-    cdef floating *H = hidden_block(cells, pb.n_dir, l, ch.N, w)
+    cdef floating *H = hidden_block(cells, pb.n_dir, l, w)
     if l == 0:
         gather_input(NULL, 0, pb.x, cl, ch, dr, w)
     else:
-        gather_input(hidden_block(cells, pb.n_dir, l - 1, ch.N, w), cl.e, NULL, cl, ch, dr, w)
+        gather_input(hidden_block(cells, pb.n_dir, l - 1, w), cl.e, NULL, cl, ch, dr, w)
     forward_direction(params, cl, ch, pb.gru, w)
     if head_reads_last(pb, l):
         for k in range(ch.b):
@@ -1777,6 +1824,7 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
             const Py_ssize_t[::1] order, const Py_ssize_t[::1] chunks,
             Py_ssize_t[::1] targets, const Py_ssize_t[::1] steps, double eps,
             double bias_factor, int gate_rule, bint sum_abs, bint do_lrp, bint do_grad,
+            bint replicas,
             floating[:, ::1] scores, floating[:, :, ::1] relevance, floating[::1] rest,
             floating[:, :, ::1] gradient, floating[:, ::1] words, floating[::1] mass,
             floating[:, ::1] work, int n_threads):
@@ -1799,7 +1847,9 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     whose scores are explained; gate_rule: the LRP rule for gate * signal
     products (RULE_SIGNAL ...); sum_abs: the abs sum rule instead of
     epsilon, for which params holds the weights followed by their absolute
-    values (2 P entries).
+    values (2 P entries); replicas: every sequence is a copy of one input
+    (the caller's promise; a per-step model's every step explained), so
+    that a chunk runs the forward pass of one copy and copies its states.
     Outputs: scores (B, C), per-step (N, C); relevance and gradient (n_dir,
     N, e), through each direction of the first layer (untouched unless
     do_lrp / do_grad); rest (B,) the LRP relevance on the initial states;
@@ -1838,6 +1888,7 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     pb.gru = gru
     pb.do_lrp = do_lrp
     pb.do_grad = do_grad
+    pb.replicas = replicas
     pb.rule = gate_rule
     pb.absolute = sum_abs
     pb.abs_offset = params.shape[0] // 2 if sum_abs else 0

@@ -593,7 +593,7 @@ class RecurrentModel:
             steps = [int(t) for t in np.flatnonzero(mask)]
         results = self.explain_batch([x] * len(steps), method, steps=steps,
                                      masks=None if mask is None else [mask] * len(steps),
-                                     **kwargs)
+                                     _replicas=True, **kwargs)
         out = [None] * T
         for t, result in zip(steps, results):
             out[t] = result
@@ -605,7 +605,7 @@ class RecurrentModel:
                       sum_rule: str = "epsilon", masks: Sequence[ArrayLike] | None = None,
                       n_threads: int | None = None, dtype: DTypeLike = np.float64,
                       backend: str = "cython", steps: Sequence[int] | None = None,
-                      _name=None) -> list[Explanation | dict[str, Explanation]]:
+                      _name=None, _replicas=False) -> list[Explanation | dict[str, Explanation]]:
         """Explain a list of inputs of any lengths, xs[k] of shape (T_k, e).
 
         targets: None (each input's predicted class) or one class (or None)
@@ -642,7 +642,7 @@ class RecurrentModel:
             return []
         out = self._compute(xs, targets, kernel_steps, (eps, bias_factor, rule, sums),
                             "lrp" in methods, "sa" in methods or "gi" in methods, n_threads,
-                            dtype, backend, _name)
+                            dtype, backend, _name, _replicas)
         if out["lrp_overflow"]:
             raise FloatingPointError(
                 f"LRP relevance overflowed ({np.dtype(dtype).name}) with gate_rule="
@@ -690,7 +690,7 @@ class RecurrentModel:
         return out
 
     def _compute(self, xs, targets, steps, lrp, do_lrp, do_grad, n_threads, dtype, backend,
-                 name):
+                 name, replicas=False):
         """Run a backend on validated inputs; return its stacked outputs:
         scores (B, C) (of each input's explained step, per-step),
         step_scores (N, C) per-step (else None), targets (B,), offsets
@@ -699,10 +699,11 @@ class RecurrentModel:
         words (3, N), and lrp_overflow, grad_overflow: whether an
         infinity or NaN reached the LRP relevance or the gradient. steps
         (B,): per-step, the step explained; lrp is (eps, bias_factor, gate
-        rule number, sum rule number)."""
+        rule number, sum rule number); replicas: every input is a copy of one
+        (explain_steps), whose forward pass the kernels then run once a chunk."""
         if backend == "cython":
             out = self._run_kernels(xs, targets, steps, lrp, do_lrp, do_grad, n_threads,
-                                    dtype, name)
+                                    dtype, name, replicas)
         elif backend == "numpy":
             out = self._run_oracle(xs, targets, steps, lrp, do_lrp, do_grad, name)
         else:
@@ -716,7 +717,8 @@ class RecurrentModel:
                                                out["targets"])
         return out
 
-    def _run_kernels(self, xs, targets, steps, lrp, do_lrp, do_grad, n_threads, dtype, name):
+    def _run_kernels(self, xs, targets, steps, lrp, do_lrp, do_grad, n_threads, dtype, name,
+                     replicas):
         sum_abs = do_lrp and V.SUM_RULES[lrp[3]] == "abs"
         # the abs rule reads the absolute weights behind the weights
         params, layout, head, linear, attention = self._kernel_arrays(dtype, absolute=sum_abs)
@@ -751,7 +753,8 @@ class RecurrentModel:
                                  offsets=offsets, order=order, chunks=chunks, targets=targets,
                                  steps=steps, eps=lrp[0], bias_factor=lrp[1],
                                  gate_rule=lrp[2], sum_abs=sum_abs, do_lrp=do_lrp,
-                                 do_grad=do_grad, scores=scores, relevance=relevance,
+                                 do_grad=do_grad, replicas=replicas, scores=scores,
+                                 relevance=relevance,
                                  rest=rest, gradient=gradient, words=words, mass=mass,
                                  work=work, n_threads=n_threads)
         except _kernels.NonFiniteInput as err:

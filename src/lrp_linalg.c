@@ -309,11 +309,18 @@
             NAME##_panel_1(n_t, n_rows, X, ldx, A + j, lda, Y + j, ldy);       \
             j += W;                                                             \
         }                                                                       \
-        for (t = 0; t < n_t; ++t) /* the last columns, one at a time */        \
+        /* the last columns, one at a time; the empty asm keeps GCC from     \
+         * vectorising the sum over r as products added in order, which    \
+         * would not fuse them (one FMA each, where the vectors' sums have  \
+         * them, so that every column gets the same bits on every path)    \
+         * (a C program: 1 in 4 of such columns differed by an ulp) */      \
+        for (t = 0; t < n_t; ++t)                                               \
             for (ptrdiff_t k = j; k < n_cols; ++k) {                            \
                 T acc = Y[t * ldy + k];                                         \
-                for (r = 0; r < n_rows; ++r)                                    \
+                for (r = 0; r < n_rows; ++r) {                                  \
                     acc += X[t * ldx + r] * A[r * lda + k];                     \
+                    __asm__("");                                                \
+                }                                                               \
                 Y[t * ldy + k] = acc;                                           \
             }                                                                   \
     }                                                                           \

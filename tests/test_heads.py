@@ -152,6 +152,32 @@ def test_per_step_models():
     assert masked[3].step == 3
 
 
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_explain_steps_equals_each_step_alone(cell, dtype):
+    # explain_steps runs each chunk's forward pass once, for one copy of the
+    # input, and copies its states to the chunk's other copies (two layers:
+    # each layer's states and hidden block); every sum keeps its order, so
+    # each step's explanation equals explain(step=t) bit for bit
+    rnn, head, _ = torch_parts(4, "none", cell, True, 2, "relu")
+    model = lrp_lstm.from_torch(rnn, head, pooling="none")
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(41, E))
+    mask = rng.random(41) < 0.8
+    methods = ("lrp", "sa")
+    for kwargs in ({}, {"mask": mask}, {"sum_rule": "abs"}):
+        every = model.explain_steps(x, methods, dtype=dtype, n_threads=2, **kwargs)
+        for t, expl in enumerate(every):
+            if expl is None:
+                assert not mask[t] and "mask" in kwargs
+                continue
+            alone = model.explain(x, methods, step=t, dtype=dtype, **kwargs)
+            for m in methods:
+                assert expl[m].target == alone[m].target and expl[m].step == t
+                np.testing.assert_array_equal(expl[m].relevance, alone[m].relevance)
+                np.testing.assert_array_equal(expl[m].scores, alone[m].scores)
+
+
 def test_unidirectional_tagger_explains_only_the_past():
     rnn, head, _ = torch_parts(2, "none", "GRU", False, 2, "relu")
     model = lrp_lstm.from_torch(rnn, head, pooling="none")

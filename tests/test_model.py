@@ -153,15 +153,20 @@ def test_row_tiles_equal_the_one_row_product(cell, dtype):
     # B copies of one input step in lockstep chunks of about B / 2 rows, so
     # their products take every tiling of rows (blocks of 12 or 6, of 4, and
     # the last 1 to 3 rows across several panels at once) over matrices of
-    # several panels and a narrow last one; every sum is still taken in the
-    # one-row product's order, so each copy equals the input alone, bit for bit
-    model = random_model(seed=14, e=70, d=40, C=3, cell=cell)
-    x = np.random.default_rng(15).normal(0, 1, (9, 70))
-    one = model.explain(x, ("lrp", "sa"), dtype=dtype, n_threads=1)
-    for B in range(2, 31):
-        for res in model.explain_batch([x] * B, ("lrp", "sa"), dtype=dtype, n_threads=2):
-            for m in ("lrp", "sa"):
-                np.testing.assert_array_equal(res[m].relevance, one[m].relevance)
+    # several panels and a narrow last one (d = 40 and 13: the one-row
+    # product's last columns, one at a time); every sum is still taken in
+    # the one-row product's order, with the same fused multiply-adds, so
+    # each copy equals the input alone, bit for bit
+    for d in (40, 13):
+        model = random_model(seed=14, e=70, d=d, C=3, cell=cell)
+        x = np.random.default_rng(15).normal(0, 1, (9, 70))
+        one = model.explain(x, ("lrp", "sa"), dtype=dtype, n_threads=1)
+        for B in range(2, 31):
+            for res in model.explain_batch([x] * B, ("lrp", "sa"), dtype=dtype,
+                                           n_threads=2):
+                for m in ("lrp", "sa"):
+                    np.testing.assert_array_equal(res[m].relevance, one[m].relevance)
+                    np.testing.assert_array_equal(res[m].scores, one[m].scores)
 
 
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
