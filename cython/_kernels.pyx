@@ -594,18 +594,54 @@ cdef inline void times_lower(const floating *a, const floating *carried, bint ab
             R[j] = a[j] * R[j] + share
 
 
+cdef inline void reached_rows(const Chunk *ch, const Py_ssize_t *steps, Py_ssize_t dr,
+                              Py_ssize_t s, Py_ssize_t *lo, Py_ssize_t *hi) noexcept nogil:
+    """The range [lo, hi) of step s's active rows that hold every row the
+    relevance (or gradient) of a per-step head has reached (steps (B,): each
+    sequence's explained step t_k; NULL: every active row): in the forward
+    direction at steps s <= t_k, in the backward one (step s at token T_k -
+    1 - s) at s <= T_k - 1 - t_k. The others hold zeros; as s falls, rows
+    only join."""
+    cdef Py_ssize_t k, t, n = ch.n_active[s]
+    lo[0] = 0
+    hi[0] = n
+    if steps == NULL:
+        return
+    lo[0] = n
+    hi[0] = 0
+    for k in range(n):
+        t = steps[ch.seq[k]]
+        if s <= (t if dr == 0 else ch.length[k] - 1 - t):
+            if k < lo[0]:
+                lo[0] = k
+            hi[0] = k + 1
+    if hi[0] == 0:
+        lo[0] = 0
+
+
 cdef void input_part(const floating *p, const Cell *cl, const Chunk *ch,
-                     Py_ssize_t first, Py_ssize_t n, bint lrp, bint absolute,
-                     floating *w) noexcept nogil:
+                     const Py_ssize_t *steps, Py_ssize_t dr, Py_ssize_t first, Py_ssize_t n,
+                     bint lrp, bint absolute, floating *w) noexcept nogil:
     """w + cl.out (N, e) = the columns first:first+n of z (packed) times the
     matching rows of Wx (p: the weights or, for the abs sum rule, their
     absolute values); for LRP then times x (|x|), plus each row's bias
-    share. w + cl.zeros holds zeros (backward_cell sets them)."""
-    cdef Py_ssize_t r, e = cl.e
+    share. w + cl.zeros holds zeros (backward_cell sets them). steps: as
+    for backward_cell, whose skipped rows get zeros here too."""
+    cdef Py_ssize_t r, s, lo, hi, r0, e = cl.e
     cdef floating *out = w + cl.out
     cdef const floating *x = w + cl.x
-    weights_product(ch.N, first, n, e, w + cl.z + first, cl.G, p + cl.Wx, p + cl.pWx, cl.G,
-                    out, e, 0, w + cl.zeros)
+    if steps == NULL:
+        weights_product(ch.N, first, n, e, w + cl.z + first, cl.G, p + cl.Wx, p + cl.pWx,
+                        cl.G, out, e, 0, w + cl.zeros)
+    else:
+        for s in range(ch.S):
+            reached_rows(ch, steps, dr, s, &lo, &hi)
+            r0 = ch.row0[s]
+            memset(out + r0 * e, 0, lo * e * sizeof(floating))
+            weights_product(hi - lo, first, n, e, w + cl.z + (r0 + lo) * cl.G + first, cl.G,
+                            p + cl.Wx, p + cl.pWx, cl.G, out + (r0 + lo) * e, e, 0,
+                            w + cl.zeros)
+            memset(out + (r0 + hi) * e, 0, (ch.n_active[s] - hi) * e * sizeof(floating))
     if lrp:
         for r in range(ch.N):
             times_lower(x + r * e, NULL, absolute, w[cl.shares + r], e, out + r * e)
@@ -843,10 +879,19 @@ cdef inline void gru_gradient_row(const floating *g, const floating *gh,
         dh[j] = dh[j] * zz
 
 
+cdef inline void skip_rows(const Cell *cl, const Chunk *ch, Py_ssize_t s, Py_ssize_t k0,
+                           Py_ssize_t k1, floating *w) noexcept nogil:
+    """Rows k0:k1 of step s, which nothing has reached: LRP's bias shares
+    are zeros (input_part leaves their parts for x_t zeros)."""
+    cdef Py_ssize_t k
+    for k in range(k0, k1):
+        w[cl.shares + ch.row0[s] + k] = 0
+
+
 cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
                         const Chunk *ch, Py_ssize_t dr, const floating *inject,
-                        Py_ssize_t ld_inject, bint inject_last, floating eps,
-                        floating bias_factor, int rule,
+                        Py_ssize_t ld_inject, bint inject_last, const Py_ssize_t *steps,
+                        floating eps, floating bias_factor, int rule,
                         bint absolute, bint gru, bint lrp, floating *rest,
                         floating *w) noexcept nogil:
     """LRP (lrp) or the gradient through one LSTM or GRU direction, a step
@@ -863,8 +908,11 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
     rule or, when absolute, by the abs rule: each term gets |term| / (sum
     |term| + |bias|), the bias's share spread by bias_factor (ap: the
     absolute weights, in params' layout). LRP adds the relevance left on
-    each sequence's initial states to rest (b,)."""
-    cdef Py_ssize_t s, k, j, r, q, n, d = cl.d, G = cl.G
+    each sequence's initial states to rest (b,). steps (B,), for the top
+    layer under a per-step head: each sequence's explained step, before
+    which (in the direction's order) its rows are zeros that the step skips
+    (reached_rows); NULL otherwise."""
+    cdef Py_ssize_t s, k, j, r, q, n, lo, hi, d = cl.d, G = cl.G
     # the pre-activations' columns that reach x and h: all for the gradient
     cdef Py_ssize_t first = 0 if not lrp else (
         2 * d if gru else (d if rule == RULE_SIGNAL else 0))
@@ -886,7 +934,11 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
     for s in range(ch.S - 1, -1, -1):
         n = ch.n_active[s]
         begin_step(cl, ch, s, dr, inject, ld_inject, inject_last, w)
-        for k in range(n):
+        reached_rows(ch, steps, dr, s, &lo, &hi)
+        if lrp:
+            skip_rows(cl, ch, s, 0, lo, w)
+            skip_rows(cl, ch, s, hi, n, w)
+        for k in range(lo, hi):
             r = ch.row0[s] + k
             q = (ch.row0[s - 1] + k) * d if s > 0 else -1   # the row of step s-1
             if lrp and gru:     # v + k G receives u's scaled relevance, its share behind
@@ -912,14 +964,15 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
         # the z dh kept in dh, the others start from zeros), then for LRP
         # times |h_{t-1}| (abs) or h_{t-1}
         if s > 0:
-            weights_product(n, first, last - first, d,
-                            v if gru else w + cl.z + ch.row0[s] * G + first, G, pw + cl.Wh,
-                            pw + cl.pWh, G, Rh, d, s & 1, zeros if lrp or not gru else NULL)
+            weights_product(hi - lo, first, last - first, d,
+                            v + lo * G if gru else w + cl.z + (ch.row0[s] + lo) * G + first,
+                            G, pw + cl.Wh, pw + cl.pWh, G, Rh + lo * d, d, s & 1,
+                            zeros if lrp or not gru else NULL)
         elif lrp or not gru:
-            memset(Rh, 0, n * d * sizeof(floating))
+            memset(Rh + lo * d, 0, (hi - lo) * d * sizeof(floating))
         if not lrp:
             continue
-        for k in range(n):
+        for k in range(lo, hi):
             # the row's bias share (a GRU's: u's, in v), read once: Rh may alias it
             share = v[k * G + d] if gru else w[cl.shares + ch.row0[s] + k]
             times_lower(h + (ch.row0[s - 1] + k) * d if s > 0 else zeros,
@@ -928,7 +981,7 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
         for k in range(ch.b):
             for j in range(d):
                 rest[k] = rest[k] + Rh[k * d + j] + (0 if gru else Rc[k * d + j])
-    input_part(pw, cl, ch, first, last - first, lrp, absolute, w)
+    input_part(pw, cl, ch, steps, dr, first, last - first, lrp, absolute, w)
 
 
 # ---------------------------------------------------------------------------
@@ -1338,16 +1391,18 @@ cdef void head_backward(const floating *hp, const Problem *pb, const Chunk *ch,
 
 cdef void backward_direction(const floating *params, const Cell *cl, const Chunk *ch,
                              const Problem *pb, Py_ssize_t l, Py_ssize_t dr,
-                             const floating *inject, floating eps, floating bias_factor,
-                             bint lrp, floating *w) noexcept nogil:
+                             const floating *inject, const Py_ssize_t *steps, floating eps,
+                             floating bias_factor, bint lrp, floating *w) noexcept nogil:
     """Direction dr of layer l: its LRP or gradient from what reaches its
-    hidden states (inject: token rows of n_dir d)."""
+    hidden states (inject: token rows of n_dir d; steps (B,): the explained
+    step of each sequence, for a per-step head)."""
     cdef Py_ssize_t ld = pb.n_dir * cl.d
     cdef const floating *inj = inject + dr * cl.d
     cdef floating *rest = w + ch.rests + dr * ch.b
     if lrp:
         memset(rest, 0, ch.b * sizeof(floating))
     backward_cell(params, params + pb.abs_offset, cl, ch, dr, inj, ld, head_reads_last(pb, l),
+                  steps if l == pb.n_layers - 1 and pb.pooling == POOL_NONE else NULL,
                   eps, bias_factor, pb.rule, pb.absolute and lrp, pb.gru, lrp, rest, w)
 
 
@@ -1361,6 +1416,7 @@ cdef struct DirectionJob:
     const Problem *pb
     Py_ssize_t layer
     const void *inject          # backward: what reaches the layer's hidden states
+    const Py_ssize_t *steps     # backward: each sequence's explained step (per-step heads)
     double eps, bias_factor
     void *w
 
@@ -1375,7 +1431,7 @@ cdef void direction_step(const DirectionJob *job, Py_ssize_t dr,
         forward_cell(params, job.cells, job.ch, pb, dr, job.layer, w)
         return
     backward_direction(params, cl, job.ch, pb, job.layer, dr, <const floating *>job.inject,
-                       <floating>job.eps, <floating>job.bias_factor, job.lrp, w)
+                       job.steps, <floating>job.eps, <floating>job.bias_factor, job.lrp, w)
 
 
 cdef void direction_task(void *arg, int dr) noexcept nogil:
@@ -1492,9 +1548,10 @@ cdef void first_layer_out(const Cell *cells, const Chunk *ch, const Problem *pb,
 
 
 cdef void backward_layers(const floating *params, const Cell *cells, const Chunk *ch,
-                          const Problem *pb, floating eps, floating bias_factor,
-                          bint lrp, floating *rest, floating *out0, floating *words,
-                          floating *mass, floating *w, int n_inner) noexcept nogil:
+                          const Problem *pb, const Py_ssize_t *steps, floating eps,
+                          floating bias_factor, bint lrp, floating *rest, floating *out0,
+                          floating *words, floating *mass, floating *w,
+                          int n_inner) noexcept nogil:
     """LRP (lrp true) or the gradient from the top layer down to x, starting
     from what the head sent to the top layer's hidden states (the
     token-order carry buffer, see head_backward). Each layer's directions
@@ -1503,7 +1560,7 @@ cdef void backward_layers(const floating *params, const Cell *cells, const Chunk
     layer below or, for the first layer, written to out0, the (n_dir, N, e)
     output, with its word-level sums (first_layer_out). rest (b,) receives
     LRP's relevance on the initial states, layer by layer from the top,
-    forward direction first."""
+    forward direction first. steps (B,): per-step heads' explained steps."""
     cdef Py_ssize_t l, dr, r, j, k, D, row
     cdef Py_ssize_t n_dir = pb.n_dir
     cdef floating *carry = w + ch.carry
@@ -1517,6 +1574,7 @@ cdef void backward_layers(const floating *params, const Cell *cells, const Chunk
     job.cells = cells
     job.ch = ch
     job.pb = pb
+    job.steps = steps
     job.eps = eps
     job.bias_factor = bias_factor
     job.w = w
@@ -1641,12 +1699,12 @@ cdef int explain_chunk(const floating *params, const Problem *pb, const floating
     if pb.do_lrp:
         head_backward(hp, pb, &ch, H, steps, targets, True, eps, bias_factor, w + ch.carry,
                       &hs)
-        backward_layers(params, cells, &ch, pb, eps, bias_factor, True, chunk_rest,
+        backward_layers(params, cells, &ch, pb, steps, eps, bias_factor, True, chunk_rest,
                         relevance, words, mass, w, n_inner)
     if pb.do_grad:
         head_backward(hp, pb, &ch, H, steps, targets, False, eps, bias_factor, w + ch.carry,
                       &hs)
-        backward_layers(params, cells, &ch, pb, eps, bias_factor, False, chunk_rest,
+        backward_layers(params, cells, &ch, pb, steps, eps, bias_factor, False, chunk_rest,
                         gradient, words, mass, w, n_inner)
     for k in range(b):
         rest[seq[k]] = chunk_rest[k]
