@@ -125,6 +125,7 @@ cdef extern from "lrp_linalg.h" nogil:
     int lrp_vector_level()
     unsigned lrp_flush_subnormals()
     void lrp_restore_subnormals(unsigned state)
+    int lrp_flushes_subnormals()
 
 
 cdef extern from *:
@@ -143,8 +144,9 @@ def vector_level():
 def build_info():
     """How this extension was built: its CMake build type, whether Cython's
     bounds checks are on (Debug builds), the target its loops were compiled
-    for (kernels), its threads, its BLAS, and the vector instructions its
-    own products and activations use on this CPU."""
+    for (kernels), its threads, its BLAS, the vector instructions its own
+    products and activations use on this CPU, and what its calls do with
+    subnormal numbers."""
     build_type = LRP_BUILD_TYPE.decode()
     return {"build_type": build_type, "bounds_checks": build_type == "Debug",
             "kernels": LRP_KERNELS_ARCH.decode(),
@@ -152,7 +154,10 @@ def build_info():
             "vectors": {4: "x86-64-v4 (AVX-512)", 3: "x86-64-v3 (AVX2, FMA)"}.get(
                 vector_level(), "baseline"),
             "blas": "own panel product for the weights; scipy.linalg.cython_blas "
-                    "(from 32 rows) for the abs rule's sums"}
+                    "(from 32 rows) for the abs rule's sums",
+            "subnormals": ("flushed to zero during a call (FTZ, DAZ), the caller's mode "
+                           "restored after it" if lrp_flushes_subnormals()
+                           else "kept (the CPU's default)")}
 
 
 cdef extern from "lrp_threads.h" nogil:

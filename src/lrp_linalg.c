@@ -354,6 +354,11 @@ void lrp_restore_subnormals(unsigned state)
 {
     _mm_setcsr(state);
 }
+
+int lrp_flushes_subnormals(void)
+{
+    return 1;
+}
 #else
 unsigned lrp_flush_subnormals(void)
 {
@@ -363,6 +368,11 @@ unsigned lrp_flush_subnormals(void)
 void lrp_restore_subnormals(unsigned state)
 {
     (void)state;
+}
+
+int lrp_flushes_subnormals(void)
+{
+    return 0;
 }
 #endif
 

@@ -86,5 +86,7 @@ void lrp_activate_s(ptrdiff_t n_rows, ptrdiff_t width, ptrdiff_t ld, ptrdiff_t t
  * started meanwhile inherit the mode. */
 unsigned lrp_flush_subnormals(void);
 void lrp_restore_subnormals(unsigned state);
+/* 1 where lrp_flush_subnormals sets the mode (x86-64), 0 where it is a no-op */
+int lrp_flushes_subnormals(void);
 
 #endif

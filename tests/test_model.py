@@ -192,6 +192,7 @@ def test_kernels_flush_subnormals_and_restore_the_callers_mode(dtype):
     np.testing.assert_allclose(model.explain(xs[0], "sa", dtype=dtype).gradient_fwd, plain,
                                rtol=0, atol=1e-6 if dtype == np.float32 else 1e-15)
     assert dtype(tiny) / dtype(4) != 0      # the caller's mode: subnormals kept
+    assert lrp_lstm.build_info()["subnormals"].startswith("flushed to zero during a call")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
