@@ -296,8 +296,8 @@ cdef struct Cell:
     Py_ssize_t e, d, G          # input size, hidden size, G = 4d (LSTM) or 3d (GRU)
     Py_ssize_t Wx, WxT, Wh, WhT, bx, bh     # params offsets: (G, e) (e, G) (G, d) (d, G) (G,) (G,)
     Py_ssize_t pWx, pWxT, pWh, pWhT         # params offsets: the four matrices in panels
-    Py_ssize_t H                # (N, n_dir d) the layer's hidden states in token order
-                                #   (both directions'; the same for each of them)
+    Py_ssize_t H                # (N, n_dir d) the layer's hidden states in token order,
+                                #   both directions' (the same offset in both cells)
     Py_ssize_t x                # (N, e) the input, gathered in packed order
     Py_ssize_t z                # (N, G) pre-activations; LRP and the gradient
                                 #   overwrite them with what goes through Wx
@@ -1607,8 +1607,9 @@ cdef void backward_layers(const floating *params, const Cell *cells, const Chunk
 
 cdef inline void copy_rows(floating *a, Py_ssize_t width, Py_ssize_t S,
                            Py_ssize_t b) noexcept nogil:
-    """Packed row s of a (S b, width) to rows s b .. s b + b - 1, last step
-    first (row s is read before any row below s b is written)."""
+    """Packed row s of a (S b, width) to rows s b .. s b + b - 1, the last
+    step first, so that every row s still holds the first sequence's step s
+    when it is read."""
     cdef Py_ssize_t s, k
     for s in range(S - 1, -1, -1):
         for k in range(b - 1, -1, -1):

@@ -754,9 +754,8 @@ class RecurrentModel:
                                  steps=steps, eps=lrp[0], bias_factor=lrp[1],
                                  gate_rule=lrp[2], sum_abs=sum_abs, do_lrp=do_lrp,
                                  do_grad=do_grad, replicas=replicas, scores=scores,
-                                 relevance=relevance,
-                                 rest=rest, gradient=gradient, words=words, mass=mass,
-                                 work=work, n_threads=n_threads)
+                                 relevance=relevance, rest=rest, gradient=gradient,
+                                 words=words, mass=mass, work=work, n_threads=n_threads)
         except _kernels.NonFiniteInput as err:
             k = int(np.searchsorted(offsets, err.row, side="right")) - 1
             raise ValueError(f"{name or f'xs[{k}]'} contains NaN or infinity"

@@ -52,11 +52,14 @@
 #define LRP_HAVE_WIDE_PATHS 0
 #endif
 
-/* Y[0:R, 0:V*W] += X[0:R, :] A[:, 0:V*W] with R x V accumulators in registers */
-#define LRP_GEMM_TILE(NAME, T, ATTR, R, V)                                      \
-    ATTR LRP_INLINE static inline void NAME##_tile_##R##_##V(                   \
+/* Y[0:R, 0:V*W] += X[0:R, :] A[:, 0:V*W] with R x V accumulators in
+ * registers, the vectors of A's rows VP at a time from blocks ps entries
+ * apart (row stride lda): the small product's tiles read one block (VP =
+ * V), the panel product's tiles of its last rows several panels (VP = 2) */
+#define LRP_TILE(NAME, T, ATTR, FN, R, V, VP)                                   \
+    ATTR LRP_INLINE static inline void NAME##_##FN(                             \
         ptrdiff_t n_rows, const T *X, ptrdiff_t ldx, const T *A, ptrdiff_t lda, \
-        T *restrict Y, ptrdiff_t ldy)                                           \
+        ptrdiff_t ps, T *restrict Y, ptrdiff_t ldy)                             \
     {                                                                           \
         NAME##_vec acc[R][V], b[V];                                             \
         for (int i = 0; i < R; ++i)                                             \
@@ -64,7 +67,7 @@
                 acc[i][v] = NAME##_load(Y + i * ldy + v * NAME##_W);            \
         for (ptrdiff_t r = 0; r < n_rows; ++r) {                                \
             for (int v = 0; v < V; ++v)                                         \
-                b[v] = NAME##_load(A + r * lda + v * NAME##_W);                 \
+                b[v] = NAME##_load(A + v / VP * ps + r * lda + v % VP * NAME##_W); \
             for (int i = 0; i < R; ++i) {                                       \
                 const T c = X[i * ldx + r];                                     \
                 for (int v = 0; v < V; ++v)                                     \
@@ -75,6 +78,8 @@
             for (int v = 0; v < V; ++v)                                         \
                 NAME##_store(Y + i * ldy + v * NAME##_W, acc[i][v]);            \
     }
+#define LRP_GEMM_TILE(NAME, T, ATTR, R, V)                                      \
+    LRP_TILE(NAME, T, ATTR, tile_##R##_##V, R, V, V)
 
 /* one column panel of V vectors for all rows of Y, 4 rows at a time: the
  * panel of A (n_rows x V vectors) stays in L1 while it is reused */
@@ -85,9 +90,9 @@
     {                                                                           \
         ptrdiff_t t = 0;                                                        \
         for (; t + 4 <= n_t; t += 4)                                            \
-            NAME##_tile_4_##V(n_rows, X + t * ldx, ldx, A, lda, Y + t * ldy, ldy); \
+            NAME##_tile_4_##V(n_rows, X + t * ldx, ldx, A, lda, 0, Y + t * ldy, ldy); \
         for (; t < n_t; ++t)                                                    \
-            NAME##_tile_1_##V(n_rows, X + t * ldx, ldx, A, lda, Y + t * ldy, ldy); \
+            NAME##_tile_1_##V(n_rows, X + t * ldx, ldx, A, lda, 0, Y + t * ldy, ldy); \
     }
 
 /* One row of Y: blocks of 8 vectors (enough independent sums to keep the
@@ -104,60 +109,34 @@
         const ptrdiff_t rest = n_blocks * B;                                    \
         ptrdiff_t k;                                                            \
         for (k = 0; k < n_blocks && !reverse; ++k)                              \
-            NAME##_tile_1_8(n_rows, coef, 0, A + k * B, lda, y + k * B, 0);     \
+            NAME##_tile_1_8(n_rows, coef, 0, A + k * B, lda, 0, y + k * B, 0);  \
         NAME(1, n_rows, n_cols - rest, coef, 0, A + rest, lda, y + rest, 0);    \
         for (k = n_blocks - 1; k >= 0 && reverse; --k)                          \
-            NAME##_tile_1_8(n_rows, coef, 0, A + k * B, lda, y + k * B, 0);     \
-    }
-
-/* Y[0:R, 0:G P] += X[0:R, :] A for G consecutive panels of A (ps entries
- * apart, P = 2 W columns each, row after row) with R x 2G accumulators in
- * registers: a tile of few rows spans several panels, so that it still
- * has enough independent sums to keep the FMA units busy (each sum waits
- * for its last FMA: a 1 x 2 tile ran at half the speed of a 12 x 2 one) */
-#define LRP_PANEL_TILE(NAME, T, ATTR, FN, R, G)                                 \
-    ATTR LRP_INLINE static inline void NAME##_##FN(                             \
-        ptrdiff_t n_k, const T *X, ptrdiff_t ldx, const T *A, ptrdiff_t ps,     \
-        T *restrict Y, ptrdiff_t ldy)                                           \
-    {                                                                           \
-        enum { W = NAME##_W, V = 2 * G };                                       \
-        NAME##_vec acc[R][V], b[V];                                             \
-        for (int i = 0; i < R; ++i)                                             \
-            for (int v = 0; v < V; ++v)                                         \
-                acc[i][v] = NAME##_load(Y + i * ldy + v * W);                   \
-        for (ptrdiff_t r = 0; r < n_k; ++r) {                                   \
-            for (int v = 0; v < V; ++v)                                         \
-                b[v] = NAME##_load(A + v / 2 * ps + r * 2 * W + v % 2 * W);     \
-            for (int i = 0; i < R; ++i) {                                       \
-                const T c = X[i * ldx + r];                                     \
-                for (int v = 0; v < V; ++v)                                     \
-                    acc[i][v] += c * b[v];                                      \
-            }                                                                   \
-        }                                                                       \
-        for (int i = 0; i < R; ++i)                                             \
-            for (int v = 0; v < V; ++v)                                         \
-                NAME##_store(Y + i * ldy + v * W, acc[i][v]);                   \
+            NAME##_tile_1_8(n_rows, coef, 0, A + k * B, lda, 0, y + k * B, 0);  \
     }
 
 /* the last 1 to 3 rows of a block (below its tiles of RB and 4 rows)
- * against n_panels panels: R rows in tiles of G panels, then of one.
- * G = G1, G2, G3 for 1, 2, 3 rows: AVX-512 takes 4 panels for one row and
- * 2 for two or three (8 or 12 sums), the 16 registers of AVX2 and SSE2 2
- * panels for one or two rows */
+ * against n_panels panels: R rows in tiles of G panels, then of one. A
+ * tile of few rows spans several panels so that it still has enough
+ * independent sums to keep the FMA units busy (each sum waits for its last
+ * FMA: a 1 x 2-vector tile ran at half the speed of a 12 x 2 one). G = G1,
+ * G2, G3 for 1, 2, 3 rows: AVX-512 takes 4 panels for one row and 2 for two
+ * or three (8 or 12 sums), the 16 registers of AVX2 and SSE2 2 panels for
+ * one or two rows */
 #define LRP_FEW_CASE(NAME, R, G)                                                \
     case R:                                                                     \
         for (p = 0; p + G <= n_panels; p += G)                                  \
-            NAME##_rows_##R##_wide(n_k, X, ldx, A + p * ps, ps, Y + p * P, ldy); \
+            NAME##_rows_##R##_wide(n_k, X, ldx, A + p * ps, P, ps, Y + p * P, ldy); \
         for (; p < n_panels; ++p)                                               \
-            NAME##_rows_##R(n_k, X, ldx, A + p * ps, ps, Y + p * P, ldy);       \
+            NAME##_rows_##R(n_k, X, ldx, A + p * ps, P, ps, Y + p * P, ldy);   \
         break;
 #define LRP_FEW_ROWS(NAME, T, ATTR, G1, G2, G3)                                 \
-    LRP_PANEL_TILE(NAME, T, ATTR, rows_1, 1, 1)                                 \
-    LRP_PANEL_TILE(NAME, T, ATTR, rows_2, 2, 1)                                 \
-    LRP_PANEL_TILE(NAME, T, ATTR, rows_3, 3, 1)                                 \
-    LRP_PANEL_TILE(NAME, T, ATTR, rows_1_wide, 1, G1)                           \
-    LRP_PANEL_TILE(NAME, T, ATTR, rows_2_wide, 2, G2)                           \
-    LRP_PANEL_TILE(NAME, T, ATTR, rows_3_wide, 3, G3)                           \
+    LRP_TILE(NAME, T, ATTR, rows_1, 1, 2, 2)                                    \
+    LRP_TILE(NAME, T, ATTR, rows_2, 2, 2, 2)                                    \
+    LRP_TILE(NAME, T, ATTR, rows_3, 3, 2, 2)                                    \
+    LRP_TILE(NAME, T, ATTR, rows_1_wide, 1, 2 * G1, 2)                          \
+    LRP_TILE(NAME, T, ATTR, rows_2_wide, 2, 2 * G2, 2)                          \
+    LRP_TILE(NAME, T, ATTR, rows_3_wide, 3, 2 * G3, 2)                          \
     ATTR static void NAME##_few_rows(ptrdiff_t n_few, ptrdiff_t n_k, const T *X, \
                                      ptrdiff_t ldx, const T *A, ptrdiff_t ps,   \
                                      ptrdiff_t n_panels, T *restrict Y,         \
@@ -205,11 +184,12 @@
                 __builtin_prefetch(Y + i * ldy + P - 1, 1, 3);                  \
             }                                                                   \
             NAME##_put_bias(RB, 1, bias, Y + t * ldy, ldy);                     \
-            NAME##_tile_##RB##_2(n_k, X + t * ldx, ldx, panel, P, Y + t * ldy, ldy); \
+            NAME##_tile_##RB##_2(n_k, X + t * ldx, ldx, panel, P, 0, Y + t * ldy, \
+                                 ldy);                                          \
         }                                                                       \
         for (; t + 4 <= n_t; t += 4) {                                          \
             NAME##_put_bias(4, 1, bias, Y + t * ldy, ldy);                      \
-            NAME##_tile_4_2(n_k, X + t * ldx, ldx, panel, P, Y + t * ldy, ldy);  \
+            NAME##_tile_4_2(n_k, X + t * ldx, ldx, panel, P, 0, Y + t * ldy, ldy); \
         }                                                                       \
     }                                                                           \
     ATTR static void NAME##_block(ptrdiff_t n_t, ptrdiff_t n_k, const T *X,     \
