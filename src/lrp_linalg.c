@@ -28,7 +28,8 @@
  * into them: the panel product's loop over a panel's rows keeps the row
  * offsets and sums of its register tile in registers only as a function of
  * its own with the tile inlined (inlined itself into a larger function, or
- * calling the tile, it spilled them to the stack: 2-7 % slower) */
+ * calling the tile, it spilled them to the stack: 2-7 % slower). The small
+ * product's tiles are left to the compiler, as before. */
 #if defined(__GNUC__)
 #define LRP_NOINLINE __attribute__((noinline))
 #define LRP_INLINE __attribute__((always_inline))
@@ -55,9 +56,10 @@
 /* Y[0:R, 0:V*W] += X[0:R, :] A[:, 0:V*W] with R x V accumulators in
  * registers, the vectors of A's rows VP at a time from blocks ps entries
  * apart (row stride lda): the small product's tiles read one block (VP =
- * V), the panel product's tiles of its last rows several panels (VP = 2) */
-#define LRP_TILE(NAME, T, ATTR, FN, R, V, VP)                                   \
-    ATTR LRP_INLINE static inline void NAME##_##FN(                             \
+ * V), the panel product's (rows_R) one panel, or several for its last rows
+ * (VP = 2); INL: LRP_INLINE for the panel product's */
+#define LRP_TILE(NAME, T, ATTR, INL, FN, R, V, VP)                              \
+    ATTR INL static inline void NAME##_##FN(                                    \
         ptrdiff_t n_rows, const T *X, ptrdiff_t ldx, const T *A, ptrdiff_t lda, \
         ptrdiff_t ps, T *restrict Y, ptrdiff_t ldy)                             \
     {                                                                           \
@@ -79,7 +81,7 @@
                 NAME##_store(Y + i * ldy + v * NAME##_W, acc[i][v]);            \
     }
 #define LRP_GEMM_TILE(NAME, T, ATTR, R, V)                                      \
-    LRP_TILE(NAME, T, ATTR, tile_##R##_##V, R, V, V)
+    LRP_TILE(NAME, T, ATTR, , tile_##R##_##V, R, V, V)
 
 /* one column panel of V vectors for all rows of Y, 4 rows at a time: the
  * panel of A (n_rows x V vectors) stays in L1 while it is reused */
@@ -131,12 +133,12 @@
             NAME##_rows_##R(n_k, X, ldx, A + p * ps, P, ps, Y + p * P, ldy);   \
         break;
 #define LRP_FEW_ROWS(NAME, T, ATTR, G1, G2, G3)                                 \
-    LRP_TILE(NAME, T, ATTR, rows_1, 1, 2, 2)                                    \
-    LRP_TILE(NAME, T, ATTR, rows_2, 2, 2, 2)                                    \
-    LRP_TILE(NAME, T, ATTR, rows_3, 3, 2, 2)                                    \
-    LRP_TILE(NAME, T, ATTR, rows_1_wide, 1, 2 * G1, 2)                          \
-    LRP_TILE(NAME, T, ATTR, rows_2_wide, 2, 2 * G2, 2)                          \
-    LRP_TILE(NAME, T, ATTR, rows_3_wide, 3, 2 * G3, 2)                          \
+    LRP_TILE(NAME, T, ATTR, LRP_INLINE, rows_1, 1, 2, 2)                        \
+    LRP_TILE(NAME, T, ATTR, LRP_INLINE, rows_2, 2, 2, 2)                        \
+    LRP_TILE(NAME, T, ATTR, LRP_INLINE, rows_3, 3, 2, 2)                        \
+    LRP_TILE(NAME, T, ATTR, LRP_INLINE, rows_1_wide, 1, 2 * G1, 2)              \
+    LRP_TILE(NAME, T, ATTR, LRP_INLINE, rows_2_wide, 2, 2 * G2, 2)              \
+    LRP_TILE(NAME, T, ATTR, LRP_INLINE, rows_3_wide, 3, 2 * G3, 2)              \
     ATTR static void NAME##_few_rows(ptrdiff_t n_few, ptrdiff_t n_k, const T *X, \
                                      ptrdiff_t ldx, const T *A, ptrdiff_t ps,   \
                                      ptrdiff_t n_panels, T *restrict Y,         \
@@ -184,12 +186,11 @@
                 __builtin_prefetch(Y + i * ldy + P - 1, 1, 3);                  \
             }                                                                   \
             NAME##_put_bias(RB, 1, bias, Y + t * ldy, ldy);                     \
-            NAME##_tile_##RB##_2(n_k, X + t * ldx, ldx, panel, P, 0, Y + t * ldy, \
-                                 ldy);                                          \
+            NAME##_rows_##RB(n_k, X + t * ldx, ldx, panel, P, 0, Y + t * ldy, ldy); \
         }                                                                       \
         for (; t + 4 <= n_t; t += 4) {                                          \
             NAME##_put_bias(4, 1, bias, Y + t * ldy, ldy);                      \
-            NAME##_tile_4_2(n_k, X + t * ldx, ldx, panel, P, 0, Y + t * ldy, ldy); \
+            NAME##_rows_4(n_k, X + t * ldx, ldx, panel, P, 0, Y + t * ldy, ldy); \
         }                                                                       \
     }                                                                           \
     ATTR static void NAME##_block(ptrdiff_t n_t, ptrdiff_t n_k, const T *X,     \
@@ -264,7 +265,8 @@
         memcpy(p, &v, sizeof v);                                                \
     }                                                                           \
     LRP_GEMM_TILE(NAME, T, ATTR, 1, 8)                                          \
-    LRP_GEMM_TILE(NAME, T, ATTR, RB, 2)                                         \
+    LRP_TILE(NAME, T, ATTR, LRP_INLINE, rows_##RB, RB, 2, 2)                    \
+    LRP_TILE(NAME, T, ATTR, LRP_INLINE, rows_4, 4, 2, 2)                        \
     LRP_GEMM_TILE(NAME, T, ATTR, 4, 3)                                          \
     LRP_GEMM_TILE(NAME, T, ATTR, 1, 3)                                          \
     LRP_GEMM_TILE(NAME, T, ATTR, 4, 2)                                          \
