@@ -896,7 +896,7 @@ cdef inline void skip_rows(const Cell *cl, const Chunk *ch, Py_ssize_t s, Py_ssi
 cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
                         const Chunk *ch, Py_ssize_t dr, const floating *inject,
                         Py_ssize_t ld_inject, bint inject_last, const Py_ssize_t *steps,
-                        floating eps, floating bias_factor, int rule,
+                        bint shared, floating eps, floating bias_factor, int rule,
                         bint absolute, bint gru, bint lrp, floating *rest,
                         floating *w) noexcept nogil:
     """LRP (lrp) or the gradient through one LSTM or GRU direction, a step
@@ -916,8 +916,11 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
     each sequence's initial states to rest (b,). steps (B,), for the top
     layer under a per-step head: each sequence's explained step, before
     which (in the direction's order) its rows are zeros that the step skips
-    (reached_rows); NULL otherwise."""
-    cdef Py_ssize_t s, k, j, r, q, n, lo, hi, d = cl.d, G = cl.G
+    (reached_rows); NULL otherwise. shared: the chunk's sequences are copies
+    of its first (Problem.replicas), whose forward pass alone left the gates
+    and the cell states in rows 0 .. S-1, read from there for every copy
+    (copy_first_sequence)."""
+    cdef Py_ssize_t s, k, j, r, q, rs, qs, n, lo, hi, d = cl.d, G = cl.G
     # the pre-activations' columns that reach x and h: all for the gradient
     cdef Py_ssize_t first = 0 if not lrp else (
         2 * d if gru else (d if rule == RULE_SIGNAL else 0))
@@ -946,24 +949,28 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
         for k in range(lo, hi):
             r = ch.row0[s] + k
             q = (ch.row0[s - 1] + k) * d if s > 0 else -1   # the row of step s-1
+            # the rows of the gates and the cell states: shared, the first
+            # copy's, where its forward pass alone left them (row s at step s)
+            rs = s if shared else r
+            qs = (s - 1 if shared else ch.row0[s - 1] + k) * d if s > 0 else -1
             if lrp and gru:     # v + k G receives u's scaled relevance, its share behind
                 w[cl.shares + r] = gru_lrp_row(
-                    w + cl.gates + r * G, w + cl.c + r * G, h + r * d,
+                    w + cl.gates + rs * G, w + cl.c + rs * G, h + r * d,
                     h + q if s > 0 else zeros, pw + cl.bx, pw + cl.bh, w + cl.z + r * G,
                     Rh + k * d, Rc + k * d, v + k * G, absolute, eps, bias_factor, d, cl.e)
             elif lrp:           # v + k G receives the relevance of the gates i, g, f, o
                 w[cl.shares + r] = lstm_lrp_row(
-                    w + cl.gates + r * G, w + cl.tc + r * d, w + cl.c + r * d,
-                    w + cl.c + q if s > 0 else zeros, pw + cl.bx, w + cl.z + r * G,
+                    w + cl.gates + rs * G, w + cl.tc + rs * d, w + cl.c + rs * d,
+                    w + cl.c + qs if s > 0 else zeros, pw + cl.bx, w + cl.z + r * G,
                     Rh + k * d, Rc + k * d, v + k * G, first, last, rule, absolute, eps,
                     bias_factor, d, cl.e)
             elif gru:
-                gru_gradient_row(w + cl.gates + r * G, w + cl.c + r * G,
+                gru_gradient_row(w + cl.gates + rs * G, w + cl.c + rs * G,
                                  h + q if s > 0 else zeros, Rh + k * d, w + cl.z + r * G,
                                  v + k * G, d)
             else:
-                lstm_gradient_row(w + cl.gates + r * G, w + cl.tc + r * d,
-                                  w + cl.c + q if s > 0 else zeros, Rh + k * d, Rc + k * d,
+                lstm_gradient_row(w + cl.gates + rs * G, w + cl.tc + rs * d,
+                                  w + cl.c + qs if s > 0 else zeros, Rh + k * d, Rc + k * d,
                                   w + cl.z + r * G, d)
         # h_{t-1}'s part: one product with Wh (a GRU's gradient adds it to
         # the z dh kept in dh, the others start from zeros), then for LRP
@@ -1408,7 +1415,8 @@ cdef void backward_direction(const floating *params, const Cell *cl, const Chunk
         memset(rest, 0, ch.b * sizeof(floating))
     backward_cell(params, params + pb.abs_offset, cl, ch, dr, inj, ld, head_reads_last(pb, l),
                   steps if l == pb.n_layers - 1 and pb.pooling == POOL_NONE else NULL,
-                  eps, bias_factor, pb.rule, pb.absolute and lrp, pb.gru, lrp, rest, w)
+                  pb.replicas and ch.b > 1, eps, bias_factor, pb.rule,
+                  pb.absolute and lrp, pb.gru, lrp, rest, w)
 
 
 cdef struct DirectionJob:
@@ -1622,9 +1630,11 @@ cdef void copy_first_sequence(const Cell *cells, const Problem *pb, const Chunk 
     """After a forward pass of the chunk's first sequence alone (its states
     in packed rows 0 .. S-1 and token rows 0 .. S-1), give every sequence of
     the chunk, all copies of it (Problem.replicas), the states that the head
-    and the backward passes read: each cell's packed row s becomes rows s b
-    .. s b + b - 1 (the b sequences at step s), and the top layer's token
-    row t rows t + k S (the lower layers' went into the cells' x)."""
+    and the backward passes read row by row: each cell's packed row s of x,
+    z (which the backward passes overwrite) and h becomes rows s b .. s b +
+    b - 1 (the b sequences at step s), and the top layer's token row t rows
+    t + k S (the lower layers' went into the cells' x). The gates and cell
+    states stay where they are, shared (backward_cell)."""
     cdef Py_ssize_t l, dr, k
     cdef Py_ssize_t D = pb.n_dir * cells[(pb.n_layers - 1) * pb.n_dir].d
     cdef const Cell *cl
@@ -1634,11 +1644,7 @@ cdef void copy_first_sequence(const Cell *cells, const Problem *pb, const Chunk 
             cl = &cells[l * pb.n_dir + dr]
             copy_rows(w + cl.x, cl.e, ch.S, ch.b)
             copy_rows(w + cl.z, cl.G, ch.S, ch.b)
-            copy_rows(w + cl.gates, cl.G, ch.S, ch.b)
-            copy_rows(w + cl.c, cl.G if pb.gru else cl.d, ch.S, ch.b)
             copy_rows(w + cl.h, cl.d, ch.S, ch.b)
-            if not pb.gru:
-                copy_rows(w + cl.tc, cl.d, ch.S, ch.b)
     for k in range(1, ch.b):
         memcpy(H + k * ch.S * D, H, ch.S * D * sizeof(floating))
 
