@@ -913,9 +913,10 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
     rule or, when absolute, by the abs rule: each term gets |term| / (sum
     |term| + |bias|), the bias's share spread by bias_factor (ap: the
     absolute weights, in params' layout). LRP adds the relevance left on
-    each sequence's initial states to rest (b,). steps (B,), for the top
-    layer under a per-step head: each sequence's explained step, before
-    which (in the direction's order) its rows are zeros that the step skips
+    each sequence's initial states to rest (b,). steps (B,), under a
+    per-step head for the top layer (and every layer of a unidirectional
+    stack): each sequence's explained step, before which (in the
+    direction's order) its rows are zeros that the step skips
     (reached_rows); NULL otherwise. shared: the chunk's sequences are copies
     of its first (Problem.replicas), whose forward pass alone left the gates
     and the cell states in rows 0 .. S-1, read from there for every copy
@@ -1413,8 +1414,11 @@ cdef void backward_direction(const floating *params, const Cell *cl, const Chunk
     cdef floating *rest = w + ch.rests + dr * ch.b
     if lrp:
         memset(rest, 0, ch.b * sizeof(floating))
+    # a per-step head's relevance reaches the top layer at the explained step
+    # alone, and in a unidirectional stack every layer up to that step alone
     backward_cell(params, params + pb.abs_offset, cl, ch, dr, inj, ld, head_reads_last(pb, l),
-                  steps if l == pb.n_layers - 1 and pb.pooling == POOL_NONE else NULL,
+                  steps if pb.pooling == POOL_NONE and (l == pb.n_layers - 1 or pb.n_dir == 1)
+                  else NULL,
                   pb.replicas and ch.b > 1, eps, bias_factor, pb.rule,
                   pb.absolute and lrp, pb.gru, lrp, rest, w)
 

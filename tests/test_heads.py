@@ -186,15 +186,22 @@ def test_explain_steps_equals_each_step_alone(cell, dtype):
                                                rtol=0, atol=1e-10 * scale)
 
 
-def test_unidirectional_tagger_explains_only_the_past():
-    rnn, head, _ = torch_parts(2, "none", "GRU", False, 2, "relu")
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_unidirectional_tagger_explains_only_the_past(cell):
+    # every layer skips the steps after the explained one: the oracle,
+    # which runs them, checks that
+    rnn, head, _ = torch_parts(2, "none", cell, False, 2, "relu")
     model = lrp_lstm.from_torch(rnn, head, pooling="none")
     x = np.random.default_rng(1).normal(size=(8, E))
-    for expl in model.explain_steps(x, ("lrp", "sa")):
+    for expl in model.explain_steps(x, ("lrp", "sa"), n_threads=2):
         t = expl["lrp"].step
         assert not expl["lrp"].relevance[t + 1:].any()
         assert not expl["sa"].gradient[t + 1:].any()
         assert expl["sa"].gradient[t].any()
+        plain = model.explain(x, ("lrp", "sa"), step=t, backend="numpy")
+        for m in ("lrp", "sa"):
+            np.testing.assert_allclose(expl[m].relevance, plain[m].relevance, rtol=0,
+                                       atol=1e-10 * np.abs(plain[m].relevance).max())
 
 
 def test_step_is_refused_for_pooled_models():
