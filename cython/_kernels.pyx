@@ -631,7 +631,8 @@ cdef void input_part(const floating *p, const Cell *cl, const Chunk *ch,
     matching rows of Wx (p: the weights or, for the abs sum rule, their
     absolute values); for LRP then times x (|x|), plus each row's bias
     share. w + cl.zeros holds zeros (backward_cell sets them). steps: as
-    for backward_cell, whose skipped rows get zeros here too."""
+    for backward_cell, whose skipped rows get zeros here too (and no bias
+    share: backward_cell wrote none for them)."""
     cdef Py_ssize_t r, s, lo, hi, r0, e = cl.e
     cdef floating *out = w + cl.out
     cdef const floating *x = w + cl.x
@@ -647,8 +648,11 @@ cdef void input_part(const floating *p, const Cell *cl, const Chunk *ch,
                             p + cl.Wx, p + cl.pWx, cl.G, out + (r0 + lo) * e, e, 0,
                             w + cl.zeros)
             memset(out + (r0 + hi) * e, 0, (ch.n_active[s] - hi) * e * sizeof(floating))
-    if lrp:
-        for r in range(ch.N):
+    if not lrp:
+        return
+    for s in range(ch.S):
+        reached_rows(ch, steps, dr, s, &lo, &hi)
+        for r in range(ch.row0[s] + lo, ch.row0[s] + hi):
             times_lower(x + r * e, NULL, absolute, w[cl.shares + r], e, out + r * e)
 
 
@@ -884,15 +888,6 @@ cdef inline void gru_gradient_row(const floating *g, const floating *gh,
         dh[j] = dh[j] * zz
 
 
-cdef inline void skip_rows(const Cell *cl, const Chunk *ch, Py_ssize_t s, Py_ssize_t k0,
-                           Py_ssize_t k1, floating *w) noexcept nogil:
-    """Rows k0:k1 of step s, which nothing has reached: LRP's bias shares
-    are zeros (input_part leaves their parts for x_t zeros)."""
-    cdef Py_ssize_t k
-    for k in range(k0, k1):
-        w[cl.shares + ch.row0[s] + k] = 0
-
-
 cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
                         const Chunk *ch, Py_ssize_t dr, const floating *inject,
                         Py_ssize_t ld_inject, bint inject_last, const Py_ssize_t *steps,
@@ -921,7 +916,7 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
     of its first (Problem.replicas), whose forward pass alone left the gates
     and the cell states in rows 0 .. S-1, read from there for every copy
     (copy_first_sequence)."""
-    cdef Py_ssize_t s, k, j, r, q, rs, qs, n, lo, hi, d = cl.d, G = cl.G
+    cdef Py_ssize_t s, k, j, r, q, rs, qs, lo, hi, d = cl.d, G = cl.G
     # the pre-activations' columns that reach x and h: all for the gradient
     cdef Py_ssize_t first = 0 if not lrp else (
         2 * d if gru else (d if rule == RULE_SIGNAL else 0))
@@ -941,12 +936,8 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
     elif absolute:
         abs_sums(ap, cl, ch, first, last - first, ap + cl.bx + first, first, first, w)
     for s in range(ch.S - 1, -1, -1):
-        n = ch.n_active[s]
         begin_step(cl, ch, s, dr, inject, ld_inject, inject_last, w)
         reached_rows(ch, steps, dr, s, &lo, &hi)
-        if lrp:
-            skip_rows(cl, ch, s, 0, lo, w)
-            skip_rows(cl, ch, s, hi, n, w)
         for k in range(lo, hi):
             r = ch.row0[s] + k
             q = (ch.row0[s - 1] + k) * d if s > 0 else -1   # the row of step s-1

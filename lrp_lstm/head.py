@@ -92,7 +92,8 @@ def pack(head, attention, dtype, width):
             W = layer["W"]
             table.append((W.shape[1], W.shape[0], ACTIVATIONS.index(layer["activation"]),
                           len(parts)))
-            parts += [W, layer["b"], W.T, _layout.panels(W.T, width), np.abs(W), np.abs(W).T]
+            abs_W = np.abs(W)
+            parts += [W, layer["b"], W.T, _layout.panels(W.T, width), abs_W, abs_W.T]
         tables.append(table)
     params, offsets = _layout.place(parts, dtype)
     return params, *(np.array([(n_in, n_out, act, *offsets[k:k + 6])
