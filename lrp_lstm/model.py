@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sys
 import threading
@@ -864,9 +865,7 @@ def _head_from_dict(arrays, net):
 
 def _offsets(xs):
     """(B+1,): where each input's rows begin among all N, end to end."""
-    offsets = np.zeros(len(xs) + 1, dtype=np.intp)
-    np.cumsum(list(map(len, xs)), out=offsets[1:])
-    return offsets
+    return np.fromiter(itertools.accumulate(map(len, xs), initial=0), np.intp, len(xs) + 1)
 
 
 # the lockstep plan: chunks of at most _CHUNK_SIZE sequences (for models with
