@@ -359,6 +359,20 @@ def table(rows, columns):
     return "\n".join(lines)
 
 
+def cpu_model():
+    """The CPU's name, family and model from /proc/cpuinfo (Linux), else
+    what the platform module knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines()
+                          if ":" in line)
+    except OSError:
+        return platform.processor()
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    return (f"{fields.get('model name', '?')} (family {fields.get('cpu family', '?')}, "
+            f"model {fields.get('model', '?')})")
+
+
 def fmt(v):
     if isinstance(v, float):
         return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.0f}"
@@ -391,7 +405,7 @@ def main():
             out = json.load(f)
     out |= {"machine": {"python": sys.version.split()[0], "numpy": np.__version__,
                        "platform": platform.platform(), "cpus": os.cpu_count(),
-                       "processor": platform.processor()},
+                       "processor": cpu_model(), "vectors": lrp_lstm.build_info()["vectors"]},
            "sentences": len(test), "tokens": sum(len(x) for x in xs_embedded)}
     if "latency" in args.only:
         out["latency"] = bench_latency(seed or clf.model, args.quick)
