@@ -39,11 +39,11 @@
 #endif
 
 /* Register tiles of R rows of Y x V vectors (the small product's up to 4 x
- * 3, the one-row product's 1 x 8, the panel product's RB x 2, and 1 to 3 x
- * 2G over G panels for its last rows), the vectors written with GCC's
- * vector extension: 64 bytes (AVX-512), 32 bytes (AVX2 + FMA) or 16 bytes,
- * the widest the CPU has, chosen once at run time. Every Y[t, j] is still
- * accumulated over r in order. */
+ * 3, the one-row product's 1 x 1 to 8, the panel product's RB x 2, and 1
+ * to 3 x 2G over G panels for its last rows), the vectors written with
+ * GCC's vector extension: 64 bytes (AVX-512), 32 bytes (AVX2 + FMA) or 16
+ * bytes, the widest the CPU has, chosen once at run time. Every Y[t, j] is
+ * still accumulated over r in order. */
 #if defined(__GNUC__) && defined(__x86_64__) && (__GNUC__ >= 12) && \
     !defined(LRP_NO_CLONES)
 #define LRP_AVX2_ATTR __attribute__((target("arch=x86-64-v3")))
@@ -98,21 +98,41 @@
     }
 
 /* One row of Y: blocks of 8 vectors (enough independent sums to keep the
- * FMA units busy), then the remaining columns by the small product. `reverse`
- * takes the blocks last to first: a recurrence alternating the order
- * finds the block it used last still in L1 (and L2, for matrices larger
- * than L2). */
+ * FMA units busy), then the remaining 1 to 7 vectors in one tile, which
+ * reads each row of A once (in tiles of at most 3 vectors, a row of 6 was
+ * read twice, by tiles of 3 sums waiting on their last FMA), then the last
+ * columns by the small product. `reverse` takes the blocks last to first:
+ * a recurrence alternating the order finds the block it used last still in
+ * L1 (and L2, for matrices larger than L2). */
+#define LRP_GEMV_CASE(NAME, V)                                                  \
+    case V:                                                                     \
+        NAME##_tile_1_##V(n_rows, coef, 0, A + rest, lda, 0, y + rest, 0);      \
+        break;
 #define LRP_DEFINE_GEMV(NAME, T, ATTR)                                          \
+    LRP_GEMM_TILE(NAME, T, ATTR, 1, 4)                                          \
+    LRP_GEMM_TILE(NAME, T, ATTR, 1, 5)                                          \
+    LRP_GEMM_TILE(NAME, T, ATTR, 1, 6)                                          \
+    LRP_GEMM_TILE(NAME, T, ATTR, 1, 7)                                          \
     ATTR static void NAME##_gemv(ptrdiff_t n_rows, ptrdiff_t n_cols, const T *A, \
                                  ptrdiff_t lda, const T *coef, T *restrict y,   \
                                  int reverse)                                   \
     {                                                                           \
         const ptrdiff_t B = 8 * NAME##_W, n_blocks = n_cols / B;                \
-        const ptrdiff_t rest = n_blocks * B;                                    \
+        const ptrdiff_t rest = n_blocks * B, n_vec = (n_cols - rest) / NAME##_W; \
+        const ptrdiff_t last = rest + n_vec * NAME##_W;                         \
         ptrdiff_t k;                                                            \
         for (k = 0; k < n_blocks && !reverse; ++k)                              \
             NAME##_tile_1_8(n_rows, coef, 0, A + k * B, lda, 0, y + k * B, 0);  \
-        NAME(1, n_rows, n_cols - rest, coef, 0, A + rest, lda, y + rest, 0);    \
+        switch (n_vec) {                                                        \
+            LRP_GEMV_CASE(NAME, 1)                                              \
+            LRP_GEMV_CASE(NAME, 2)                                              \
+            LRP_GEMV_CASE(NAME, 3)                                              \
+            LRP_GEMV_CASE(NAME, 4)                                              \
+            LRP_GEMV_CASE(NAME, 5)                                              \
+            LRP_GEMV_CASE(NAME, 6)                                              \
+            LRP_GEMV_CASE(NAME, 7)                                              \
+        }                                                                       \
+        NAME(1, n_rows, n_cols - last, coef, 0, A + last, lda, y + last, 0);    \
         for (k = n_blocks - 1; k >= 0 && reverse; --k)                          \
             NAME##_tile_1_8(n_rows, coef, 0, A + k * B, lda, 0, y + k * B, 0);  \
     }
