@@ -174,7 +174,8 @@ def test_one_row_product_for_every_width(cell, dtype):
     # vectors, then one tile of the remaining 1 to 7 vectors, then the last
     # columns one at a time; two copies run the panel product. Hidden sizes
     # 1 to 128 give the steps' widths (d, 3d, 4d) every count of remaining
-    # vectors at every vector width; each input equals its copies bit for bit
+    # vectors at every vector width (this CPU's widest here, the narrower
+    # ones in tests/test_build.py); each input equals its copies bit for bit
     x = np.random.default_rng(16).normal(0, 1, (4, 5))
     for d in range(1, 129, 3):
         model = random_model(seed=d, e=5, d=d, C=2, cell=cell)
