@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__)
-#include <xmmintrin.h>
+#include <immintrin.h>
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
@@ -340,6 +340,87 @@ LRP_DEFINE_GEMM(lrp_gemm_avx2_d, double, 32, LRP_AVX2_ATTR, 6, 2, 2, 1)
 LRP_DEFINE_GEMM(lrp_gemm_avx2_s, float, 32, LRP_AVX2_ATTR, 6, 2, 2, 1)
 LRP_DEFINE_GEMM(lrp_gemm_avx512_d, double, 64, LRP_AVX512_ATTR, 12, 4, 2, 2)
 LRP_DEFINE_GEMM(lrp_gemm_avx512_s, float, 64, LRP_AVX512_ATTR, 12, 4, 2, 2)
+
+/* AVX-512's one-row product takes the columns beyond its last full vector
+ * (fewer than a vector's W) as a masked vector in the tile of the vectors
+ * after its blocks of 8, so that their sums run beside the others' (in
+ * the AVX2 product, each of those columns was a chain of FMAs alone: 12 %
+ * of a float32 20-token LRP on the seed model, whose 60-wide products leave
+ * 12 columns). The masked lanes hold zeros and are never stored. */
+#define LRP_TILE_MASKED(NAME, T, MASK, LOADM, STOREM, V)                        \
+    LRP_AVX512_ATTR static inline void NAME##_tile_1_##V##_masked(              \
+        ptrdiff_t n_rows, const T *x, const T *A, ptrdiff_t lda, T *restrict y, \
+        MASK m)                                                                 \
+    {   /* (in LRP_TILE's form: GCC kept a flat array of the sums in memory) */ \
+        NAME##_vec acc[1][V + 1], b[V + 1];                                     \
+        for (int i = 0; i < 1; ++i)                                             \
+            for (int v = 0; v <= V; ++v)                                        \
+                acc[i][v] = v < V ? NAME##_load(y + v * NAME##_W)               \
+                                  : (NAME##_vec)LOADM(m, y + v * NAME##_W);     \
+        for (ptrdiff_t r = 0; r < n_rows; ++r) {                                \
+            for (int v = 0; v <= V; ++v)                                        \
+                b[v] = v < V ? NAME##_load(A + r * lda + v * NAME##_W)          \
+                             : (NAME##_vec)LOADM(m, A + r * lda + v * NAME##_W); \
+            for (int i = 0; i < 1; ++i) {                                       \
+                const T c = x[r];                                               \
+                for (int v = 0; v <= V; ++v)                                    \
+                    acc[i][v] += c * b[v];                                      \
+            }                                                                   \
+        }                                                                       \
+        for (int i = 0; i < 1; ++i)                                             \
+            for (int v = 0; v <= V; ++v) {                                      \
+                if (v < V)                                                      \
+                    NAME##_store(y + v * NAME##_W, acc[i][v]);                  \
+                else                                                            \
+                    STOREM(y + v * NAME##_W, m, acc[i][v]);                     \
+            }                                                                   \
+    }
+#define LRP_MASKED_CASE(NAME, V)                                                \
+    case V:                                                                     \
+        NAME##_tile_1_##V##_masked(n_rows, coef, A + rest, lda, y + rest, m);   \
+        break;
+#define LRP_DEFINE_GEMV_MASKED(NAME, T, MASK, LOADM, STOREM)                    \
+    LRP_TILE_MASKED(NAME, T, MASK, LOADM, STOREM, 0)                            \
+    LRP_TILE_MASKED(NAME, T, MASK, LOADM, STOREM, 1)                            \
+    LRP_TILE_MASKED(NAME, T, MASK, LOADM, STOREM, 2)                            \
+    LRP_TILE_MASKED(NAME, T, MASK, LOADM, STOREM, 3)                            \
+    LRP_TILE_MASKED(NAME, T, MASK, LOADM, STOREM, 4)                            \
+    LRP_TILE_MASKED(NAME, T, MASK, LOADM, STOREM, 5)                            \
+    LRP_TILE_MASKED(NAME, T, MASK, LOADM, STOREM, 6)                            \
+    LRP_TILE_MASKED(NAME, T, MASK, LOADM, STOREM, 7)                            \
+    LRP_AVX512_ATTR static void NAME##_gemv_masked(                             \
+        ptrdiff_t n_rows, ptrdiff_t n_cols, const T *A, ptrdiff_t lda,          \
+        const T *coef, T *restrict y, int reverse)                              \
+    {                                                                           \
+        const ptrdiff_t B = 8 * NAME##_W, n_blocks = n_cols / B;                \
+        const ptrdiff_t rest = n_blocks * B, n_tail = (n_cols - rest) % NAME##_W; \
+        const MASK m = (MASK)((1u << n_tail) - 1);                              \
+        ptrdiff_t k;                                                            \
+        if (n_tail == 0) {                                                      \
+            NAME##_gemv(n_rows, n_cols, A, lda, coef, y, reverse);              \
+            return;                                                             \
+        }                                                                       \
+        for (k = 0; k < n_blocks && !reverse; ++k)                              \
+            NAME##_tile_1_8(n_rows, coef, 0, A + k * B, lda, 0, y + k * B, 0);  \
+        switch ((n_cols - rest) / NAME##_W) {                                   \
+            LRP_MASKED_CASE(NAME, 0)                                            \
+            LRP_MASKED_CASE(NAME, 1)                                            \
+            LRP_MASKED_CASE(NAME, 2)                                            \
+            LRP_MASKED_CASE(NAME, 3)                                            \
+            LRP_MASKED_CASE(NAME, 4)                                            \
+            LRP_MASKED_CASE(NAME, 5)                                            \
+            LRP_MASKED_CASE(NAME, 6)                                            \
+            LRP_MASKED_CASE(NAME, 7)                                            \
+        }                                                                       \
+        for (k = n_blocks - 1; k >= 0 && reverse; --k)                          \
+            NAME##_tile_1_8(n_rows, coef, 0, A + k * B, lda, 0, y + k * B, 0);  \
+    }
+#define LRP_STORE_PD(p, m, v) _mm512_mask_storeu_pd(p, m, (__m512d)(v))
+#define LRP_STORE_PS(p, m, v) _mm512_mask_storeu_ps(p, m, (__m512)(v))
+LRP_DEFINE_GEMV_MASKED(lrp_gemm_avx512_d, double, __mmask8, _mm512_maskz_loadu_pd,
+                       LRP_STORE_PD)
+LRP_DEFINE_GEMV_MASKED(lrp_gemm_avx512_s, float, __mmask16, _mm512_maskz_loadu_ps,
+                       LRP_STORE_PS)
 #endif
 
 #if defined(__x86_64__)
@@ -399,10 +480,10 @@ int lrp_vector_level(void)
 #endif
 }
 
-/* The widest path the CPU has. In gemm and gemv, AVX-512 takes the columns
- * that fill its vectors, AVX2 the rest (in the gemv, the rest comes first
- * when the blocks run last to first); the panel product's panels are as
- * wide as the path's two vectors (lrp_panel_width_*). */
+/* The widest path the CPU has. In gemm, AVX-512 takes the columns that
+ * fill its vectors, AVX2 the rest; AVX-512's gemv takes them all, the last
+ * ones in a masked vector; the panel product's panels are as wide as the
+ * path's two vectors (lrp_panel_width_*). */
 #if LRP_HAVE_WIDE_PATHS
 #define LRP_GEMM_WIDE(SUFFIX, T)                                                \
     if (lrp_vector_level() >= 4) {                                              \
@@ -419,14 +500,8 @@ int lrp_vector_level(void)
     }
 #define LRP_GEMV_WIDE(SUFFIX, T)                                                \
     if (lrp_vector_level() >= 4) {                                              \
-        const ptrdiff_t wide = n_cols - n_cols % (64 / (ptrdiff_t)sizeof(T));   \
-        if (wide < n_cols && reverse)                                           \
-            lrp_gemm_avx2_##SUFFIX##_gemv(n_rows, n_cols - wide, A + wide, lda, \
-                                          coef, y + wide, reverse);             \
-        lrp_gemm_avx512_##SUFFIX##_gemv(n_rows, wide, A, lda, coef, y, reverse); \
-        if (wide < n_cols && !reverse)                                          \
-            lrp_gemm_avx2_##SUFFIX##_gemv(n_rows, n_cols - wide, A + wide, lda, \
-                                          coef, y + wide, reverse);             \
+        lrp_gemm_avx512_##SUFFIX##_gemv_masked(n_rows, n_cols, A, lda, coef, y, \
+                                               reverse);                        \
         return;                                                                 \
     }                                                                           \
     if (lrp_vector_level() >= 3) {                                              \

@@ -142,12 +142,13 @@ for cell in ("lstm", "gru"):
                 assert np.abs(a[m].relevance - b[m].relevance).max() <= 1e-10 * scale, m
                 assert np.abs(c[m].relevance - b[m].relevance).max() <= 1e-3 * scale, m
 # the one-row product's tiles at this width equal the panel product's
+# (four copies: two chunks of two rows)
 x = rng.normal(0, 1, (4, 5))
 for d in range(1, 129, 3):
     model = lrp_lstm.RecurrentModel.random(5, d, 2, d)
     for dtype in (np.float64, np.float32):
         one = model.explain(x, "lrp", dtype=dtype).relevance
-        for res in model.explain_batch([x, x], "lrp", dtype=dtype, n_threads=1):
+        for res in model.explain_batch([x] * 4, "lrp", dtype=dtype, n_threads=1):
             assert np.array_equal(res.relevance, one), d
 print("ok")
 """

@@ -171,8 +171,9 @@ def test_row_tiles_equal_the_one_row_product(cell, dtype):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_one_row_product_for_every_width(cell, dtype):
     # one input's recurrent steps run the one-row product: blocks of 8
-    # vectors, then one tile of the remaining 1 to 7 vectors, then the last
-    # columns one at a time; two copies run the panel product. Hidden sizes
+    # vectors, then one tile of the remaining vectors, the columns beyond
+    # the last full vector masked (AVX-512) or one at a time; four copies
+    # run in two chunks of two rows, through the panel product. Hidden sizes
     # 1 to 128 give the steps' widths (d, 3d, 4d) every count of remaining
     # vectors at every vector width (this CPU's widest here, the narrower
     # ones in tests/test_build.py); each input equals its copies bit for bit
@@ -180,7 +181,7 @@ def test_one_row_product_for_every_width(cell, dtype):
     for d in range(1, 129, 3):
         model = random_model(seed=d, e=5, d=d, C=2, cell=cell)
         one = model.explain(x, ("lrp", "sa"), dtype=dtype)
-        for res in model.explain_batch([x, x], ("lrp", "sa"), dtype=dtype, n_threads=1):
+        for res in model.explain_batch([x] * 4, ("lrp", "sa"), dtype=dtype, n_threads=1):
             for m in ("lrp", "sa"):
                 np.testing.assert_array_equal(res[m].relevance, one[m].relevance,
                                               err_msg=f"d = {d}, {m}")
