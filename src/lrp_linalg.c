@@ -391,17 +391,16 @@ LRP_DEFINE_GEMM(lrp_gemm_avx512_s, float, 64, LRP_AVX512_ATTR, 12, 4, 2, 2)
     LRP_AVX512_ATTR static void NAME##_gemv_masked(                             \
         ptrdiff_t n_rows, ptrdiff_t n_cols, const T *A, ptrdiff_t lda,          \
         const T *coef, T *restrict y, int reverse)                              \
-    {                                                                           \
-        const ptrdiff_t B = 8 * NAME##_W, n_blocks = n_cols / B;                \
-        const ptrdiff_t rest = n_blocks * B, n_tail = (n_cols - rest) % NAME##_W; \
+    {   /* the blocks of 8 vectors by the gemv, before or after the tile */    \
+        const ptrdiff_t rest = n_cols - n_cols % (8 * NAME##_W);                \
+        const ptrdiff_t n_tail = (n_cols - rest) % NAME##_W;                    \
         const MASK m = (MASK)((1u << n_tail) - 1);                              \
-        ptrdiff_t k;                                                            \
         if (n_tail == 0) {                                                      \
             NAME##_gemv(n_rows, n_cols, A, lda, coef, y, reverse);              \
             return;                                                             \
         }                                                                       \
-        for (k = 0; k < n_blocks && !reverse; ++k)                              \
-            NAME##_tile_1_8(n_rows, coef, 0, A + k * B, lda, 0, y + k * B, 0);  \
+        if (!reverse)                                                           \
+            NAME##_gemv(n_rows, rest, A, lda, coef, y, reverse);                \
         switch ((n_cols - rest) / NAME##_W) {                                   \
             LRP_MASKED_CASE(NAME, 0)                                            \
             LRP_MASKED_CASE(NAME, 1)                                            \
@@ -412,8 +411,8 @@ LRP_DEFINE_GEMM(lrp_gemm_avx512_s, float, 64, LRP_AVX512_ATTR, 12, 4, 2, 2)
             LRP_MASKED_CASE(NAME, 6)                                            \
             LRP_MASKED_CASE(NAME, 7)                                            \
         }                                                                       \
-        for (k = n_blocks - 1; k >= 0 && reverse; --k)                          \
-            NAME##_tile_1_8(n_rows, coef, 0, A + k * B, lda, 0, y + k * B, 0);  \
+        if (reverse)                                                            \
+            NAME##_gemv(n_rows, rest, A, lda, coef, y, reverse);                \
     }
 #define LRP_STORE_PD(p, m, v) _mm512_mask_storeu_pd(p, m, (__m512d)(v))
 #define LRP_STORE_PS(p, m, v) _mm512_mask_storeu_ps(p, m, (__m512)(v))
@@ -498,7 +497,7 @@ int lrp_vector_level(void)
         lrp_gemm_avx2_##SUFFIX(n_t, n_rows, n_cols, X, ldx, A, lda, Y, ldy);    \
         return;                                                                 \
     }
-#define LRP_GEMV_WIDE(SUFFIX, T)                                                \
+#define LRP_GEMV_WIDE(SUFFIX)                                                   \
     if (lrp_vector_level() >= 4) {                                              \
         lrp_gemm_avx512_##SUFFIX##_gemv_masked(n_rows, n_cols, A, lda, coef, y, \
                                                reverse);                        \
@@ -526,7 +525,7 @@ int lrp_vector_level(void)
         return 2 * lrp_gemm_avx2_##SUFFIX##_W;
 #else
 #define LRP_GEMM_WIDE(SUFFIX, T)
-#define LRP_GEMV_WIDE(SUFFIX, T)
+#define LRP_GEMV_WIDE(SUFFIX)
 #define LRP_PANELS_WIDE(SUFFIX)
 #define LRP_PANEL_WIDTH_WIDE(SUFFIX)
 #endif
@@ -542,7 +541,7 @@ int lrp_vector_level(void)
     void lrp_gemv_t_##SUFFIX(ptrdiff_t n_rows, ptrdiff_t n_cols, const T *A,    \
                              ptrdiff_t lda, const T *coef, T *y, int reverse)   \
     {                                                                           \
-        LRP_GEMV_WIDE(SUFFIX, T)                                                \
+        LRP_GEMV_WIDE(SUFFIX)                                                   \
         lrp_gemm_base_##SUFFIX##_gemv(n_rows, n_cols, A, lda, coef, y, reverse); \
     }                                                                           \
     ptrdiff_t lrp_panel_width_##SUFFIX(void)                                    \
