@@ -636,24 +636,23 @@ cdef void input_part(const floating *p, const Cell *cl, const Chunk *ch,
     cdef Py_ssize_t r, s, lo, hi, r0, e = cl.e
     cdef floating *out = w + cl.out
     cdef const floating *x = w + cl.x
-    if steps == NULL:
+    if steps == NULL:       # every row: one product over all of them
         weights_product(ch.N, first, n, e, w + cl.z + first, cl.G, p + cl.Wx, p + cl.pWx,
                         cl.G, out, e, 0, w + cl.zeros)
-    else:
-        for s in range(ch.S):
-            reached_rows(ch, steps, dr, s, &lo, &hi)
-            r0 = ch.row0[s]
+        if not lrp:
+            return
+    for s in range(ch.S):
+        reached_rows(ch, steps, dr, s, &lo, &hi)
+        r0 = ch.row0[s]
+        if steps != NULL:
             memset(out + r0 * e, 0, lo * e * sizeof(floating))
             weights_product(hi - lo, first, n, e, w + cl.z + (r0 + lo) * cl.G + first, cl.G,
                             p + cl.Wx, p + cl.pWx, cl.G, out + (r0 + lo) * e, e, 0,
                             w + cl.zeros)
             memset(out + (r0 + hi) * e, 0, (ch.n_active[s] - hi) * e * sizeof(floating))
-    if not lrp:
-        return
-    for s in range(ch.S):
-        reached_rows(ch, steps, dr, s, &lo, &hi)
-        for r in range(ch.row0[s] + lo, ch.row0[s] + hi):
-            times_lower(x + r * e, NULL, absolute, w[cl.shares + r], e, out + r * e)
+        if lrp:
+            for r in range(r0 + lo, r0 + hi):
+                times_lower(x + r * e, NULL, absolute, w[cl.shares + r], e, out + r * e)
 
 
 cdef void abs_sums(const floating *ap, const Cell *cl, const Chunk *ch, Py_ssize_t dst,
@@ -944,7 +943,7 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
             # the rows of the gates and the cell states: shared, the first
             # copy's, where its forward pass alone left them (row s at step s)
             rs = s if shared else r
-            qs = (s - 1 if shared else ch.row0[s - 1] + k) * d if s > 0 else -1
+            qs = (s - 1) * d if shared else q
             if lrp and gru:     # v + k G receives u's scaled relevance, its share behind
                 w[cl.shares + r] = gru_lrp_row(
                     w + cl.gates + rs * G, w + cl.c + rs * G, h + r * d,
