@@ -341,14 +341,17 @@ LRP_DEFINE_GEMM(lrp_gemm_avx2_s, float, 32, LRP_AVX2_ATTR, 6, 2, 2, 1)
 LRP_DEFINE_GEMM(lrp_gemm_avx512_d, double, 64, LRP_AVX512_ATTR, 12, 4, 2, 2)
 LRP_DEFINE_GEMM(lrp_gemm_avx512_s, float, 64, LRP_AVX512_ATTR, 12, 4, 2, 2)
 
-/* AVX-512's one-row product takes the columns beyond its last full vector
- * (fewer than a vector's W) as a masked vector in the tile of the vectors
- * after its blocks of 8, so that their sums run beside the others' (in
- * the AVX2 product, each of those columns was a chain of FMAs alone: 12 %
- * of a float32 20-token LRP on the seed model, whose 60-wide products leave
- * 12 columns). The masked lanes hold zeros and are never stored. */
-#define LRP_TILE_MASKED(NAME, T, MASK, LOADM, STOREM, V)                        \
-    LRP_AVX512_ATTR static inline void NAME##_tile_1_##V##_masked(              \
+/* The AVX-512 and AVX2 one-row products take the columns beyond their last
+ * full vector (fewer than a vector's W) as a masked vector in the tile of
+ * the vectors after their blocks of 8, so that their sums run beside the
+ * others' (as columns of the general product, each was a chain of FMAs
+ * alone: 12 % of a float32 20-token LRP on the seed model, whose 60-wide
+ * products leave 12 columns on AVX-512 and 4 on AVX2). The masked lanes
+ * hold zeros and are never stored. MASK: the mask's type, MAKE_MASK(n) the
+ * mask of the first n lanes, LOADM(m, p) and STOREM(p, m, v) the masked
+ * load and store. */
+#define LRP_TILE_MASKED(NAME, T, ATTR, MASK, LOADM, STOREM, V)                  \
+    ATTR static inline void NAME##_tile_1_##V##_masked(                         \
         ptrdiff_t n_rows, const T *x, const T *A, ptrdiff_t lda, T *restrict y, \
         MASK m)                                                                 \
     {   /* (in LRP_TILE's form: GCC kept a flat array of the sums in memory) */ \
@@ -379,26 +382,26 @@ LRP_DEFINE_GEMM(lrp_gemm_avx512_s, float, 64, LRP_AVX512_ATTR, 12, 4, 2, 2)
     case V:                                                                     \
         NAME##_tile_1_##V##_masked(n_rows, coef, A + rest, lda, y + rest, m);   \
         break;
-#define LRP_DEFINE_GEMV_MASKED(NAME, T, MASK, LOADM, STOREM)                    \
-    LRP_TILE_MASKED(NAME, T, MASK, LOADM, STOREM, 0)                            \
-    LRP_TILE_MASKED(NAME, T, MASK, LOADM, STOREM, 1)                            \
-    LRP_TILE_MASKED(NAME, T, MASK, LOADM, STOREM, 2)                            \
-    LRP_TILE_MASKED(NAME, T, MASK, LOADM, STOREM, 3)                            \
-    LRP_TILE_MASKED(NAME, T, MASK, LOADM, STOREM, 4)                            \
-    LRP_TILE_MASKED(NAME, T, MASK, LOADM, STOREM, 5)                            \
-    LRP_TILE_MASKED(NAME, T, MASK, LOADM, STOREM, 6)                            \
-    LRP_TILE_MASKED(NAME, T, MASK, LOADM, STOREM, 7)                            \
-    LRP_AVX512_ATTR static void NAME##_gemv_masked(                             \
+#define LRP_DEFINE_GEMV_MASKED(NAME, T, ATTR, MASK, MAKE_MASK, LOADM, STOREM)  \
+    LRP_TILE_MASKED(NAME, T, ATTR, MASK, LOADM, STOREM, 0)                      \
+    LRP_TILE_MASKED(NAME, T, ATTR, MASK, LOADM, STOREM, 1)                      \
+    LRP_TILE_MASKED(NAME, T, ATTR, MASK, LOADM, STOREM, 2)                      \
+    LRP_TILE_MASKED(NAME, T, ATTR, MASK, LOADM, STOREM, 3)                      \
+    LRP_TILE_MASKED(NAME, T, ATTR, MASK, LOADM, STOREM, 4)                      \
+    LRP_TILE_MASKED(NAME, T, ATTR, MASK, LOADM, STOREM, 5)                      \
+    LRP_TILE_MASKED(NAME, T, ATTR, MASK, LOADM, STOREM, 6)                      \
+    LRP_TILE_MASKED(NAME, T, ATTR, MASK, LOADM, STOREM, 7)                      \
+    ATTR static void NAME##_gemv_masked(                                        \
         ptrdiff_t n_rows, ptrdiff_t n_cols, const T *A, ptrdiff_t lda,          \
         const T *coef, T *restrict y, int reverse)                              \
     {   /* the blocks of 8 vectors by the gemv, before or after the tile */    \
         const ptrdiff_t rest = n_cols - n_cols % (8 * NAME##_W);                \
         const ptrdiff_t n_tail = (n_cols - rest) % NAME##_W;                    \
-        const MASK m = (MASK)((1u << n_tail) - 1);                              \
         if (n_tail == 0) {                                                      \
             NAME##_gemv(n_rows, n_cols, A, lda, coef, y, reverse);              \
             return;                                                             \
         }                                                                       \
+        const MASK m = MAKE_MASK(n_tail);                                       \
         if (!reverse)                                                           \
             NAME##_gemv(n_rows, rest, A, lda, coef, y, reverse);                \
         switch ((n_cols - rest) / NAME##_W) {                                   \
@@ -414,12 +417,31 @@ LRP_DEFINE_GEMM(lrp_gemm_avx512_s, float, 64, LRP_AVX512_ATTR, 12, 4, 2, 2)
         if (reverse)                                                            \
             NAME##_gemv(n_rows, rest, A, lda, coef, y, reverse);                \
     }
-#define LRP_STORE_PD(p, m, v) _mm512_mask_storeu_pd(p, m, (__m512d)(v))
-#define LRP_STORE_PS(p, m, v) _mm512_mask_storeu_ps(p, m, (__m512)(v))
-LRP_DEFINE_GEMV_MASKED(lrp_gemm_avx512_d, double, __mmask8, _mm512_maskz_loadu_pd,
-                       LRP_STORE_PD)
-LRP_DEFINE_GEMV_MASKED(lrp_gemm_avx512_s, float, __mmask16, _mm512_maskz_loadu_ps,
-                       LRP_STORE_PS)
+#define LRP_MASK_512(n) ((1u << (n)) - 1)
+#define LRP_STORE_512_PD(p, m, v) _mm512_mask_storeu_pd(p, m, (__m512d)(v))
+#define LRP_STORE_512_PS(p, m, v) _mm512_mask_storeu_ps(p, m, (__m512)(v))
+LRP_DEFINE_GEMV_MASKED(lrp_gemm_avx512_d, double, LRP_AVX512_ATTR, __mmask8, LRP_MASK_512,
+                       _mm512_maskz_loadu_pd, LRP_STORE_512_PD)
+LRP_DEFINE_GEMV_MASKED(lrp_gemm_avx512_s, float, LRP_AVX512_ATTR, __mmask16, LRP_MASK_512,
+                       _mm512_maskz_loadu_ps, LRP_STORE_512_PS)
+/* AVX2's masks are vectors, lane i all ones where i < n. Its masked loads
+ * and stores are GCC's builtins: the intrinsics, always inlined, fail to
+ * inline into these functions in the module built for x86-64-v4, whose
+ * target the AVX2 functions narrow. */
+typedef long long lrp_v4di __attribute__((vector_size(32)));
+typedef int lrp_v8si __attribute__((vector_size(32)));
+#define LRP_MASK_256_PD(n)                                                      \
+    ((lrp_v4di){0, 1, 2, 3} < (lrp_v4di){n, n, n, n})
+#define LRP_MASK_256_PS(n)                                                      \
+    ((lrp_v8si){0, 1, 2, 3, 4, 5, 6, 7} < (lrp_v8si){n, n, n, n, n, n, n, n})
+#define LRP_LOAD_256_PD(m, p) __builtin_ia32_maskloadpd256((const __v4df *)(p), m)
+#define LRP_LOAD_256_PS(m, p) __builtin_ia32_maskloadps256((const __v8sf *)(p), m)
+#define LRP_STORE_256_PD(p, m, v) __builtin_ia32_maskstorepd256((__v4df *)(p), m, (__v4df)(v))
+#define LRP_STORE_256_PS(p, m, v) __builtin_ia32_maskstoreps256((__v8sf *)(p), m, (__v8sf)(v))
+LRP_DEFINE_GEMV_MASKED(lrp_gemm_avx2_d, double, LRP_AVX2_ATTR, lrp_v4di, LRP_MASK_256_PD,
+                       LRP_LOAD_256_PD, LRP_STORE_256_PD)
+LRP_DEFINE_GEMV_MASKED(lrp_gemm_avx2_s, float, LRP_AVX2_ATTR, lrp_v8si, LRP_MASK_256_PS,
+                       LRP_LOAD_256_PS, LRP_STORE_256_PS)
 #endif
 
 #if defined(__x86_64__)
@@ -480,9 +502,9 @@ int lrp_vector_level(void)
 }
 
 /* The widest path the CPU has. In gemm, AVX-512 takes the columns that
- * fill its vectors, AVX2 the rest; AVX-512's gemv takes them all, the last
- * ones in a masked vector; the panel product's panels are as wide as the
- * path's two vectors (lrp_panel_width_*). */
+ * fill its vectors, AVX2 the rest; the AVX-512 and AVX2 gemv take them all,
+ * the last ones in a masked vector; the panel product's panels are as wide
+ * as the path's two vectors (lrp_panel_width_*). */
 #if LRP_HAVE_WIDE_PATHS
 #define LRP_GEMM_WIDE(SUFFIX, T)                                                \
     if (lrp_vector_level() >= 4) {                                              \
@@ -504,7 +526,8 @@ int lrp_vector_level(void)
         return;                                                                 \
     }                                                                           \
     if (lrp_vector_level() >= 3) {                                              \
-        lrp_gemm_avx2_##SUFFIX##_gemv(n_rows, n_cols, A, lda, coef, y, reverse); \
+        lrp_gemm_avx2_##SUFFIX##_gemv_masked(n_rows, n_cols, A, lda, coef, y,   \
+                                             reverse);                          \
         return;                                                                 \
     }
 #define LRP_PANELS_WIDE(SUFFIX)                                                 \

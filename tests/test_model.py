@@ -172,11 +172,12 @@ def test_row_tiles_equal_the_one_row_product(cell, dtype):
 def test_one_row_product_for_every_width(cell, dtype):
     # one input's recurrent steps run the one-row product: blocks of 8
     # vectors, then one tile of the remaining vectors, the columns beyond
-    # the last full vector masked (AVX-512) or one at a time; four copies
-    # run in two chunks of two rows, through the panel product. Hidden sizes
-    # 1 to 128 give the steps' widths (d, 3d, 4d) every count of remaining
-    # vectors at every vector width (this CPU's widest here, the narrower
-    # ones in tests/test_build.py); each input equals its copies bit for bit
+    # the last full vector masked (AVX-512, AVX2) or one at a time; four
+    # copies run in two chunks of two rows, through the panel product.
+    # Hidden sizes 1 to 128 give the steps' widths (d, 3d, 4d) every count
+    # of remaining vectors at every vector width (this CPU's widest here,
+    # the narrower ones in tests/test_build.py); each input equals its
+    # copies bit for bit
     x = np.random.default_rng(16).normal(0, 1, (4, 5))
     for d in range(1, 129, 3):
         model = random_model(seed=d, e=5, d=d, C=2, cell=cell)
