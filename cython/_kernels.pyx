@@ -331,6 +331,8 @@ cdef struct Problem:
     # what every chunk of one call shares
     Py_ssize_t n_layers, n_dir, C, e, N
     const void **x              # (N,) each token's input row (e,), in the caller's arrays
+    double input_scale          # an input row is refused where its product with this
+                                #   is not finite (first_non_finite)
     Py_ssize_t D                # the top layer's n_dir d: the head's input
     int pooling                 # the head's pooling (POOL_LAST ...)
     const Py_ssize_t *linear    # (n_linear, L_ROW): the head's Linear layers
@@ -1746,32 +1748,38 @@ cdef void forward_cell(const floating *params, const Cell *cells, const Chunk *c
                cl.d * sizeof(floating))
 
 
-cdef bint all_finite(const floating *a, Py_ssize_t n) noexcept nogil:
-    """Whether a[0:n] holds no NaN or infinity: a - a is 0 for a finite a
+cdef bint all_finite(const floating *a, Py_ssize_t n, floating scale) noexcept nogil:
+    """Whether every scale * a[0:n] is finite: t - t is 0 for a finite t
     and NaN otherwise, summed in LANES partial sums (a loop that vectorises,
     where one that stopped at the first NaN did not)."""
     cdef Py_ssize_t i, j, m = n - n % LANES
     cdef floating acc[LANES]
+    cdef floating t
     memset(acc, 0, LANES * sizeof(floating))
     for i in range(n // LANES):
         for j in range(LANES):
-            acc[j] += a[i * LANES + j] - a[i * LANES + j]
+            t = scale * a[i * LANES + j]
+            acc[j] += t - t
     for i in range(m, n):
-        acc[0] += a[i] - a[i]
+        t = scale * a[i]
+        acc[0] += t - t
     return lane_sum(acc) == 0
 
 
-cdef Py_ssize_t first_non_finite(const floating **x, Py_ssize_t e, const Py_ssize_t *offsets,
-                                 const Py_ssize_t *seq, Py_ssize_t b) noexcept nogil:
-    """The first row, counted among all N, that holds NaN or infinity in the
-    sequences seq[0:b] (x: each row's input, Problem.x), or -1: a sequence
-    at once, row by row only to name the row."""
+cdef Py_ssize_t first_non_finite(const floating **x, Py_ssize_t e, floating scale,
+                                 const Py_ssize_t *offsets, const Py_ssize_t *seq,
+                                 Py_ssize_t b) noexcept nogil:
+    """The first row, counted among all N, in the sequences seq[0:b] (x:
+    each row's input, Problem.x) that holds NaN, infinity, or a value whose
+    product with scale overflows (Problem.input_scale: a value so large that
+    the first layer's pre-activations could overflow); or -1. A sequence at
+    once, row by row only to name the row."""
     cdef Py_ssize_t k, i, bad = -1
     for k in range(b):
         i = offsets[seq[k]]
-        if all_finite(x[i], (offsets[seq[k] + 1] - i) * e):
+        if all_finite(x[i], (offsets[seq[k] + 1] - i) * e, scale):
             continue
-        while all_finite(x[i], e):
+        while all_finite(x[i], e, scale):
             i += 1
         if bad < 0 or i < bad:
             bad = i
@@ -1779,10 +1787,11 @@ cdef Py_ssize_t first_non_finite(const floating **x, Py_ssize_t e, const Py_ssiz
 
 
 class NonFiniteInput(ValueError):
-    """A row of the batch's x holds NaN or infinity (its index: `row`)."""
+    """A row of the batch's x holds NaN, infinity or a value too large for
+    the model (first_non_finite; its index: `row`)."""
 
     def __init__(self, row):
-        super().__init__(f"row {row} of x contains NaN or infinity")
+        super().__init__(f"row {row} of x contains NaN, infinity or a value too large")
         self.row = row
 
 
@@ -1824,8 +1833,9 @@ cdef void chunk_step(ChunkJob *job, int worker, floating *work) noexcept nogil:
         if i >= job.n_chunks:
             return
         first = job.chunks[i]
-        bad = first_non_finite(<const floating **>job.pb.x, job.pb.e, job.offsets,
-                               job.order + first, job.chunks[i + 1] - first)
+        bad = first_non_finite(<const floating **>job.pb.x, job.pb.e,
+                               <floating>job.pb.input_scale, job.offsets, job.order + first,
+                               job.chunks[i + 1] - first)
         if bad >= 0:
             if job.bad[worker] < 0 or bad < job.bad[worker]:
                 job.bad[worker] = bad
@@ -1884,7 +1894,7 @@ cdef const void **input_rows(list xs, const Py_ssize_t[::1] offsets, Py_ssize_t 
 def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, bint gru,
             const floating[::1] head, const Py_ssize_t[:, ::1] linear,
             const Py_ssize_t[:, ::1] attention, int pooling,
-            list xs, const Py_ssize_t[::1] offsets,
+            list xs, double input_scale, const Py_ssize_t[::1] offsets,
             const Py_ssize_t[::1] order, const Py_ssize_t[::1] chunks,
             Py_ssize_t[::1] targets, const Py_ssize_t[::1] steps, double eps,
             double bias_factor, int gate_rule, bint sum_abs, bint do_lrp, bint do_grad,
@@ -1925,8 +1935,9 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     threads of their own when n_threads > 1. The caller validates shapes.
 
     Raises NonFiniteInput (a ValueError, its first such row counted among
-    all N) for NaN or infinity in xs: each chunk is scanned by the thread
-    that takes it, and one with such a row is not computed. Raises
+    all N) for NaN or infinity in xs, or a value whose product with
+    input_scale overflows (first_non_finite): each chunk is scanned by the
+    thread that takes it, and one with such a row is not computed. Raises
     MemoryError, and ValueError for an input that does not match offsets, e
     and the dtype, or a workspace that is too small.
     """
@@ -1957,6 +1968,7 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     pb.absolute = sum_abs
     pb.abs_offset = params.shape[0] // 2 if sum_abs else 0
     pb.x = input_rows(xs, offsets, pb.e, sizeof(floating))
+    pb.input_scale = input_scale
     try:
         if n_chunks > 1:
             n_workers = <int>min(n_threads, n_chunks, work.shape[0], 64)
@@ -1989,8 +2001,9 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
         with nogil:
             fp_state = lrp_flush_subnormals()   # (the threads inherit it)
             if n_chunks == 1:
-                bad[0] = first_non_finite(<const floating **>pb.x, pb.e, &offsets[0],
-                                          &order[0], order.shape[0])
+                bad[0] = first_non_finite(<const floating **>pb.x, pb.e,
+                                          <floating>input_scale, &offsets[0], &order[0],
+                                          order.shape[0])
                 if bad[0] < 0:
                     status[0] = explain_chunk(
                         &params[0], &pb, &head[0], &offsets[0], &order[0], order.shape[0],

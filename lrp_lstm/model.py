@@ -254,6 +254,14 @@ class RecurrentModel:
             raise ValueError(f"a sigmoid output has one score (C = 1), got C = {C}")
         for arr in (a for layer in self.layers for w in layer for a in w.values()):
             arr.setflags(write=False)
+        # inputs x with every |x| below max / _input_scale (max: the dtype's
+        # largest number) keep the first layer's pre-activations, and every
+        # partial sum of them, within half the floating-point range: |z| is
+        # at most max |x| times the largest row sum of |Wxh|, plus the
+        # biases' and Whh's parts (|h| <= 1). Larger inputs are refused
+        # (_input_error), as NaN and infinity are.
+        self._input_scale = 2 * max(float(np.abs(w["Wxh"]).sum(axis=1).max())
+                                    for w in self.layers[0])
         # multiply-adds of one direction's forward pass per token
         self._work_per_token = sum(layer[0]["Wxh"].shape[0] * (layer[0]["Wxh"].shape[1] + d_l)
                                    for layer, d_l in zip(self.layers, self.hidden_sizes))
@@ -568,6 +576,12 @@ class RecurrentModel:
         dtype : np.float64 or np.float32, the precision of the computation
         n_threads : 2 runs the two directions of a bidirectional model on
             two threads (lower latency, same results); None for every core
+
+        x must be finite, each |x| below dtype's largest number divided by
+        twice the largest row sum of the first layer's |Wxh| (so that no
+        pre-activation can overflow: about 1e306 in float64 and 5e36 in
+        float32 for the paper's model); ValueError names an input that is
+        not.
         """
         return self.explain_batch((x,), method, None if target is None else (target,),
                                   eps, bias_factor, gate_rule, sum_rule,
@@ -653,7 +667,8 @@ class RecurrentModel:
         if out["grad_overflow"]:
             raise FloatingPointError(
                 f"the gradient overflowed ({np.dtype(dtype).name}): the model's derivative "
-                "is larger than the floating-point range (try dtype=np.float64)")
+                "is larger than the floating-point range"
+                + (" (try dtype=np.float64)" if np.dtype(dtype) == np.float32 else ""))
         if "lrp" in methods:
             _warn_amplification(out["amplification"], _name)
         if masks is not None:
@@ -751,7 +766,7 @@ class RecurrentModel:
                 _kernels.explain(params=params, layout=layout, gru=gru, head=head,
                                  linear=linear, attention=attention,
                                  pooling=heads.POOLINGS.index(self.pooling), xs=xs,
-                                 offsets=offsets, order=order, chunks=chunks, targets=targets,
+                                 input_scale=self._scale(dtype), offsets=offsets, order=order, chunks=chunks, targets=targets,
                                  steps=steps, eps=lrp[0], bias_factor=lrp[1],
                                  gate_rule=lrp[2], sum_abs=sum_abs, do_lrp=do_lrp,
                                  do_grad=do_grad, replicas=replicas, scores=scores,
@@ -759,9 +774,7 @@ class RecurrentModel:
                                  words=words, mass=mass, work=work, n_threads=n_threads)
         except _kernels.NonFiniteInput as err:
             k = int(np.searchsorted(offsets, err.row, side="right")) - 1
-            raise ValueError(f"{name or f'xs[{k}]'} contains NaN or infinity"
-                             + (" (after conversion to float32)" if dtype == np.float32
-                                else "")) from None
+            raise _input_error(xs[k], name or f"xs[{k}]", self._scale(dtype)) from None
         return {"scores": scores, "targets": targets, "offsets": offsets, "xs": xs,
                 "relevance": relevance if do_lrp else None, "rest": rest,
                 "gradient": gradient if do_grad else None, "words": words, "mass": mass,
@@ -778,11 +791,18 @@ class RecurrentModel:
                      * np.dtype(dtype).itemsize)
         return size, max(1, min(_CHUNK_TOKENS, _CHUNK_BYTES // per_token))
 
+    def _scale(self, dtype):
+        """_input_scale in dtype's range."""
+        return min(self._input_scale, float(np.finfo(dtype).max))
+
     def _run_oracle(self, xs, targets, steps, lrp, do_lrp, do_grad, name):
-        for k, x in enumerate(xs):
-            if not np.isfinite(x).all():
-                raise ValueError(f"{name or f'xs[{k}]'} contains NaN or infinity")
         dtype = xs[0].dtype
+        scale = dtype.type(self._scale(dtype))
+        for k, x in enumerate(xs):
+            with np.errstate(over="ignore", invalid="ignore"):
+                refused = not np.isfinite(scale * x).all()
+            if refused:
+                raise _input_error(x, name or f"xs[{k}]", scale)
         layers = [[{k: a.astype(dtype) for k, a in w.items()} for w in layer]
                   for layer in self.layers]
         nets = [None if net is None else
@@ -965,6 +985,19 @@ def _unmask(out, xs, masks):
     full["words"] = np.zeros((3, len(keep)), out["words"].dtype)
     full["words"][:, keep] = out["words"]
     return full
+
+
+def _input_error(x, where, scale):
+    """The ValueError for an input x (T, e) that the backends refuse, named
+    `where`: one holding NaN or infinity (in x's dtype, after any
+    conversion), or values whose product with scale overflows (see
+    RecurrentModel._input_scale)."""
+    converted = " (after conversion to float32)" if x.dtype == np.float32 else ""
+    if not np.isfinite(x).all():
+        return ValueError(f"{where} contains NaN or infinity{converted}")
+    return ValueError(f"{where} holds values up to {float(np.abs(x).max()):.3g}, too large "
+                      f"for {x.dtype.name}: the model's first layer could overflow (it takes "
+                      f"inputs below {float(np.finfo(x.dtype).max) / float(scale):.3g})")
 
 
 def _amplification(mass, rest, scores, targets):

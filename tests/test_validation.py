@@ -87,6 +87,29 @@ def test_float32_overflow(model):
         model.explain(np.full((2, 4), 1e300), dtype=np.float32)
 
 
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_inputs_that_would_overflow_the_first_layer_are_refused(model, x, backend, dtype):
+    # |x| below max / (2 x the largest row sum of |Wxh|) keeps every
+    # pre-activation within half the range; at 1e308 in float64 the
+    # kernels' sums had saturated the gates while NumPy's turned to NaN
+    Wxh = model.layers[0][0]["Wxh"], model.layers[0][1]["Wxh"]
+    limit = np.finfo(dtype).max / (2 * max(np.abs(W).sum(axis=1).max() for W in Wxh))
+    signs = np.sign(x)
+    ok = model.explain_batch([x, 0.99 * limit * signs], ("lrp", "sa"), dtype=dtype,
+                             backend=backend)
+    assert np.isfinite(ok[1]["sa"].scores).all() and np.isfinite(ok[1]["sa"].gradient).all()
+    for value in (1.01 * limit, np.finfo(dtype).max):
+        xs = [x, x.copy(), x]
+        xs[1][4, 2] = value
+        for method in ("lrp", "sa"):
+            with pytest.raises(ValueError, match=r"^xs\[1\] holds values up to .*too large "
+                               f"for {np.dtype(dtype).name}.*inputs below"):
+                model.explain_batch(xs, method, dtype=dtype, backend=backend)
+        with pytest.raises(ValueError, match="too large"):
+            model.forward(value * signs, dtype=dtype, backend=backend)
+
+
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"target": 3}, ValueError, "not a class"),
     ({"target": -1}, ValueError, "not a class"),
