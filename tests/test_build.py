@@ -119,8 +119,9 @@ def test_without_the_wide_builds_the_baseline_build_runs(tmp_path):
 
 
 # every product path on odd sizes: panels with a narrow last one, row
-# blocks with tails, one-row steps; LSTM and GRU, both sum rules, float64
-# against the oracle and float32 against float64
+# blocks with tails, one-row steps, a matrix larger than the caches; LSTM
+# and GRU, both sum rules, float64 against the oracle and float32 against
+# float64
 NARROWER_PATHS = """
 import numpy as np
 import lrp_lstm
@@ -150,6 +151,13 @@ for d in range(1, 129, 3):
         one = model.explain(x, "lrp", dtype=dtype).relevance
         for res in model.explain_batch([x] * 4, "lrp", dtype=dtype, n_threads=1):
             assert np.array_equal(res.relevance, one), d
+# and the panel product's tiles that prefetch, for matrices of more than 4 MiB
+model = lrp_lstm.RecurrentModel.random(8, 1024, 2, 5, bidirectional=False)
+x = rng.normal(0, 1, (5, 8))
+for dtype in (np.float64, np.float32):
+    one = model.explain(x, "sa", dtype=dtype).relevance
+    for res in model.explain_batch([x] * 32, "sa", dtype=dtype, n_threads=1):
+        assert np.array_equal(res.relevance, one)
 print("ok")
 """
 

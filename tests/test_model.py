@@ -167,6 +167,21 @@ def test_row_tiles_equal_the_one_row_product(cell, dtype):
                     np.testing.assert_array_equal(res[m].scores, one[m].scores)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_row_tiles_of_matrices_larger_than_the_caches(dtype):
+    # a recurrent matrix of more than 4 MiB (d = 1024: 16 MiB in float32)
+    # takes the panel product's tiles that prefetch its rows
+    # (LRP_STREAMED in src/lrp_linalg.c), forward and backward; 32 copies
+    # run in two chunks of 16 rows, tiles of 12 and of 4 rows; each equals
+    # the input alone (the one-row product), bit for bit
+    model = lrp_lstm.RecurrentModel.random(8, 1024, 2, 5, bidirectional=False)
+    x = np.random.default_rng(17).normal(0, 1, (5, 8))
+    one = model.explain(x, ("lrp", "sa"), dtype=dtype)
+    for res in model.explain_batch([x] * 32, ("lrp", "sa"), dtype=dtype, n_threads=1):
+        for m in ("lrp", "sa"):
+            np.testing.assert_array_equal(res[m].relevance, one[m].relevance)
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_one_row_product_for_every_width(cell, dtype):
