@@ -78,7 +78,8 @@ the panel product of src/lrp_linalg.c (register tiles over weights packed
 once per model), a single row (one sentence's recurrent step) to its
 one-row product. Only the abs sum rule's products with column subsets of
 the absolute weights (`abs_sums`) take `gemm`: the BLAS of SciPy
-(scipy.linalg.cython_blas) when large enough, our small product otherwise.
+(scipy.linalg.cython_blas, bound on that rule's first call: load_blas) when
+large enough, our small product otherwise.
 Chunks are formed from the inputs alone, never from the number of threads,
 so the results do not depend on it.
 
@@ -92,7 +93,7 @@ from libc.stdlib cimport malloc, free
 from libc.math cimport exp
 from libc.string cimport memcpy, memset
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS
-from scipy.linalg.cython_blas cimport dgemm, sgemm
+from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 
 
 cdef extern from "lrp_linalg.h" nogil:
@@ -173,6 +174,31 @@ DEF BLAS_MIN_ROWS = 32
 # for the Python layer, which keeps BLAS's own threads out when it may be used
 blas_min_rows = BLAS_MIN_ROWS
 
+# SciPy's dgemm and sgemm (scipy.linalg.cython_blas), bound by load_blas
+# when a call first takes the abs sum rule, the only one whose products
+# reach them: importing scipy.linalg took a third of a second, 70 % of
+# `import lrp_lstm`, for every process that never uses that rule
+ctypedef void dgemm_t(char *transa, char *transb, int *m, int *n, int *k, double *alpha,
+                      double *a, int *lda, double *b, int *ldb, double *beta, double *c,
+                      int *ldc) noexcept nogil
+ctypedef void sgemm_t(char *transa, char *transb, int *m, int *n, int *k, float *alpha,
+                      float *a, int *lda, float *b, int *ldb, float *beta, float *c,
+                      int *ldc) noexcept nogil
+cdef dgemm_t *dgemm = NULL
+cdef sgemm_t *sgemm = NULL
+
+
+def load_blas():
+    """Bind gemm's dgemm and sgemm to SciPy's BLAS (once; a second call, or a
+    racing one, binds the same functions)."""
+    global dgemm, sgemm
+    if dgemm != NULL:
+        return
+    from scipy.linalg import cython_blas
+    d, s = cython_blas.__pyx_capi__["dgemm"], cython_blas.__pyx_capi__["sgemm"]
+    sgemm = <sgemm_t *>PyCapsule_GetPointer(s, PyCapsule_GetName(s))
+    dgemm = <dgemm_t *>PyCapsule_GetPointer(d, PyCapsule_GetName(d))
+
 
 cdef inline void gemm(Py_ssize_t n_t, Py_ssize_t n_rows, Py_ssize_t n_cols,
                       const floating *X, Py_ssize_t ldx, const floating *A,
@@ -187,8 +213,9 @@ cdef inline void gemm(Py_ssize_t n_t, Py_ssize_t n_rows, Py_ssize_t n_cols,
     cdef float one_s = 1.0
     if n_t <= 0 or n_rows <= 0 or n_cols <= 0:
         return
-    if n_t >= BLAS_MIN_ROWS and n_t * n_rows * n_cols >= BLAS_MIN_WORK:
-        # row-major Y = X A is column-major Y^T = A^T X^T
+    if n_t >= BLAS_MIN_ROWS and n_t * n_rows * n_cols >= BLAS_MIN_WORK and dgemm != NULL:
+        # row-major Y = X A is column-major Y^T = A^T X^T (BLAS, bound by
+        # load_blas, which explain calls for the abs rule)
         if floating is double:
             dgemm(b"N", b"N", &m, &n, &k, &one_d, <double *>A, &ia, <double *>X, &ix,
                   &one_d, Y, &iy)
@@ -1967,6 +1994,8 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
     pb.rule = gate_rule
     pb.absolute = sum_abs
     pb.abs_offset = params.shape[0] // 2 if sum_abs else 0
+    if sum_abs:
+        load_blas()
     pb.x = input_rows(xs, offsets, pb.e, sizeof(floating))
     pb.input_scale = input_scale
     try:

@@ -968,6 +968,7 @@ def _blas_single_threaded(n_rows):
         return contextlib.nullcontext()
     if _blas_limiter is None:
         import threadpoolctl
+        _kernels.load_blas()    # (SciPy's BLAS, loaded first: the controller lists it)
         _blas_limiter = threadpoolctl.ThreadpoolController()
     return _blas_limiter.limit(limits=1, user_api="blas")
 

@@ -91,6 +91,40 @@ def test_the_kernels_built_for_this_cpu_run():
     assert lrp_lstm.build_info()["kernels"] == KERNEL_BUILDS[level]
 
 
+# SciPy's BLAS, which only the abs sum rule's products use, is imported on
+# that rule's first call, not with the package (scipy.linalg took 70 % of
+# the import's time); its products then agree with the oracle, and its
+# threads are limited around the kernels' call like the others'
+LAZY_BLAS = """
+import sys
+import numpy as np
+import lrp_lstm
+print("scipy.linalg" in sys.modules)
+clf = lrp_lstm.load_sst()
+clf.explain_batch(["a fine film"] * 40, ("lrp", "sa"))
+print("scipy.linalg" in sys.modules)
+xs = [np.random.default_rng(k).normal(0, 1, (40, 60)) for k in range(64)]
+fast = clf.model.explain_batch(xs, "lrp", sum_rule="abs")
+print("scipy.linalg" in sys.modules)
+plain = clf.model.explain_batch(xs, "lrp", sum_rule="abs", backend="numpy")
+print(max(float(np.abs(a.relevance - b.relevance).max() / np.abs(b.relevance).max())
+          for a, b in zip(fast, plain)) < 1e-12)
+# the BLAS thread limit, set around the kernels' call, reaches every BLAS loaded
+import threadpoolctl
+from lrp_lstm import model
+limited = {c.filepath for c in model._blas_limiter.lib_controllers}
+print({i["filepath"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"}
+      <= limited)
+"""
+
+
+def test_scipy_blas_is_imported_on_the_abs_rules_first_call(tmp_path):
+    res = subprocess.run([sys.executable, "-c", LAZY_BLAS], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.split() == ["False", "False", "True", "True", "True"]
+
+
 # an install without the x86-64-v3 and v4 builds (another compiler, another
 # CPU family): the package falls back to the baseline build
 WITHOUT_WIDE_BUILDS = """
