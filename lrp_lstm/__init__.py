@@ -6,8 +6,6 @@
 >>> len(expl.tokens), expl.word_relevance.shape
 (8, (8,))
 """
-import importlib.metadata
-
 from . import _native, evaluate  # noqa: F401  (lrp_lstm.evaluate after a plain import)
 from .convert import from_keras, from_torch
 from .io import (load_classifier, load_model, load_reference_model, save_classifier,
@@ -19,7 +17,7 @@ from .text import TextClassifier, TextExplanation, load_sst
 from .tokenizer import tokenize
 
 build_info = _native.kernels.build_info
-__version__ = importlib.metadata.version("lrp-lstm")   # from pyproject.toml
+__version__ = "0.1.0"     # the one place of the version: pyproject.toml reads it here
 __all__ = ["AmplificationWarning", "BiLSTM", "Explanation", "GATE_RULES", "POOLINGS",
            "RecurrentModel", "SUM_RULES",
            "TextClassifier", "TextExplanation", "build_info", "from_keras", "from_torch",

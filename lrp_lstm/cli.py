@@ -13,14 +13,13 @@ model or, with --model PATH, on a classifier written by save_classifier.
                       index or name)
 """
 import argparse
-import importlib.metadata
 import json
 import os
 import select
 import sys
 import warnings
 
-from . import _validation as V
+from . import __version__, _validation as V
 from .evaluate import DELETION_METHODS, GATE_RULE_METHODS
 
 
@@ -30,7 +29,7 @@ def _parser():
         description="Explain the predictions of the embedded SST sentiment LSTM, or of "
                     "your own text classifier (--model).")
     parser.add_argument("--version", action="version",
-                        version=f"lrp-lstm {importlib.metadata.version('lrp-lstm')}")
+                        version=f"lrp-lstm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     ex = sub.add_parser("explain", help="relevance of each token of a text")

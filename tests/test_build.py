@@ -16,6 +16,11 @@ def test_build_info_names_the_build():
     assert info["bounds_checks"] == (info["build_type"] == "Debug")
 
 
+def test_the_version_is_the_distributions():
+    # pyproject.toml takes the version from lrp_lstm/__init__.py
+    assert lrp_lstm.__version__ == importlib.metadata.version("lrp-lstm")
+
+
 def test_plain_install_needs_no_matplotlib():
     plain = [r for r in importlib.metadata.requires("lrp-lstm") if "extra ==" not in r]
     assert plain and not any(r.startswith("matplotlib") for r in plain)
