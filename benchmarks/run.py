@@ -230,8 +230,11 @@ def bench_torch(quick):
     compute), weights frozen; the sizes with a Linear head (and one input at
     a time), then other heads (an MLP, attention pooling, a tagger's
     per-step scores, explained at the last step). Each repetition (15, 5
-    for T = 200) times every contender once, in turn; the times reported
-    are the best of the repetitions. Each ratio comes twice:
+    for T = 200) times every contender once, in turn, each timing after an
+    untimed call of the same contender: PyTorch's OpenMP threads spin for
+    milliseconds after its calls, on the cores that the next contender
+    needs, which would otherwise slow whichever runs after PyTorch by up to
+    15 %. The times reported are the best of the repetitions. Each ratio comes twice:
     `*_vs_*` is the median over the repetitions of each repetition's ratio
     (its contenders ran seconds apart, in the same state of this drifting
     machine), `*_vs_*_best` the ratio of the best times."""
@@ -281,15 +284,9 @@ def bench_torch(quick):
                     "lrp_one_1_thread": lambda: model.explain(xs[0], dtype=dtype),
                 }
             times = {k: [] for k in contenders}
-            for fn in contenders.values():
-                fn()
             for _ in range(repeat):
                 for k, fn in contenders.items():
-                    inner = 10 if "_one" in k else 1
-                    t0 = time.perf_counter()
-                    for _ in range(inner):
-                        fn()
-                    times[k].append((time.perf_counter() - t0) / inner)
+                    times[k] += call_times(fn, 1, inner=10 if "_one" in k else 1)
             best = {k: min(v) for k, v in times.items()}
 
             def ratio(theirs, ours):
