@@ -202,18 +202,22 @@ def load_blas():
 
 cdef inline void gemm(Py_ssize_t n_t, Py_ssize_t n_rows, Py_ssize_t n_cols,
                       const floating *X, Py_ssize_t ldx, const floating *A,
-                      Py_ssize_t lda, floating *Y, Py_ssize_t ldy,
-                      int reverse=0) noexcept nogil:
+                      Py_ssize_t lda, floating *Y, Py_ssize_t ldy, int reverse=0,
+                      bint blas=False) noexcept nogil:
     """Y (n_t, n_cols) += X A for X (n_t, n_rows), A (n_rows, n_cols), all
     row-major with row strides ldx, lda, ldy. A recurrence alternates
-    reverse from step to step (see lrp_gemv_t_d): it changes no result."""
+    reverse from step to step (see lrp_gemv_t_d): it changes no result.
+    blas: BLAS may take a large product (the abs sum rule's, whose calls
+    limit BLAS to one thread); otherwise each row is summed as the one-row
+    product sums it."""
     cdef int m = <int>n_cols, n = <int>n_t, k = <int>n_rows
     cdef int ia = <int>lda, ix = <int>ldx, iy = <int>ldy
     cdef double one_d = 1.0
     cdef float one_s = 1.0
     if n_t <= 0 or n_rows <= 0 or n_cols <= 0:
         return
-    if n_t >= BLAS_MIN_ROWS and n_t * n_rows * n_cols >= BLAS_MIN_WORK and dgemm != NULL:
+    if (blas and n_t >= BLAS_MIN_ROWS and n_t * n_rows * n_cols >= BLAS_MIN_WORK
+            and dgemm != NULL):
         # row-major Y = X A is column-major Y^T = A^T X^T (BLAS, bound by
         # load_blas, which explain calls for the abs rule)
         if floating is double:
@@ -703,14 +707,14 @@ cdef void abs_sums(const floating *ap, const Cell *cl, const Chunk *ch, Py_ssize
         for k in range(ch.N * e):
             t = w[cl.x + k]
             xa[k] = t if t >= 0 else -t
-        gemm(ch.N, e, n, xa, e, ap + cl.WxT + x_cols, G, z + dst, G)
+        gemm(ch.N, e, n, xa, e, ap + cl.WxT + x_cols, G, z + dst, G, 0, True)  # (blas)
     if h_cols >= 0:
         for s in range(1, ch.S):
             for k in range(ch.n_active[s] * d):
                 t = w[cl.h + ch.row0[s - 1] * d + k]
                 ha[k] = t if t >= 0 else -t
             gemm(ch.n_active[s], d, n, ha, d, ap + cl.WhT + h_cols, G,
-                 z + ch.row0[s] * G + dst, G)
+                 z + ch.row0[s] * G + dst, G, 0, True)
 
 
 cdef inline floating split_products(int rule, const floating *a, floating c_prev,
@@ -1117,23 +1121,27 @@ cdef floating *mlp_forward(const floating *hp, const Py_ssize_t *lay, Py_ssize_t
 
 
 cdef void mlp_backward(const floating *hp, const Py_ssize_t *lay, Py_ssize_t n,
-                       const floating *a0, const floating *buf, Py_ssize_t n_rows,
-                       Py_ssize_t row, floating *R, floating *R2, bint lrp, bint absolute,
-                       floating eps, floating bias_factor) noexcept nogil:
-    """Send R (the last layer's n_out) back through the layers of
-    mlp_forward, for its row `row` of n_rows (a0 (n_in,): that row's input,
-    buf: mlp_forward's), leaving in R what reaches a0 (n_in of layer 0):
-    its LRP relevance (lrp; by the abs sum rule when absolute, else by the
-    epsilon rule) or its gradient. R holds the widest layer, R2 twice that.
+                       const floating *a0, Py_ssize_t lda0, const floating *buf,
+                       Py_ssize_t n_rows, Py_ssize_t row, Py_ssize_t m, floating *R,
+                       floating *R2, bint lrp, bint absolute, floating eps,
+                       floating bias_factor) noexcept nogil:
+    """Send R (m, n_out) (the last layer's, for the rows row .. row+m-1 of
+    the n_rows of mlp_forward's buf; m <= HEAD_ROWS) back through the
+    layers, leaving in R (m, n_in) what reaches the rows' inputs a0 (m,
+    n_in of layer 0; row stride lda0): their LRP relevance (lrp; by the abs
+    sum rule when absolute, else by the epsilon rule) or their gradient. R
+    holds m rows of the widest layer, R2 m rows of twice that, each packed.
     What reaches a layer's inputs is one product of the scaled R with W (or
-    |W|), by the one-row product (gemm)."""
-    cdef Py_ssize_t l, i, j, n_in, n_out, act, off = n_rows * mlp_size(lay, n)
+    |W|) over the m rows (gemm), each row summed as the one-row product
+    sums it."""
+    cdef Py_ssize_t l, i, j, k, n_in, n_out, act, lda, off = n_rows * mlp_size(lay, n)
     cdef const floating *b
     cdef const floating *bound       # the matrix R goes through: W or |W|
     cdef const floating *z
     cdef const floating *a
     cdef floating *den
-    cdef floating share, t
+    cdef floating t, share
+    cdef floating shares[HEAD_ROWS]
     for l in range(n - 1, -1, -1):
         n_in = lay[L_ROW * l + L_IN]
         n_out = lay[L_ROW * l + L_OUT]
@@ -1141,87 +1149,103 @@ cdef void mlp_backward(const floating *hp, const Py_ssize_t *lay, Py_ssize_t n,
         b = hp + lay[L_ROW * l + L_B]
         bound = hp + lay[L_ROW * l + (L_ABS_W if lrp and absolute else L_W)]
         off -= 2 * n_rows * n_out
-        z = buf + off + row * n_out         # the row's Z, then A n_rows n_out on
+        z = buf + off + row * n_out         # the rows' Z, then A n_rows n_out on
         a = a0 if l == 0 else buf + off - n_rows * n_in + row * n_in
+        lda = lda0 if l == 0 else n_in
         if not lrp:     # LRP passes relevance through the activation unchanged
-            for i in range(n_out):
-                if act == ACT_RELU and not z[i] > 0:
-                    R[i] = 0
+            for k in range(m * n_out):
+                if act == ACT_RELU and not z[k] > 0:
+                    R[k] = 0
                 elif act == ACT_TANH:
-                    t = z[n_rows * n_out + i]
-                    R[i] = R[i] * (<floating>1 - t * t)
-        share = 0
+                    t = z[n_rows * n_out + k]
+                    R[k] = R[k] * (<floating>1 - t * t)
         if lrp and absolute:
             # the abs rule's sums |b_i| + sum_j |W_ij| |a_j|: |a| in R2, the
-            # sums behind it, by the one-row product with |W|^T
-            den = R2 + n_in
-            for j in range(n_in):
-                R2[j] = a[j] if a[j] >= 0 else -a[j]
-            for i in range(n_out):
-                den[i] = b[i] if b[i] >= 0 else -b[i]
-            gemm(1, n_in, n_out, R2, n_in, hp + lay[L_ROW * l + L_ABS_WT], n_out, den, n_out)
-            for i in range(n_out):
-                R[i] = R[i] / den[i] if den[i] > 0 else 0
-                share = share + (b[i] if b[i] >= 0 else -b[i]) * R[i]
+            # sums behind it, by the product with |W|^T
+            den = R2 + m * n_in
+            for k in range(m):
+                for j in range(n_in):
+                    t = a[k * lda + j]
+                    R2[k * n_in + j] = t if t >= 0 else -t
+                for i in range(n_out):
+                    den[k * n_out + i] = b[i] if b[i] >= 0 else -b[i]
+            gemm(m, n_in, n_out, R2, n_in, hp + lay[L_ROW * l + L_ABS_WT], n_out, den, n_out)
+            for k in range(m):
+                share = 0
+                for i in range(n_out):
+                    t = den[k * n_out + i]
+                    R[k * n_out + i] = R[k * n_out + i] / t if t > 0 else 0
+                    share = share + (b[i] if b[i] >= 0 else -b[i]) * R[k * n_out + i]
+                shares[k] = share
         elif lrp:
-            for i in range(n_out):
-                R[i] = R[i] / (z[i] + eps * sgn(z[i]))
-                share = share + (b[i] + eps * sgn(z[i])) * R[i]
-        memset(R2, 0, n_in * sizeof(floating))
-        gemm(1, n_out, n_in, R, n_out, bound, n_in, R2, n_in)
-        for j in range(n_in):
-            if lrp:
-                t = a[j] if not absolute or a[j] >= 0 else -a[j]
-                R[j] = t * R2[j] + bias_factor * share / n_in
-            else:
-                R[j] = R2[j]
+            for k in range(m):
+                share = 0
+                for i in range(n_out):
+                    t = z[k * n_out + i]
+                    R[k * n_out + i] = R[k * n_out + i] / (t + eps * sgn(t))
+                    share = share + (b[i] + eps * sgn(t)) * R[k * n_out + i]
+                shares[k] = share
+        memset(R2, 0, m * n_in * sizeof(floating))
+        gemm(m, n_out, n_in, R, n_out, bound, n_in, R2, n_in)
+        for k in range(m):
+            for j in range(n_in):
+                if lrp:
+                    t = a[k * lda + j]
+                    t = t if not absolute or t >= 0 else -t
+                    R[k * n_in + j] = t * R2[k * n_in + j] + bias_factor * shares[k] / n_in
+                else:
+                    R[k * n_in + j] = R2[k * n_in + j]
 
 
 cdef struct HeadScratch:
     # one chunk's scratch for the head (head_open)
-    void *p                     # (HEAD_ROWS, D) pooled vectors
-    void *alpha                 # (S,) attention or mean weights
+    void *p                     # (b, D) the chunk's pooled vectors
+    void *alpha                 # (N,) its steps' attention or mean weights
     void *mlp                   # the head's mlp_forward buffer, HEAD_ROWS rows
     void *net                   # the attention net's mlp_forward buffer, HEAD_ROWS rows
     void *R                     # the head's (mlp_backward): R of the widest layer,
     void *R2                    #   R2 of twice that;
-    void *Ra                    # the attention net's, alike
+    void *Ra                    # the attention net's, alike for HEAD_ROWS rows
     void *Rb
 
 
-cdef int head_open(HeadScratch *hs, const Problem *pb, Py_ssize_t S,
+cdef int head_open(HeadScratch *hs, const Problem *pb, const Chunk *ch,
                    Py_ssize_t size_of) noexcept nogil:
-    """Allocate the head's scratch for sequences of up to S steps (entries
-    of size_of bytes); 0, or -1 when out of memory."""
+    """Allocate the head's scratch for the chunk (entries of size_of bytes);
+    0, or -1 when out of memory."""
     cdef Py_ssize_t l, wide = pb.D, n_p, n_mlp, n_net
     cdef char *base
     for l in range(pb.n_linear):
         wide = max(wide, pb.linear[L_ROW * l + L_IN], pb.linear[L_ROW * l + L_OUT])
     for l in range(pb.n_attention):
         wide = max(wide, pb.attention[L_ROW * l + L_IN], pb.attention[L_ROW * l + L_OUT])
-    n_p = HEAD_ROWS * pb.D
+    n_p = ch.b * pb.D
     n_mlp = HEAD_ROWS * mlp_size(pb.linear, pb.n_linear)
     n_net = HEAD_ROWS * mlp_size(pb.attention, pb.n_attention)
-    base = <char *>malloc((n_p + S + n_mlp + n_net + 6 * wide) * size_of)
+    base = <char *>malloc((n_p + ch.N + n_mlp + n_net + (3 + 3 * HEAD_ROWS) * wide) * size_of)
     if base == NULL:
         return -1
     hs.p = base
-    hs.alpha = base + n_p * size_of
-    hs.mlp = base + (n_p + S) * size_of
-    hs.net = base + (n_p + S + n_mlp) * size_of
-    hs.R = base + (n_p + S + n_mlp + n_net) * size_of
-    hs.R2 = base + (n_p + S + n_mlp + n_net + wide) * size_of
-    hs.Ra = base + (n_p + S + n_mlp + n_net + 3 * wide) * size_of
-    hs.Rb = base + (n_p + S + n_mlp + n_net + 4 * wide) * size_of
+    base += n_p * size_of
+    hs.alpha = base
+    base += ch.N * size_of
+    hs.mlp = base
+    base += n_mlp * size_of
+    hs.net = base
+    base += n_net * size_of
+    hs.R = base
+    hs.R2 = base + wide * size_of
+    hs.Ra = base + 3 * wide * size_of
+    hs.Rb = base + (3 + HEAD_ROWS) * wide * size_of
     return 0
 
 
 cdef void pool_forward(const floating *hp, const Problem *pb, const floating *H,
-                       Py_ssize_t T, const HeadScratch *hs, floating *p) noexcept nogil:
+                       Py_ssize_t T, const HeadScratch *hs, floating *p,
+                       floating *alpha) noexcept nogil:
     """Pool one sequence's top-layer states H (T, D) into p (D,); mean and
-    attention pooling leave their weights in hs.alpha."""
+    attention pooling leave their weights in alpha (T,)."""
     cdef Py_ssize_t t, t0, n, j, D = pb.D, d = pb.D // pb.n_dir
-    cdef floating *alpha = <floating *>hs.alpha
     cdef const floating *s
     cdef floating top, total
     if pb.pooling == POOL_LAST:
@@ -1262,14 +1286,14 @@ cdef void pool_forward(const floating *hp, const Problem *pb, const floating *H,
 
 
 cdef void pool_backward(const floating *hp, const Problem *pb, const floating *H,
-                        Py_ssize_t T, const HeadScratch *hs, bint lrp, floating eps,
-                        floating bias_factor, floating *out) noexcept nogil:
+                        Py_ssize_t T, const HeadScratch *hs, const floating *p,
+                        const floating *alpha, bint lrp, floating eps, floating bias_factor,
+                        floating *out) noexcept nogil:
     """Send hs.R (D,), the relevance (lrp) or gradient of the pooled vector
-    of pool_forward(H), to the states: added to out (T, D)."""
+    p (D,) of pool_forward(H), which left alpha (T,), to the states: added
+    to out (T, D)."""
     cdef Py_ssize_t t, t0, n, j, D = pb.D, d = pb.D // pb.n_dir
     cdef const floating *R = <floating *>hs.R
-    cdef const floating *p = <floating *>hs.p
-    cdef const floating *alpha = <floating *>hs.alpha
     cdef floating *Ra = <floating *>hs.Ra
     cdef floating *Rb = <floating *>hs.Rb
     cdef floating q, share, den, term, gp
@@ -1311,7 +1335,8 @@ cdef void pool_backward(const floating *hp, const Problem *pb, const floating *H
             for j in range(D):
                 out[t * D + j] += alpha[t] * R[j]
         if pb.pooling == POOL_ATTENTION:
-            # d p / d s_t = alpha_t (H_t - p), then s_t's net back to H_t
+            # d p / d s_t = alpha_t (H_t - p), then s_t's net back to H_t,
+            # HEAD_ROWS steps at a time
             gp = 0
             for j in range(D):
                 gp = gp + R[j] * p[j]
@@ -1319,16 +1344,16 @@ cdef void pool_backward(const floating *hp, const Problem *pb, const floating *H
                 n = min(HEAD_ROWS, T - t0)
                 mlp_forward(hp, pb.attention, pb.n_attention, H + t0 * D, D, n,
                             <floating *>hs.net)
-                for t in range(t0, t0 + n):
+                for t in range(n):
                     q = 0
                     for j in range(D):
-                        q = q + R[j] * H[t * D + j]
-                    Ra[0] = alpha[t] * (q - gp)
-                    mlp_backward(hp, pb.attention, pb.n_attention, H + t * D,
-                                 <floating *>hs.net, n, t - t0, Ra, <floating *>hs.Rb, False,
-                                 False, 0, 0)
+                        q = q + R[j] * H[(t0 + t) * D + j]
+                    Ra[t] = alpha[t0 + t] * (q - gp)
+                mlp_backward(hp, pb.attention, pb.n_attention, H + t0 * D, D,
+                             <floating *>hs.net, n, 0, n, Ra, Rb, False, False, 0, 0)
+                for t in range(n):
                     for j in range(D):
-                        out[t * D + j] += Ra[j]
+                        out[(t0 + t) * D + j] += Ra[t * D + j]
 
 
 cdef inline bint head_reads_last(const Problem *pb, Py_ssize_t l) noexcept nogil:
@@ -1345,9 +1370,11 @@ cdef void head_forward(const floating *hp, const Problem *pb, const Chunk *ch,
     (N, D) in token order: rows seq of scores (B, C) or, per-step, rows of
     every token (N, C); targets < 0 become the predicted class (at the
     sequence's step in `steps`, per-step). The Linear layers take HEAD_ROWS
-    tokens (per-step) or pooled vectors at a time."""
+    tokens (per-step) or pooled vectors at a time. The pooled vectors and
+    the pooling weights stay in hs for head_backward."""
     cdef Py_ssize_t k, k0, n, i, c, best, row, start = 0, C = pb.C, D = pb.D
     cdef floating *P = <floating *>hs.p
+    cdef floating *alpha = <floating *>hs.alpha
     cdef const floating *s
     if pb.pooling == POOL_NONE:
         for k0 in range(0, ch.N, HEAD_ROWS):
@@ -1359,9 +1386,11 @@ cdef void head_forward(const floating *hp, const Problem *pb, const Chunk *ch,
         for k0 in range(0, ch.b, HEAD_ROWS):
             n = min(HEAD_ROWS, ch.b - k0)
             for i in range(n):
-                pool_forward(hp, pb, H + start * D, ch.length[k0 + i], hs, P + i * D)
+                pool_forward(hp, pb, H + start * D, ch.length[k0 + i], hs,
+                             P + (k0 + i) * D, alpha + start)
                 start += ch.length[k0 + i]
-            s = mlp_forward(hp, pb.linear, pb.n_linear, P, D, n, <floating *>hs.mlp)
+            s = mlp_forward(hp, pb.linear, pb.n_linear, P + k0 * D, D, n,
+                            <floating *>hs.mlp)
             for i in range(n):
                 memcpy(scores + ch.seq[k0 + i] * C, s + i * C, C * sizeof(floating))
     start = 0
@@ -1385,7 +1414,8 @@ cdef void head_backward(const floating *hp, const Problem *pb, const Chunk *ch,
     states: out (N, D), token order, receives its LRP relevance (lrp; the
     score itself is the relevance to start from) or its gradient; under
     last-state pooling only in each sequence's first and last rows, the
-    only ones read (head_reads_last)."""
+    only ones read (head_reads_last). Reads the pooled vectors and weights
+    that head_forward left in hs."""
     cdef Py_ssize_t k, start = 0, C = pb.C, D = pb.D, tgt
     cdef const floating *a0
     cdef floating *s
@@ -1403,18 +1433,17 @@ cdef void head_backward(const floating *hp, const Problem *pb, const Chunk *ch,
         if pb.pooling == POOL_NONE:
             a0 = H + (start + steps[ch.seq[k]]) * D
         else:
-            pool_forward(hp, pb, H + start * D, ch.length[k], hs, <floating *>hs.p)
-            a0 = <floating *>hs.p
+            a0 = <floating *>hs.p + k * D
         s = mlp_forward(hp, pb.linear, pb.n_linear, a0, D, 1, <floating *>hs.mlp)
         memset(R, 0, C * sizeof(floating))
         R[tgt] = s[tgt] if lrp else 1
-        mlp_backward(hp, pb.linear, pb.n_linear, a0, <floating *>hs.mlp, 1, 0, R,
+        mlp_backward(hp, pb.linear, pb.n_linear, a0, D, <floating *>hs.mlp, 1, 0, 1, R,
                      <floating *>hs.R2, lrp, pb.absolute, eps, bias_factor)
         if pb.pooling == POOL_NONE:
             memcpy(out + (a0 - H), R, D * sizeof(floating))
         else:
-            pool_backward(hp, pb, H + start * D, ch.length[k], hs, lrp, eps, bias_factor,
-                          out + start * D)
+            pool_backward(hp, pb, H + start * D, ch.length[k], hs, a0,
+                          <floating *>hs.alpha + start, lrp, eps, bias_factor, out + start * D)
         start += ch.length[k]
 
 
@@ -1698,7 +1727,7 @@ cdef int explain_chunk(const floating *params, const Problem *pb, const floating
     first.seq = NULL
     hs.p = NULL
     cells = <Cell *>malloc(pb.n_layers * n_dir * sizeof(Cell))
-    if (cells == NULL or head_open(&hs, pb, ch.S, sizeof(floating)) != 0
+    if (cells == NULL or head_open(&hs, pb, &ch, sizeof(floating)) != 0
             or (replicas and chunk_open(&first, seq, 1, offsets) != 0)):
         status = -1
     else:
