@@ -233,8 +233,10 @@ def bench_torch(quick):
     for T = 200) times every contender once, in turn, each timing after an
     untimed call of the same contender: PyTorch's OpenMP threads spin for
     milliseconds after its calls, on the cores that the next contender
-    needs, which would otherwise slow whichever runs after PyTorch by up to
-    15 %. The times reported are the best of the repetitions. Each ratio comes twice:
+    needs, which slowed what ran right after PyTorch by 17 % (a batch's
+    forward pass) to 60 % (one input's LRP on two threads; see
+    benchmarks/README.md). The times reported are the best of the
+    repetitions. Each ratio comes twice:
     `*_vs_*` is the median over the repetitions of each repetition's ratio
     (its contenders ran seconds apart, in the same state of this drifting
     machine), `*_vs_*_best` the ratio of the best times."""
