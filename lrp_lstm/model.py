@@ -756,7 +756,8 @@ class RecurrentModel:
             n_threads = min(n_threads, n_dir)
             work = _workspace(1, _kernels.workspace_size(layout, gru, 1, N), dtype)
         else:
-            order, chunks, tokens = _chunks(np.diff(offsets), *self._chunk_limits(layout, dtype))
+            order, chunks, tokens = _chunks(np.diff(offsets), _CHUNK_SIZE,
+                                            self._chunk_tokens(layout, dtype))
             n_threads = min(n_threads, len(chunks) - 1)
             size = max(_kernels.workspace_size(layout, gru, int(b - a), int(n))
                        for a, b, n in zip(chunks[:-1], chunks[1:], tokens))
@@ -783,14 +784,11 @@ class RecurrentModel:
                                                 and np.isfinite(rest).all()),
                 "grad_overflow": do_grad and not np.isfinite(words[_WORD_ROW["sa"]]).all()}
 
-    def _chunk_limits(self, layout, dtype):
-        """The most sequences and tokens a chunk of this model holds in dtype
-        (see _chunks)."""
-        size = (_CHUNK_SIZE_WIDE[np.dtype(dtype)] if max(self.hidden_sizes) >= _WIDE
-                else _CHUNK_SIZE)
+    def _chunk_tokens(self, layout, dtype):
+        """The most tokens a chunk of this model holds in dtype (see _chunks)."""
         per_token = (_kernels.workspace_size(layout, self.cell == "gru", 1, 1)
                      * np.dtype(dtype).itemsize)
-        return size, max(1, min(_CHUNK_TOKENS, _CHUNK_BYTES // per_token))
+        return max(1, min(_CHUNK_TOKENS, _CHUNK_BYTES // per_token))
 
     def _scale(self, dtype):
         """_input_scale in dtype's range."""
@@ -889,9 +887,8 @@ def _offsets(xs):
     return np.fromiter(itertools.accumulate(map(len, xs), initial=0), np.intp, len(xs) + 1)
 
 
-# the lockstep plan: chunks of at most _CHUNK_SIZE sequences (for models with
-# a layer of _WIDE hidden units or more, _CHUNK_SIZE_WIDE by dtype), and at
-# most _CHUNK_TOKENS tokens and about _CHUNK_BYTES of workspace (so that the
+# the lockstep plan: chunks of _CHUNK_SIZE sequences on average, at most
+# _CHUNK_TOKENS tokens and about _CHUNK_BYTES of workspace (so that the
 # workspaces of two threads stay within _CACHED_WORKSPACE and are reused,
 # not allocated and zeroed by the OS on every call); at least _MIN_CHUNKS
 # of them while there are enough sequences, and an even number, so that
@@ -899,9 +896,7 @@ def _offsets(xs):
 # passes read back closer to the core, and let threads balance the load;
 # larger ones read the weights from cache fewer times per row. Measured in
 # benchmarks/README.md.
-_CHUNK_SIZE = 32
-_CHUNK_SIZE_WIDE = {np.dtype(np.float64): 64, np.dtype(np.float32): 128}
-_WIDE = 128
+_CHUNK_SIZE = 16
 _CHUNK_TOKENS = 8192
 _CHUNK_BYTES = 96 << 20
 _MIN_CHUNKS = 2
@@ -914,14 +909,15 @@ _THREAD_MIN_WORK = 2_000_000
 
 
 def _chunks(lengths, size, max_tokens):
-    """The kernels' lockstep plan for sequences of the given lengths (B,),
-    in chunks of at most `size` sequences and about `max_tokens` tokens (more
-    only for a longer sequence): order (B,), the sequences longest
-    first (ties in input order); bounds (n_chunks+1,), chunk i being
-    order[bounds[i]:bounds[i+1]], cut where the chunks hold about equal
-    numbers of tokens; and each chunk's tokens (n_chunks,). It depends on
-    the lengths and the model alone, never on the number of threads, so
-    results do not either."""
+    """The kernels' lockstep plan for sequences of the given lengths (B,):
+    order (B,), the sequences longest first (ties in input order); bounds
+    (n_chunks+1,), chunk i being order[bounds[i]:bounds[i+1]], cut where the
+    chunks hold about equal numbers of tokens; and each chunk's tokens
+    (n_chunks,). There are enough chunks for `size` sequences a chunk on
+    average and at most about `max_tokens` tokens each (more only for a
+    longer sequence), so chunks of short sequences hold more of them. It
+    depends on the lengths and the model alone, never on the number of
+    threads, so results do not either."""
     B = len(lengths)
     order = np.argsort(-lengths, kind="stable").astype(np.intp)
     tokens = np.cumsum(lengths[order])

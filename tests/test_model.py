@@ -234,10 +234,13 @@ def test_chunk_plan_bounds_the_workspace_and_evens_the_threads(dtype):
     from lrp_lstm import _kernels, model as M
     model = random_model(seed=3, e=300, d=256, C=3, n_layers=2)
     params, layout, *_ = model._kernel_arrays(dtype)
-    lengths = np.random.default_rng(4).integers(1, 40, 256)
-    order, bounds, tokens = M._chunks(lengths, *model._chunk_limits(layout, dtype))
+    # long enough that the workspace bound, not _CHUNK_SIZE, sets the number of chunks
+    lengths = np.random.default_rng(4).integers(1, 800, 256)
+    order, bounds, tokens = M._chunks(lengths, M._CHUNK_SIZE,
+                                      model._chunk_tokens(layout, dtype))
     assert sorted(order) == list(range(256)) and bounds[0] == 0 and bounds[-1] == 256
     assert len(bounds) > 2 and (len(bounds) - 1) % 2 == 0
+    assert len(bounds) - 1 > 256 // M._CHUNK_SIZE
     assert (tokens == [lengths[order[a:b]].sum() for a, b in zip(bounds, bounds[1:])]).all()
     largest = max(_kernels.workspace_size(layout, False, int(b - a), int(n))
                   for a, b, n in zip(bounds, bounds[1:], tokens))
