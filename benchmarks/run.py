@@ -38,11 +38,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.join(HERE, "..", "..", "shared", "data")
 METHODS = {"lrp": "lrp", "sa": "sa", "gi": "gi", "all": ("lrp", "sa", "gi")}
 SECTIONS = ("latency", "corpus", "scaling", "torch", "dask")
+# seconds of untimed calls before each timing (see bench_torch)
+WARM_S = 0.02
 
 
-def call_times(fn, repeat, inner=1):
-    """`repeat` timings of `inner` calls each, per call, after one warm-up call."""
+def call_times(fn, repeat, inner=1, warm_s=WARM_S):
+    """`repeat` timings of `inner` calls each, per call, after untimed calls
+    of fn for at least warm_s seconds (one call at least)."""
+    end = time.perf_counter() + warm_s
     fn()
+    while time.perf_counter() < end:
+        fn()
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -230,12 +236,14 @@ def bench_torch(quick):
     compute), weights frozen; the sizes with a Linear head (and one input at
     a time), then other heads (an MLP, attention pooling, a tagger's
     per-step scores, explained at the last step). Each repetition (15, 5
-    for T = 200) times every contender once, in turn, each timing after an
-    untimed call of the same contender: PyTorch's OpenMP threads spin for
-    milliseconds after its calls, on the cores that the next contender
-    needs, which slowed what ran right after PyTorch by 17 % (a batch's
-    forward pass) to 60 % (one input's LRP on two threads; see
-    benchmarks/README.md). The times reported are the best of the
+    for T = 200) times every contender once, in turn, each timing after
+    untimed calls of the same contender for at least WARM_S (one call at
+    least): PyTorch's OpenMP threads spin for milliseconds after its calls,
+    on the cores that the next contender needs, which slowed what ran right
+    after PyTorch by 17 % (a batch's forward pass) to 60 % (one input's LRP
+    on two threads), and a single untimed call of a 5 ms contender did not
+    always outlast them (see benchmarks/README.md). The times reported are
+    the best of the
     repetitions. Each ratio comes twice:
     `*_vs_*` is the median over the repetitions of each repetition's ratio
     (its contenders ran seconds apart, in the same state of this drifting
