@@ -243,11 +243,10 @@ def bench_torch(quick):
     after PyTorch by 17 % (a batch's forward pass) to 60 % (one input's LRP
     on two threads), and a single untimed call of a 5 ms contender did not
     always outlast them (see benchmarks/README.md). The times reported are
-    the best of the
-    repetitions. Each ratio comes twice:
-    `*_vs_*` is the median over the repetitions of each repetition's ratio
-    (its contenders ran seconds apart, in the same state of this drifting
-    machine), `*_vs_*_best` the ratio of the best times."""
+    the best of the repetitions. Each ratio comes twice: `*_vs_*` is the
+    median over the repetitions of each repetition's ratio (its contenders
+    ran seconds apart, in the same state of this drifting machine),
+    `*_vs_*_best` the ratio of the best times."""
     try:
         import torch
     except ImportError:
