@@ -1036,29 +1036,34 @@ _WORD_ROW = {m: k for k, m in enumerate(_kernels.WORD_ROWS)}
 def _explanations(out, methods, single, lrp):
     """Split a backend's stacked outputs into Explanations (a few numpy
     slices each: per input, this is most of the Python time of a batch)."""
-    offsets, scores = out["offsets"].tolist(), list(out["scores"])
-    # GI's relevance, gradient * x, is computed when asked for: from a copy
-    x = np.concatenate(out["xs"]) if "gi" in methods else None
-    targets, rest = out["targets"].tolist(), out["rest"].tolist()
-    amplification = out["amplification"].tolist()
+    offsets = out["offsets"].tolist()
+    spans = [slice(a, b) for a, b in zip(offsets, offsets[1:])]
+
+    def split(a):
+        """Each input's rows of a (N, ...), or a None for each when a is None."""
+        return [None] * len(spans) if a is None else [a[span] for span in spans]
+
+    scores, targets = list(out["scores"]), out["targets"].tolist()
     steps = [None] * len(targets) if out["steps"] is None else out["steps"]
-    words = {m: out["words"][_WORD_ROW[m]] for m in methods}
-    # each direction's (N, e) parts: LRP's relevance, SA's and GI's gradient
-    parts = {m: list(out["relevance" if m == "lrp" else "gradient"]) + [None]
-             for m in methods}
-    results = []
-    for k, target in enumerate(targets):
-        a, b = offsets[k], offsets[k + 1]
-        expl = {}
-        for m in methods:
-            fwd, bwd = parts[m][0], parts[m][1]
-            bwd = None if bwd is None else bwd[a:b]
-            if m == "lrp":
-                expl[m] = Explanation(m, target, scores[k], words[m][a:b], fwd[a:b], bwd,
-                                      relevance_rest=rest[k], lrp=lrp,
-                                      amplification=amplification[k], step=steps[k])
-            else:
-                expl[m] = Explanation(m, target, scores[k], words[m][a:b], fwd[a:b], bwd,
-                                      x[a:b] if m == "gi" else None, step=steps[k])
-        results.append(expl[methods[0]] if single else expl)
-    return results
+    # each direction's (N, e) parts, split once: LRP's relevance, SA's and GI's gradient
+    parts = {}
+    for key in {"relevance" if m == "lrp" else "gradient" for m in methods}:
+        fwd, *bwd = out[key]
+        parts[key] = split(fwd), split(bwd[0] if bwd else None)
+    columns = []
+    for m in methods:
+        common = zip(targets, scores, split(out["words"][_WORD_ROW[m]]),
+                     *parts["relevance" if m == "lrp" else "gradient"])
+        if m == "lrp":
+            columns.append([
+                Explanation(m, *c, relevance_rest=r, lrp=lrp, amplification=a, step=t)
+                for c, r, a, t in zip(common, out["rest"].tolist(),
+                                      out["amplification"].tolist(), steps)])
+        else:
+            # GI's relevance, gradient * x, is computed when asked for: from a copy
+            xs = split(np.concatenate(out["xs"]) if m == "gi" else None)
+            columns.append([Explanation(m, *c, x, step=t)
+                            for c, x, t in zip(common, xs, steps)])
+    if single:
+        return columns[0]
+    return [dict(zip(methods, expls)) for expls in zip(*columns)]
