@@ -123,6 +123,15 @@ cdef extern from "lrp_linalg.h" nogil:
                            const float *X, Py_ssize_t ldx, const float *panels,
                            Py_ssize_t panel_size, const float *bias, float *Y,
                            Py_ssize_t ldy)
+    enum: LRP_LANES
+    void lrp_lane_sums_d(Py_ssize_t n, const double *r, double *out, double *acc,
+                         double *acc_abs)
+    void lrp_lane_sums_s(Py_ssize_t n, const float *r, float *out, float *acc,
+                         float *acc_abs)
+    void lrp_gradient_lane_sums_d(Py_ssize_t n, const double *g, const double *g_bwd,
+                                  const double *x, double *acc, double *acc_x)
+    void lrp_gradient_lane_sums_s(Py_ssize_t n, const float *g, const float *g_bwd,
+                                  const float *x, float *acc, float *acc_x)
     int lrp_vector_level()
     unsigned lrp_flush_subnormals()
     void lrp_restore_subnormals(unsigned state)
@@ -1518,42 +1527,29 @@ cdef inline void each_direction(DirectionJob *job, Py_ssize_t n_dir,
             direction_task(job, <int>dr)
 
 
-cdef enum:
-    LANES = 8       # partial sums of the word-level sums
-
-
-cdef inline void add_lanes(const floating *r, Py_ssize_t n, floating *acc,
+cdef inline void lane_sums(Py_ssize_t n, const floating *r, floating *out, floating *acc,
                            floating *acc_abs) noexcept nogil:
-    """acc[j] += r[j], acc_abs[j] += |r[j]| for j < n (n <= LANES)."""
-    cdef Py_ssize_t j
-    cdef floating v
-    for j in range(n):
-        v = r[j]
-        acc[j] += v
-        acc_abs[j] += v if v >= 0 else -v
-
-
-cdef inline void add_gradient_lanes(const floating *g, const floating *g_bwd,
-                                    const floating *x, Py_ssize_t n, floating *acc,
-                                    floating *acc_x) noexcept nogil:
-    """For j < n (n <= LANES): the gradient g_j, the forward direction's
-    g[j] plus the backward direction's g_bwd[j] (unless NULL); acc[j] +=
-    g_j^2, acc_x[j] += g_j x[j]."""
-    cdef Py_ssize_t j
-    cdef floating s
-    if g_bwd != NULL:   # (a loop per case: each vectorises)
-        for j in range(n):
-            s = g[j] + g_bwd[j]
-            acc[j] += s * s
-            acc_x[j] += s * x[j]
+    """out = r (n,) unless out is NULL; r's entry i added to acc[i % LRP_LANES]
+    and its absolute value to acc_abs[i % LRP_LANES] (src/lrp_linalg.h)."""
+    if floating is double:
+        lrp_lane_sums_d(n, r, out, acc, acc_abs)
     else:
-        for j in range(n):
-            acc[j] += g[j] * g[j]
-            acc_x[j] += g[j] * x[j]
+        lrp_lane_sums_s(n, r, out, acc, acc_abs)
+
+
+cdef inline void gradient_lane_sums(Py_ssize_t n, const floating *g, const floating *g_bwd,
+                                    const floating *x, floating *acc,
+                                    floating *acc_x) noexcept nogil:
+    """The gradient g_i = g[i] + g_bwd[i] (g[i] alone when g_bwd is NULL):
+    g_i^2 added to acc[i % LRP_LANES], g_i x[i] to acc_x[i % LRP_LANES]."""
+    if floating is double:
+        lrp_gradient_lane_sums_d(n, g, g_bwd, x, acc, acc_x)
+    else:
+        lrp_gradient_lane_sums_s(n, g, g_bwd, x, acc, acc_x)
 
 
 cdef inline floating lane_sum(const floating *a) noexcept nogil:
-    """a[0] + ... + a[LANES - 1], pairwise in a fixed order."""
+    """a[0] + ... + a[LRP_LANES - 1] (8 lanes), pairwise in a fixed order."""
     return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
 
 
@@ -1566,45 +1562,38 @@ cdef void first_layer_out(const Cell *cells, const Chunk *ch, const Problem *pb,
     words[t] = sum_k R[t, k] (both directions), mass (B,) the sum of |R|
     over a sequence's inputs; gradient: words[N + t] = sum_k g[t, k]^2
     (SA) and words[2N + t] = sum_k g[t, k] x[t, k] (GI), g the sum of the
-    directions' gradients. Entry i goes to partial sum i % LANES, and
-    lane_sum adds the lanes up in a fixed order."""
-    cdef Py_ssize_t k, t, i, dr, gt, start = 0, e = pb.e, n_dir = pb.n_dir
-    cdef Py_ssize_t tail = e - e % LANES
-    # the word-level sums, in LANES partial sums each
-    cdef floating acc[LANES]
-    cdef floating acc2[LANES]
-    cdef floating mass_k[LANES]
+    directions' gradients. Entry i goes to partial sum i % LRP_LANES
+    (lane_sums, gradient_lane_sums), and lane_sum adds the lanes up in a
+    fixed order."""
+    cdef Py_ssize_t k, t, dr, gt, start = 0, e = pb.e, n_dir = pb.n_dir
+    # the word-level sums, in LRP_LANES partial sums each
+    cdef floating acc[LRP_LANES]
+    cdef floating acc2[LRP_LANES]
+    cdef floating mass_k[LRP_LANES]
     cdef const floating *src[2]     # the token's packed row, per direction
-    cdef const floating *g_bwd
-    cdef const floating *x_t
+    cdef floating *dst
     for k in range(ch.b):
-        memset(mass_k, 0, LANES * sizeof(floating))
+        memset(mass_k, 0, LRP_LANES * sizeof(floating))
         for t in range(ch.length[k]):
             gt = ch.glob[start + t]
+            memset(acc, 0, LRP_LANES * sizeof(floating))
             # token t is step t of the forward direction and step T - 1 - t
             # of the backward one; packed row row0[s] + k is sequence k's
             # at step s
             for dr in range(n_dir):
                 src[dr] = w + cells[dr].out + (
                     ch.row0[t if dr == 0 else ch.length[k] - 1 - t] + k) * e
-                memcpy(out0 + (dr * pb.N + gt) * e, src[dr], e * sizeof(floating))
-            memset(acc, 0, LANES * sizeof(floating))
+                dst = out0 + (dr * pb.N + gt) * e
+                if lrp:     # summed and copied
+                    lane_sums(e, src[dr], dst, acc, mass_k)
+                else:
+                    memcpy(dst, src[dr], e * sizeof(floating))
             if lrp:
-                for dr in range(n_dir):
-                    for i in range(e // LANES):
-                        add_lanes(src[dr] + i * LANES, LANES, acc, mass_k)
-                    add_lanes(src[dr] + tail, e - tail, acc, mass_k)
                 words[gt] = lane_sum(acc)
                 continue
-            memset(acc2, 0, LANES * sizeof(floating))
-            g_bwd = src[1] if n_dir > 1 else NULL
-            x_t = <const floating *>pb.x[gt]
-            for i in range(e // LANES):
-                add_gradient_lanes(src[0] + i * LANES,
-                                   g_bwd + i * LANES if g_bwd != NULL else NULL,
-                                   x_t + i * LANES, LANES, acc, acc2)
-            add_gradient_lanes(src[0] + tail, g_bwd + tail if g_bwd != NULL else NULL,
-                               x_t + tail, e - tail, acc, acc2)
+            memset(acc2, 0, LRP_LANES * sizeof(floating))
+            gradient_lane_sums(e, src[0], src[1] if n_dir > 1 else NULL,
+                               <const floating *>pb.x[gt], acc, acc2)
             words[pb.N + gt] = lane_sum(acc)
             words[2 * pb.N + gt] = lane_sum(acc2)
         if lrp:
@@ -1806,15 +1795,15 @@ cdef void forward_cell(const floating *params, const Cell *cells, const Chunk *c
 
 cdef bint all_finite(const floating *a, Py_ssize_t n, floating scale) noexcept nogil:
     """Whether every scale * a[0:n] is finite: t - t is 0 for a finite t
-    and NaN otherwise, summed in LANES partial sums (a loop that vectorises,
+    and NaN otherwise, summed in LRP_LANES partial sums (a loop that vectorises,
     where one that stopped at the first NaN did not)."""
-    cdef Py_ssize_t i, j, m = n - n % LANES
-    cdef floating acc[LANES]
+    cdef Py_ssize_t i, j, m = n - n % LRP_LANES
+    cdef floating acc[LRP_LANES]
     cdef floating t
-    memset(acc, 0, LANES * sizeof(floating))
-    for i in range(n // LANES):
-        for j in range(LANES):
-            t = scale * a[i * LANES + j]
+    memset(acc, 0, LRP_LANES * sizeof(floating))
+    for i in range(n // LRP_LANES):
+        for j in range(LRP_LANES):
+            t = scale * a[i * LRP_LANES + j]
             acc[j] += t - t
     for i in range(m, n):
         t = scale * a[i]

@@ -723,3 +723,55 @@ static inline float lrp_expf(float x)
 
 LRP_DEFINE_ACTIVATIONS(double, d, lrp_exp, fabs, copysign)
 LRP_DEFINE_ACTIVATIONS(float, s, lrp_expf, fabsf, copysignf)
+
+/* The lane sums (lrp_linalg.h) keep their LRP_LANES partial sums in local
+ * arrays over a row's full blocks, which the compiler holds in a vector
+ * register, and add the last n % LRP_LANES entries to the first partial
+ * sums, as a loop over the row entry by entry would. */
+#define LRP_DEFINE_LANE_SUMS(T, SUFFIX, FABS)                                   \
+    LRP_CLONES void lrp_lane_sums_##SUFFIX(ptrdiff_t n, const T *r, T *out,     \
+                                           T *acc, T *acc_abs)                  \
+    {                                                                           \
+        T a[LRP_LANES], b[LRP_LANES];                                           \
+        ptrdiff_t i = 0, j;                                                     \
+        memcpy(a, acc, sizeof a);                                               \
+        memcpy(b, acc_abs, sizeof b);                                           \
+        for (; i + LRP_LANES <= n; i += LRP_LANES)                              \
+            for (j = 0; j < LRP_LANES; ++j) {                                   \
+                a[j] += r[i + j];                                               \
+                b[j] += FABS(r[i + j]);                                         \
+            }                                                                   \
+        for (j = 0; i + j < n; ++j) {                                           \
+            a[j] += r[i + j];                                                   \
+            b[j] += FABS(r[i + j]);                                             \
+        }                                                                       \
+        memcpy(acc, a, sizeof a);                                               \
+        memcpy(acc_abs, b, sizeof b);                                           \
+        if (out != NULL)                                                        \
+            memcpy(out, r, n * sizeof(T));                                      \
+    }                                                                           \
+    LRP_CLONES void lrp_gradient_lane_sums_##SUFFIX(ptrdiff_t n, const T *g,    \
+                                                    const T *g_bwd, const T *x, \
+                                                    T *acc, T *acc_x)           \
+    {                                                                           \
+        T a[LRP_LANES], b[LRP_LANES], s;                                        \
+        ptrdiff_t i, j;                                                         \
+        memcpy(a, acc, sizeof a);                                               \
+        memcpy(b, acc_x, sizeof b);                                             \
+        for (i = 0; i + LRP_LANES <= n; i += LRP_LANES)                         \
+            for (j = 0; j < LRP_LANES; ++j) {                                   \
+                s = g_bwd != NULL ? g[i + j] + g_bwd[i + j] : g[i + j];         \
+                a[j] += s * s;                                                  \
+                b[j] += s * x[i + j];                                           \
+            }                                                                   \
+        for (j = 0; i + j < n; ++j) {                                           \
+            s = g_bwd != NULL ? g[i + j] + g_bwd[i + j] : g[i + j];             \
+            a[j] += s * s;                                                      \
+            b[j] += s * x[i + j];                                               \
+        }                                                                       \
+        memcpy(acc, a, sizeof a);                                               \
+        memcpy(acc_x, b, sizeof b);                                             \
+    }
+
+LRP_DEFINE_LANE_SUMS(double, d, fabs)
+LRP_DEFINE_LANE_SUMS(float, s, fabsf)

@@ -77,6 +77,23 @@ void lrp_activate_d(ptrdiff_t n_rows, ptrdiff_t width, ptrdiff_t ld, ptrdiff_t t
 void lrp_activate_s(ptrdiff_t n_rows, ptrdiff_t width, ptrdiff_t ld, ptrdiff_t tanh_from,
                     ptrdiff_t tanh_to, const float *z, float *out);
 
+/* Word-level sums of rows of relevance or gradient, in LRP_LANES partial
+ * sums: entry i of a row goes to partial sum i % LRP_LANES, in order of i
+ * (the caller adds the partial sums up in a fixed order), the sums held in
+ * vector registers over the row's full blocks of LRP_LANES entries.
+ * lrp_lane_sums_*: acc[i % L] += r[i] and acc_abs[i % L] += |r[i]| for
+ * i < n, and out[i] = r[i] (a copy) unless out is NULL.
+ * lrp_gradient_lane_sums_*: with g_i = g[i] + g_bwd[i] (g[i] alone when
+ * g_bwd is NULL), acc[i % L] += g_i^2 and acc_x[i % L] += g_i x[i]. */
+enum { LRP_LANES = 8 };
+void lrp_lane_sums_d(ptrdiff_t n, const double *r, double *out, double *acc,
+                     double *acc_abs);
+void lrp_lane_sums_s(ptrdiff_t n, const float *r, float *out, float *acc, float *acc_abs);
+void lrp_gradient_lane_sums_d(ptrdiff_t n, const double *g, const double *g_bwd,
+                              const double *x, double *acc, double *acc_x);
+void lrp_gradient_lane_sums_s(ptrdiff_t n, const float *g, const float *g_bwd,
+                              const float *x, float *acc, float *acc_x);
+
 /* Subnormal numbers (below 2.2e-308 in double, 1.2e-38 in single precision)
  * cost the core a hundred cycles an operation or more; a gradient that fades
  * over a long sequence is full of them. lrp_flush_subnormals makes the
