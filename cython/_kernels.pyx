@@ -1529,8 +1529,8 @@ cdef inline void each_direction(DirectionJob *job, Py_ssize_t n_dir,
 
 cdef inline void lane_sums(Py_ssize_t n, const floating *r, floating *out, floating *acc,
                            floating *acc_abs) noexcept nogil:
-    """out = r (n,) unless out is NULL; r's entry i added to acc[i % LRP_LANES]
-    and its absolute value to acc_abs[i % LRP_LANES] (src/lrp_linalg.h)."""
+    """out = r (n,); r's entry i added to acc[i % LRP_LANES] and its
+    absolute value to acc_abs[i % LRP_LANES] (src/lrp_linalg.h)."""
     if floating is double:
         lrp_lane_sums_d(n, r, out, acc, acc_abs)
     else:

@@ -747,8 +747,7 @@ LRP_DEFINE_ACTIVATIONS(float, s, lrp_expf, fabsf, copysignf)
         }                                                                       \
         memcpy(acc, a, sizeof a);                                               \
         memcpy(acc_abs, b, sizeof b);                                           \
-        if (out != NULL)                                                        \
-            memcpy(out, r, n * sizeof(T));                                      \
+        memcpy(out, r, n * sizeof(T));                                          \
     }                                                                           \
     LRP_CLONES void lrp_gradient_lane_sums_##SUFFIX(ptrdiff_t n, const T *g,    \
                                                     const T *g_bwd, const T *x, \

@@ -82,7 +82,7 @@ void lrp_activate_s(ptrdiff_t n_rows, ptrdiff_t width, ptrdiff_t ld, ptrdiff_t t
  * (the caller adds the partial sums up in a fixed order), the sums held in
  * vector registers over the row's full blocks of LRP_LANES entries.
  * lrp_lane_sums_*: acc[i % L] += r[i] and acc_abs[i % L] += |r[i]| for
- * i < n, and out[i] = r[i] (a copy) unless out is NULL.
+ * i < n, and out[i] = r[i] (a copy).
  * lrp_gradient_lane_sums_*: with g_i = g[i] + g_bwd[i] (g[i] alone when
  * g_bwd is NULL), acc[i % L] += g_i^2 and acc_x[i % L] += g_i x[i]. */
 enum { LRP_LANES = 8 };
