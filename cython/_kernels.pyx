@@ -334,6 +334,7 @@ cdef struct Cell:
     # params (one row of `layout`), and where its states sit in the chunk's
     # buffer; the states are packed (see the module docstring), N rows each
     Py_ssize_t e, d, G          # input size, hidden size, G = 4d (LSTM) or 3d (GRU)
+    Py_ssize_t ldg              # the row stride of the (N, G) and (b, G) arrays (gate_stride)
     Py_ssize_t Wx, WxT, Wh, WhT, bx, bh     # params offsets: (G, e) (e, G) (G, d) (d, G) (G,) (G,)
     Py_ssize_t pWx, pWxT, pWh, pWhT         # params offsets: the four matrices in panels
     Py_ssize_t H                # (N, n_dir d) the layer's hidden states in token order,
@@ -434,6 +435,16 @@ cdef inline Py_ssize_t aligned(Py_ssize_t n) noexcept nogil:
     return (n + 15) & ~15
 
 
+cdef inline Py_ssize_t gate_stride(Py_ssize_t G) noexcept nogil:
+    # the row stride of a cell's gate arrays (Cell.ldg): G, or G + 16 where
+    # G is a multiple of 256 entries. The panel product reads its tile's 12
+    # rows of X at one column at a time; rows a multiple of 4 KiB apart (G =
+    # 1024 in float32, 512 in float64) share one set of the 8-way L1 cache,
+    # and came from L2: on a Zen 4 core, 256 rows of X by a 1024 x 256
+    # matrix ran 1.08-1.35x slower than with the padded stride
+    return G + 16 if G % 256 == 0 else G
+
+
 cdef inline Py_ssize_t zeros_size(const Cell *cl) noexcept nogil:
     # the entries of a cell's row of zeros: a state row (d) or an input row (e)
     return cl.d if cl.d > cl.e else cl.e
@@ -467,6 +478,7 @@ cdef Py_ssize_t cells_open(Cell *cells, const Problem *pb, Chunk *ch) noexcept n
             cl.e = row[0]
             cl.d = row[1]
             cl.G = (3 if gru else 4) * cl.d
+            cl.ldg = gate_stride(cl.G)
             cl.Wx = row[2]
             cl.WxT = row[3]
             cl.Wh = row[4]
@@ -479,16 +491,16 @@ cdef Py_ssize_t cells_open(Cell *cells, const Problem *pb, Chunk *ch) noexcept n
             cl.pWhT = row[11]
             cl.x = aligned(size)
             cl.z = aligned(cl.x + N * cl.e)
-            cl.gates = aligned(cl.z + N * cl.G)
-            cl.tc = aligned(cl.gates + N * cl.G)
+            cl.gates = aligned(cl.z + N * cl.ldg)
+            cl.tc = aligned(cl.gates + N * cl.ldg)
             cl.c = aligned(cl.tc + N * cl.d)
-            cl.h = aligned(cl.c + N * (cl.G if gru else cl.d))
+            cl.h = aligned(cl.c + N * (cl.ldg if gru else cl.d))
             cl.out = aligned(cl.h + N * cl.d)
             cl.shares = aligned(cl.out + N * cl.e)
             cl.Rh = aligned(cl.shares + N)
             cl.Rc = aligned(cl.Rh + b * cl.d)
             cl.v = aligned(cl.Rc + b * cl.d)
-            cl.zeros = aligned(cl.v + b * cl.G)
+            cl.zeros = aligned(cl.v + b * cl.ldg)
             size = cl.zeros + zeros_size(cl)
     return aligned(size)
 
@@ -505,12 +517,13 @@ cdef inline floating *hidden_block(const Cell *cells, Py_ssize_t n_dir, Py_ssize
 
 cdef inline void lstm_step(const floating *z, floating *a, const floating *c_prev,
                            floating *c, floating *tc, floating *h, Py_ssize_t n,
-                           Py_ssize_t d) noexcept nogil:
-    """One LSTM step of n rows from their pre-activations z (n, G) (i, g, f,
-    o): the activated gates a (n, G), c_t, tanh(c_t) and h_t (n, d) each;
-    c_prev (n, d) the rows' c_{t-1}, NULL at the first step."""
-    cdef Py_ssize_t k, j, G = 4 * d
-    activate_rows(n, G, G, d, 2 * d, z, a)
+                           Py_ssize_t d, Py_ssize_t G) noexcept nogil:
+    """One LSTM step of n rows from their pre-activations z (n, 4d) (i, g,
+    f, o): the activated gates a (n, 4d), c_t, tanh(c_t) and h_t (n, d)
+    each; c_prev (n, d) the rows' c_{t-1}, NULL at the first step; G: z's
+    and a's row stride."""
+    cdef Py_ssize_t k, j
+    activate_rows(n, 4 * d, G, d, 2 * d, z, a)
     for k in range(n):
         for j in range(d):
             c[k * d + j] = a[k * G + j] * a[k * G + d + j]
@@ -524,12 +537,12 @@ cdef inline void lstm_step(const floating *z, floating *a, const floating *c_pre
 
 
 cdef inline void gru_step(floating *a, const floating *gh, floating *g, const floating *h_prev,
-                          floating *h, Py_ssize_t n, Py_ssize_t d) noexcept nogil:
-    """One GRU step of n rows: a (n, G) (the input's parts of a_r, a_z, a_n)
-    receives the recurrent parts gh = Wh h_{t-1} + bh (n, G) (a_n's gated
-    by r); g (n, G) the gates r, z, n; then h_t (n, d) (h_prev (n, d) NULL
-    at the first step)."""
-    cdef Py_ssize_t k, j, G = 3 * d
+                          floating *h, Py_ssize_t n, Py_ssize_t d, Py_ssize_t G) noexcept nogil:
+    """One GRU step of n rows: a (n, 3d) (the input's parts of a_r, a_z,
+    a_n) receives the recurrent parts gh = Wh h_{t-1} + bh (n, 3d) (a_n's
+    gated by r); g (n, 3d) the gates r, z, n; then h_t (n, d) (h_prev (n,
+    d) NULL at the first step); G: the row stride of a, gh and g."""
+    cdef Py_ssize_t k, j
     for k in range(n):
         for j in range(2 * d):
             a[k * G + j] = a[k * G + j] + gh[k * G + j]
@@ -550,11 +563,11 @@ cdef void forward_direction(const floating *p, const Cell *cl, const Chunk *ch, 
     w + cl.x, all packed: z the pre-activations (LSTM i, g, f, o; GRU a_r,
     a_z, a_n), gates the activated gates, h; an LSTM's tc and c, a GRU's c
     = Wh h_{t-1} + bh (whose last d entries are u)."""
-    cdef Py_ssize_t s, r, q, n, d = cl.d, G = cl.G
+    cdef Py_ssize_t s, r, q, n, d = cl.d, G = cl.G, ld = cl.ldg
     cdef floating *z = w + cl.z
     cdef floating *h = w + cl.h
     cdef floating *rec = w + cl.c if gru else z     # where the recurrent products go
-    weights_product(ch.N, 0, cl.e, G, w + cl.x, cl.e, p + cl.WxT, p + cl.pWxT, cl.e, z, G,
+    weights_product(ch.N, 0, cl.e, G, w + cl.x, cl.e, p + cl.WxT, p + cl.pWxT, cl.e, z, ld,
                     0, p + cl.bx)
     for s in range(ch.S):
         n = ch.n_active[s]
@@ -564,14 +577,14 @@ cdef void forward_direction(const floating *p, const Cell *cl, const Chunk *ch, 
         # h_{t-1}, bh alone at the first step (a product over no rows of Wh)
         if s > 0 or gru:
             weights_product(n, 0, d if s > 0 else 0, G, h + q * d if s > 0 else h, d,
-                            p + cl.WhT, p + cl.pWhT, d, rec + r * G, G, s & 1,
+                            p + cl.WhT, p + cl.pWhT, d, rec + r * ld, ld, s & 1,
                             p + cl.bh if gru else NULL)
         if gru:
-            gru_step(z + r * G, rec + r * G, w + cl.gates + r * G,
-                     h + q * d if s > 0 else NULL, h + r * d, n, d)
+            gru_step(z + r * ld, rec + r * ld, w + cl.gates + r * ld,
+                     h + q * d if s > 0 else NULL, h + r * d, n, d, ld)
         else:
-            lstm_step(z + r * G, w + cl.gates + r * G, w + cl.c + q * d if s > 0 else NULL,
-                      w + cl.c + r * d, w + cl.tc + r * d, h + r * d, n, d)
+            lstm_step(z + r * ld, w + cl.gates + r * ld, w + cl.c + q * d if s > 0 else NULL,
+                      w + cl.c + r * d, w + cl.tc + r * d, h + r * d, n, d, ld)
 
 
 cdef void gather_input(const floating *src, Py_ssize_t ld, const void **x, const Cell *cl,
@@ -679,7 +692,7 @@ cdef void input_part(const floating *p, const Cell *cl, const Chunk *ch,
     cdef floating *out = w + cl.out
     cdef const floating *x = w + cl.x
     if steps == NULL:       # every row: one product over all of them
-        weights_product(ch.N, first, n, e, w + cl.z + first, cl.G, p + cl.Wx, p + cl.pWx,
+        weights_product(ch.N, first, n, e, w + cl.z + first, cl.ldg, p + cl.Wx, p + cl.pWx,
                         cl.G, out, e, 0, w + cl.zeros)
         if not lrp:
             return
@@ -688,7 +701,7 @@ cdef void input_part(const floating *p, const Cell *cl, const Chunk *ch,
         r0 = ch.row0[s]
         if steps != NULL:
             memset(out + r0 * e, 0, lo * e * sizeof(floating))
-            weights_product(hi - lo, first, n, e, w + cl.z + (r0 + lo) * cl.G + first, cl.G,
+            weights_product(hi - lo, first, n, e, w + cl.z + (r0 + lo) * cl.ldg + first, cl.ldg,
                             p + cl.Wx, p + cl.pWx, cl.G, out + (r0 + lo) * e, e, 0,
                             w + cl.zeros)
             memset(out + (r0 + hi) * e, 0, (ch.n_active[s] - hi) * e * sizeof(floating))
@@ -705,25 +718,25 @@ cdef void abs_sums(const floating *ap, const Cell *cl, const Chunk *ch, Py_ssize
     |Wx| the columns x_cols:x_cols+n of the absolute WxT and |Wh| those
     h_cols:h_cols+n of the absolute WhT (ap: the absolute weights), either
     left out when its columns are -1. Uses out and v as scratch."""
-    cdef Py_ssize_t r, k, s, G = cl.G, d = cl.d, e = cl.e
+    cdef Py_ssize_t r, k, s, G = cl.G, ld = cl.ldg, d = cl.d, e = cl.e
     cdef floating *z = w + cl.z
     cdef floating *xa = w + cl.out
     cdef floating *ha = w + cl.v
     cdef floating t
     for r in range(ch.N):
-        memcpy(z + r * G + dst, bias, n * sizeof(floating))
+        memcpy(z + r * ld + dst, bias, n * sizeof(floating))
     if x_cols >= 0:
         for k in range(ch.N * e):
             t = w[cl.x + k]
             xa[k] = t if t >= 0 else -t
-        gemm(ch.N, e, n, xa, e, ap + cl.WxT + x_cols, G, z + dst, G, 0, True)  # (blas)
+        gemm(ch.N, e, n, xa, e, ap + cl.WxT + x_cols, G, z + dst, ld, 0, True)  # (blas)
     if h_cols >= 0:
         for s in range(1, ch.S):
             for k in range(ch.n_active[s] * d):
                 t = w[cl.h + ch.row0[s - 1] * d + k]
                 ha[k] = t if t >= 0 else -t
             gemm(ch.n_active[s], d, n, ha, d, ap + cl.WhT + h_cols, G,
-                 z + ch.row0[s] * G + dst, G, 0, True)
+                 z + ch.row0[s] * ld + dst, ld, 0, True)
 
 
 cdef inline floating split_products(int rule, const floating *a, floating c_prev,
@@ -957,7 +970,7 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
     of its first (Problem.replicas), whose forward pass alone left the gates
     and the cell states in rows 0 .. S-1, read from there for every copy
     (copy_first_sequence)."""
-    cdef Py_ssize_t s, k, j, r, q, rs, qs, lo, hi, d = cl.d, G = cl.G
+    cdef Py_ssize_t s, k, j, r, q, rs, qs, lo, hi, d = cl.d, G = cl.G, ld = cl.ldg
     # the pre-activations' columns that reach x and h: all for the gradient
     cdef Py_ssize_t first = 0 if not lrp else (
         2 * d if gru else (d if rule == RULE_SIGNAL else 0))
@@ -986,32 +999,32 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
             # copy's, where its forward pass alone left them (row s at step s)
             rs = s if shared else r
             qs = (s - 1) * d if shared else q
-            if lrp and gru:     # v + k G receives u's scaled relevance, its share behind
+            if lrp and gru:     # v + k ld receives u's scaled relevance, its share behind
                 w[cl.shares + r] = gru_lrp_row(
-                    w + cl.gates + rs * G, w + cl.c + rs * G, h + r * d,
-                    h + q if s > 0 else zeros, pw + cl.bx, pw + cl.bh, w + cl.z + r * G,
-                    Rh + k * d, Rc + k * d, v + k * G, absolute, eps, bias_factor, d, cl.e)
-            elif lrp:           # v + k G receives the relevance of the gates i, g, f, o
+                    w + cl.gates + rs * ld, w + cl.c + rs * ld, h + r * d,
+                    h + q if s > 0 else zeros, pw + cl.bx, pw + cl.bh, w + cl.z + r * ld,
+                    Rh + k * d, Rc + k * d, v + k * ld, absolute, eps, bias_factor, d, cl.e)
+            elif lrp:           # v + k ld receives the relevance of the gates i, g, f, o
                 w[cl.shares + r] = lstm_lrp_row(
-                    w + cl.gates + rs * G, w + cl.tc + rs * d, w + cl.c + rs * d,
-                    w + cl.c + qs if s > 0 else zeros, pw + cl.bx, w + cl.z + r * G,
-                    Rh + k * d, Rc + k * d, v + k * G, first, last, rule, absolute, eps,
+                    w + cl.gates + rs * ld, w + cl.tc + rs * d, w + cl.c + rs * d,
+                    w + cl.c + qs if s > 0 else zeros, pw + cl.bx, w + cl.z + r * ld,
+                    Rh + k * d, Rc + k * d, v + k * ld, first, last, rule, absolute, eps,
                     bias_factor, d, cl.e)
             elif gru:
-                gru_gradient_row(w + cl.gates + rs * G, w + cl.c + rs * G,
-                                 h + q if s > 0 else zeros, Rh + k * d, w + cl.z + r * G,
-                                 v + k * G, d)
+                gru_gradient_row(w + cl.gates + rs * ld, w + cl.c + rs * ld,
+                                 h + q if s > 0 else zeros, Rh + k * d, w + cl.z + r * ld,
+                                 v + k * ld, d)
             else:
-                lstm_gradient_row(w + cl.gates + rs * G, w + cl.tc + rs * d,
+                lstm_gradient_row(w + cl.gates + rs * ld, w + cl.tc + rs * d,
                                   w + cl.c + qs if s > 0 else zeros, Rh + k * d, Rc + k * d,
-                                  w + cl.z + r * G, d)
+                                  w + cl.z + r * ld, d)
         # h_{t-1}'s part: one product with Wh (a GRU's gradient adds it to
         # the z dh kept in dh, the others start from zeros), then for LRP
         # times |h_{t-1}| (abs) or h_{t-1}
         if s > 0:
             weights_product(hi - lo, first, last - first, d,
-                            v + lo * G if gru else w + cl.z + (ch.row0[s] + lo) * G + first,
-                            G, pw + cl.Wh, pw + cl.pWh, G, Rh + lo * d, d, s & 1,
+                            v + lo * ld if gru else w + cl.z + (ch.row0[s] + lo) * ld + first,
+                            ld, pw + cl.Wh, pw + cl.pWh, G, Rh + lo * d, d, s & 1,
                             zeros if lrp or not gru else NULL)
         elif lrp or not gru:
             memset(Rh + lo * d, 0, (hi - lo) * d * sizeof(floating))
@@ -1019,7 +1032,7 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
             continue
         for k in range(lo, hi):
             # the row's bias share (a GRU's: u's, in v), read once: Rh may alias it
-            share = v[k * G + d] if gru else w[cl.shares + ch.row0[s] + k]
+            share = v[k * ld + d] if gru else w[cl.shares + ch.row0[s] + k]
             times_lower(h + (ch.row0[s - 1] + k) * d if s > 0 else zeros,
                         Rc + k * d if gru else NULL, absolute, share, d, Rh + k * d)
     if lrp:
@@ -1684,7 +1697,7 @@ cdef void copy_first_sequence(const Cell *cells, const Problem *pb, const Chunk 
         for dr in range(pb.n_dir):
             cl = &cells[l * pb.n_dir + dr]
             copy_rows(w + cl.x, cl.e, ch.S, ch.b)
-            copy_rows(w + cl.z, cl.G, ch.S, ch.b)
+            copy_rows(w + cl.z, cl.ldg, ch.S, ch.b)
             copy_rows(w + cl.h, cl.d, ch.S, ch.b)
     for k in range(1, ch.b):
         memcpy(H + k * ch.S * D, H, ch.S * D * sizeof(floating))
