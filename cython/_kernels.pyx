@@ -334,7 +334,8 @@ cdef struct Cell:
     # params (one row of `layout`), and where its states sit in the chunk's
     # buffer; the states are packed (see the module docstring), N rows each
     Py_ssize_t e, d, G          # input size, hidden size, G = 4d (LSTM) or 3d (GRU)
-    Py_ssize_t ldg              # the row stride of the (N, G) and (b, G) arrays (gate_stride)
+    Py_ssize_t ldx, ldg         # the row strides of x and of the (N, G) and (b, G) arrays
+                                #   (row_stride(e), row_stride(G))
     Py_ssize_t Wx, WxT, Wh, WhT, bx, bh     # params offsets: (G, e) (e, G) (G, d) (d, G) (G,) (G,)
     Py_ssize_t pWx, pWxT, pWh, pWhT         # params offsets: the four matrices in panels
     Py_ssize_t H                # (N, n_dir d) the layer's hidden states in token order,
@@ -435,14 +436,15 @@ cdef inline Py_ssize_t aligned(Py_ssize_t n) noexcept nogil:
     return (n + 15) & ~15
 
 
-cdef inline Py_ssize_t gate_stride(Py_ssize_t G) noexcept nogil:
-    # the row stride of a cell's gate arrays (Cell.ldg): G, or G + 16 where
-    # G is a multiple of 256 entries. The panel product reads its tile's 12
-    # rows of X at one column at a time; rows a multiple of 4 KiB apart (G =
-    # 1024 in float32, 512 in float64) share one set of the 8-way L1 cache,
-    # and came from L2: on a Zen 4 core, 256 rows of X by a 1024 x 256
-    # matrix ran 1.08-1.35x slower than with the padded stride
-    return G + 16 if G % 256 == 0 else G
+cdef inline Py_ssize_t row_stride(Py_ssize_t n) noexcept nogil:
+    # the row stride of a cell's array of rows of n entries that the panel
+    # product reads as its X (Cell.ldx, Cell.ldg): n, or n + 16 where n is a
+    # multiple of 256 entries. The product reads its tile's 12 rows of X at
+    # one column at a time; rows a multiple of 4 KiB apart (n = 1024 in
+    # float32, 512 in float64) share one set of the 8-way L1 cache, and came
+    # from L2: on a Zen 4 core, 256 rows of X by a 1024 x 256 matrix ran
+    # 1.08-1.35x slower than with the padded stride
+    return n + 16 if n % 256 == 0 else n
 
 
 cdef inline Py_ssize_t zeros_size(const Cell *cl) noexcept nogil:
@@ -478,7 +480,8 @@ cdef Py_ssize_t cells_open(Cell *cells, const Problem *pb, Chunk *ch) noexcept n
             cl.e = row[0]
             cl.d = row[1]
             cl.G = (3 if gru else 4) * cl.d
-            cl.ldg = gate_stride(cl.G)
+            cl.ldx = row_stride(cl.e)
+            cl.ldg = row_stride(cl.G)
             cl.Wx = row[2]
             cl.WxT = row[3]
             cl.Wh = row[4]
@@ -490,7 +493,7 @@ cdef Py_ssize_t cells_open(Cell *cells, const Problem *pb, Chunk *ch) noexcept n
             cl.pWh = row[10]
             cl.pWhT = row[11]
             cl.x = aligned(size)
-            cl.z = aligned(cl.x + N * cl.e)
+            cl.z = aligned(cl.x + N * cl.ldx)
             cl.gates = aligned(cl.z + N * cl.ldg)
             cl.tc = aligned(cl.gates + N * cl.ldg)
             cl.c = aligned(cl.tc + N * cl.d)
@@ -567,7 +570,7 @@ cdef void forward_direction(const floating *p, const Cell *cl, const Chunk *ch, 
     cdef floating *z = w + cl.z
     cdef floating *h = w + cl.h
     cdef floating *rec = w + cl.c if gru else z     # where the recurrent products go
-    weights_product(ch.N, 0, cl.e, G, w + cl.x, cl.e, p + cl.WxT, p + cl.pWxT, cl.e, z, ld,
+    weights_product(ch.N, 0, cl.e, G, w + cl.x, cl.ldx, p + cl.WxT, p + cl.pWxT, cl.e, z, ld,
                     0, p + cl.bx)
     for s in range(ch.S):
         n = ch.n_active[s]
@@ -597,7 +600,7 @@ cdef void gather_input(const floating *src, Py_ssize_t ld, const void **x, const
     for r in range(ch.N):
         row = ch.local[dr * ch.N + r]
         from_row = <const floating *>x[ch.glob[row]] if x != NULL else src + row * ld
-        memcpy(w + cl.x + r * cl.e, from_row, cl.e * sizeof(floating))
+        memcpy(w + cl.x + r * cl.ldx, from_row, cl.e * sizeof(floating))
 
 
 # ---------------------------------------------------------------------------
@@ -707,7 +710,7 @@ cdef void input_part(const floating *p, const Cell *cl, const Chunk *ch,
             memset(out + (r0 + hi) * e, 0, (ch.n_active[s] - hi) * e * sizeof(floating))
         if lrp:
             for r in range(r0 + lo, r0 + hi):
-                times_lower(x + r * e, NULL, absolute, w[cl.shares + r], e, out + r * e)
+                times_lower(x + r * cl.ldx, NULL, absolute, w[cl.shares + r], e, out + r * e)
 
 
 cdef void abs_sums(const floating *ap, const Cell *cl, const Chunk *ch, Py_ssize_t dst,
@@ -726,9 +729,10 @@ cdef void abs_sums(const floating *ap, const Cell *cl, const Chunk *ch, Py_ssize
     for r in range(ch.N):
         memcpy(z + r * ld + dst, bias, n * sizeof(floating))
     if x_cols >= 0:
-        for k in range(ch.N * e):
-            t = w[cl.x + k]
-            xa[k] = t if t >= 0 else -t
+        for r in range(ch.N):
+            for k in range(e):
+                t = w[cl.x + r * cl.ldx + k]
+                xa[r * e + k] = t if t >= 0 else -t
         gemm(ch.N, e, n, xa, e, ap + cl.WxT + x_cols, G, z + dst, ld, 0, True)  # (blas)
     if h_cols >= 0:
         for s in range(1, ch.S):
@@ -1696,7 +1700,7 @@ cdef void copy_first_sequence(const Cell *cells, const Problem *pb, const Chunk 
     for l in range(pb.n_layers):
         for dr in range(pb.n_dir):
             cl = &cells[l * pb.n_dir + dr]
-            copy_rows(w + cl.x, cl.e, ch.S, ch.b)
+            copy_rows(w + cl.x, cl.ldx, ch.S, ch.b)
             copy_rows(w + cl.z, cl.ldg, ch.S, ch.b)
             copy_rows(w + cl.h, cl.d, ch.S, ch.b)
     for k in range(1, ch.b):
