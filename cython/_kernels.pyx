@@ -334,8 +334,8 @@ cdef struct Cell:
     # params (one row of `layout`), and where its states sit in the chunk's
     # buffer; the states are packed (see the module docstring), N rows each
     Py_ssize_t e, d, G          # input size, hidden size, G = 4d (LSTM) or 3d (GRU)
-    Py_ssize_t ldx, ldg         # the row strides of x and of the (N, G) and (b, G) arrays
-                                #   (row_stride(e), row_stride(G))
+    Py_ssize_t ldx, ldh, ldg    # the row strides of x, of h and of the (N, G) and (b, G)
+                                #   arrays (row_stride of e, d and G)
     Py_ssize_t Wx, WxT, Wh, WhT, bx, bh     # params offsets: (G, e) (e, G) (G, d) (d, G) (G,) (G,)
     Py_ssize_t pWx, pWxT, pWh, pWhT         # params offsets: the four matrices in panels
     Py_ssize_t H                # (N, n_dir d) the layer's hidden states in token order,
@@ -438,7 +438,7 @@ cdef inline Py_ssize_t aligned(Py_ssize_t n) noexcept nogil:
 
 cdef inline Py_ssize_t row_stride(Py_ssize_t n) noexcept nogil:
     # the row stride of a cell's array of rows of n entries that the panel
-    # product reads as its X (Cell.ldx, Cell.ldg): n, or n + 16 where n is a
+    # product reads as its X (Cell.ldx, ldh, ldg): n, or n + 16 where n is a
     # multiple of 256 entries. The product reads its tile's 12 rows of X at
     # one column at a time; rows a multiple of 4 KiB apart (n = 1024 in
     # float32, 512 in float64) share one set of the 8-way L1 cache, and came
@@ -481,6 +481,7 @@ cdef Py_ssize_t cells_open(Cell *cells, const Problem *pb, Chunk *ch) noexcept n
             cl.d = row[1]
             cl.G = (3 if gru else 4) * cl.d
             cl.ldx = row_stride(cl.e)
+            cl.ldh = row_stride(cl.d)
             cl.ldg = row_stride(cl.G)
             cl.Wx = row[2]
             cl.WxT = row[3]
@@ -498,7 +499,7 @@ cdef Py_ssize_t cells_open(Cell *cells, const Problem *pb, Chunk *ch) noexcept n
             cl.tc = aligned(cl.gates + N * cl.ldg)
             cl.c = aligned(cl.tc + N * cl.d)
             cl.h = aligned(cl.c + N * (cl.ldg if gru else cl.d))
-            cl.out = aligned(cl.h + N * cl.d)
+            cl.out = aligned(cl.h + N * cl.ldh)
             cl.shares = aligned(cl.out + N * cl.e)
             cl.Rh = aligned(cl.shares + N)
             cl.Rc = aligned(cl.Rh + b * cl.d)
@@ -520,11 +521,11 @@ cdef inline floating *hidden_block(const Cell *cells, Py_ssize_t n_dir, Py_ssize
 
 cdef inline void lstm_step(const floating *z, floating *a, const floating *c_prev,
                            floating *c, floating *tc, floating *h, Py_ssize_t n,
-                           Py_ssize_t d, Py_ssize_t G) noexcept nogil:
+                           Py_ssize_t d, Py_ssize_t G, Py_ssize_t ldh) noexcept nogil:
     """One LSTM step of n rows from their pre-activations z (n, 4d) (i, g,
     f, o): the activated gates a (n, 4d), c_t, tanh(c_t) and h_t (n, d)
     each; c_prev (n, d) the rows' c_{t-1}, NULL at the first step; G: z's
-    and a's row stride."""
+    and a's row stride, ldh: h's."""
     cdef Py_ssize_t k, j
     activate_rows(n, 4 * d, G, d, 2 * d, z, a)
     for k in range(n):
@@ -536,15 +537,17 @@ cdef inline void lstm_step(const floating *z, floating *a, const floating *c_pre
     activate_rows(1, n * d, n * d, 0, n * d, c, tc)
     for k in range(n):
         for j in range(d):
-            h[k * d + j] = a[k * G + 3 * d + j] * tc[k * d + j]
+            h[k * ldh + j] = a[k * G + 3 * d + j] * tc[k * d + j]
 
 
 cdef inline void gru_step(floating *a, const floating *gh, floating *g, const floating *h_prev,
-                          floating *h, Py_ssize_t n, Py_ssize_t d, Py_ssize_t G) noexcept nogil:
+                          floating *h, Py_ssize_t n, Py_ssize_t d, Py_ssize_t G,
+                          Py_ssize_t ldh) noexcept nogil:
     """One GRU step of n rows: a (n, 3d) (the input's parts of a_r, a_z,
     a_n) receives the recurrent parts gh = Wh h_{t-1} + bh (n, 3d) (a_n's
     gated by r); g (n, 3d) the gates r, z, n; then h_t (n, d) (h_prev (n,
-    d) NULL at the first step); G: the row stride of a, gh and g."""
+    d) NULL at the first step); G: the row stride of a, gh and g, ldh: that
+    of h_prev and h."""
     cdef Py_ssize_t k, j
     for k in range(n):
         for j in range(2 * d):
@@ -556,8 +559,8 @@ cdef inline void gru_step(floating *a, const floating *gh, floating *g, const fl
     activate_rows(n, d, G, 0, d, a + 2 * d, g + 2 * d)
     for k in range(n):
         for j in range(d):
-            h[k * d + j] = ((<floating>1 - g[k * G + d + j]) * g[k * G + 2 * d + j]
-                            + g[k * G + d + j] * (h_prev[k * d + j] if h_prev != NULL else 0))
+            h[k * ldh + j] = ((<floating>1 - g[k * G + d + j]) * g[k * G + 2 * d + j]
+                              + g[k * G + d + j] * (h_prev[k * ldh + j] if h_prev != NULL else 0))
 
 
 cdef void forward_direction(const floating *p, const Cell *cl, const Chunk *ch, bint gru,
@@ -566,7 +569,7 @@ cdef void forward_direction(const floating *p, const Cell *cl, const Chunk *ch, 
     w + cl.x, all packed: z the pre-activations (LSTM i, g, f, o; GRU a_r,
     a_z, a_n), gates the activated gates, h; an LSTM's tc and c, a GRU's c
     = Wh h_{t-1} + bh (whose last d entries are u)."""
-    cdef Py_ssize_t s, r, q, n, d = cl.d, G = cl.G, ld = cl.ldg
+    cdef Py_ssize_t s, r, q, n, d = cl.d, G = cl.G, ld = cl.ldg, ldh = cl.ldh
     cdef floating *z = w + cl.z
     cdef floating *h = w + cl.h
     cdef floating *rec = w + cl.c if gru else z     # where the recurrent products go
@@ -579,15 +582,15 @@ cdef void forward_direction(const floating *p, const Cell *cl, const Chunk *ch, 
         # an LSTM's z adds Wh h_{t-1} to Wx x_t + b; a GRU's rec is bh + Wh
         # h_{t-1}, bh alone at the first step (a product over no rows of Wh)
         if s > 0 or gru:
-            weights_product(n, 0, d if s > 0 else 0, G, h + q * d if s > 0 else h, d,
+            weights_product(n, 0, d if s > 0 else 0, G, h + q * ldh if s > 0 else h, ldh,
                             p + cl.WhT, p + cl.pWhT, d, rec + r * ld, ld, s & 1,
                             p + cl.bh if gru else NULL)
         if gru:
             gru_step(z + r * ld, rec + r * ld, w + cl.gates + r * ld,
-                     h + q * d if s > 0 else NULL, h + r * d, n, d, ld)
+                     h + q * ldh if s > 0 else NULL, h + r * ldh, n, d, ld, ldh)
         else:
             lstm_step(z + r * ld, w + cl.gates + r * ld, w + cl.c + q * d if s > 0 else NULL,
-                      w + cl.c + r * d, w + cl.tc + r * d, h + r * d, n, d, ld)
+                      w + cl.c + r * d, w + cl.tc + r * d, h + r * ldh, n, d, ld, ldh)
 
 
 cdef void gather_input(const floating *src, Py_ssize_t ld, const void **x, const Cell *cl,
@@ -721,7 +724,7 @@ cdef void abs_sums(const floating *ap, const Cell *cl, const Chunk *ch, Py_ssize
     |Wx| the columns x_cols:x_cols+n of the absolute WxT and |Wh| those
     h_cols:h_cols+n of the absolute WhT (ap: the absolute weights), either
     left out when its columns are -1. Uses out and v as scratch."""
-    cdef Py_ssize_t r, k, s, G = cl.G, ld = cl.ldg, d = cl.d, e = cl.e
+    cdef Py_ssize_t r, k, j, s, G = cl.G, ld = cl.ldg, d = cl.d, e = cl.e
     cdef floating *z = w + cl.z
     cdef floating *xa = w + cl.out
     cdef floating *ha = w + cl.v
@@ -736,9 +739,10 @@ cdef void abs_sums(const floating *ap, const Cell *cl, const Chunk *ch, Py_ssize
         gemm(ch.N, e, n, xa, e, ap + cl.WxT + x_cols, G, z + dst, ld, 0, True)  # (blas)
     if h_cols >= 0:
         for s in range(1, ch.S):
-            for k in range(ch.n_active[s] * d):
-                t = w[cl.h + ch.row0[s - 1] * d + k]
-                ha[k] = t if t >= 0 else -t
+            for k in range(ch.n_active[s]):
+                for j in range(d):
+                    t = w[cl.h + (ch.row0[s - 1] + k) * cl.ldh + j]
+                    ha[k * d + j] = t if t >= 0 else -t
             gemm(ch.n_active[s], d, n, ha, d, ap + cl.WhT + h_cols, G,
                  z + ch.row0[s] * ld + dst, ld, 0, True)
 
@@ -998,15 +1002,15 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
         reached_rows(ch, steps, dr, s, &lo, &hi)
         for k in range(lo, hi):
             r = ch.row0[s] + k
-            q = (ch.row0[s - 1] + k) * d if s > 0 else -1   # the row of step s-1
+            q = ch.row0[s - 1] + k if s > 0 else -1     # the row of step s-1
             # the rows of the gates and the cell states: shared, the first
             # copy's, where its forward pass alone left them (row s at step s)
             rs = s if shared else r
-            qs = (s - 1) * d if shared else q
+            qs = (s - 1 if shared else q) * d
             if lrp and gru:     # v + k ld receives u's scaled relevance, its share behind
                 w[cl.shares + r] = gru_lrp_row(
-                    w + cl.gates + rs * ld, w + cl.c + rs * ld, h + r * d,
-                    h + q if s > 0 else zeros, pw + cl.bx, pw + cl.bh, w + cl.z + r * ld,
+                    w + cl.gates + rs * ld, w + cl.c + rs * ld, h + r * cl.ldh,
+                    h + q * cl.ldh if s > 0 else zeros, pw + cl.bx, pw + cl.bh, w + cl.z + r * ld,
                     Rh + k * d, Rc + k * d, v + k * ld, absolute, eps, bias_factor, d, cl.e)
             elif lrp:           # v + k ld receives the relevance of the gates i, g, f, o
                 w[cl.shares + r] = lstm_lrp_row(
@@ -1016,7 +1020,8 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
                     bias_factor, d, cl.e)
             elif gru:
                 gru_gradient_row(w + cl.gates + rs * ld, w + cl.c + rs * ld,
-                                 h + q if s > 0 else zeros, Rh + k * d, w + cl.z + r * ld,
+                                 h + q * cl.ldh if s > 0 else zeros, Rh + k * d,
+                                 w + cl.z + r * ld,
                                  v + k * ld, d)
             else:
                 lstm_gradient_row(w + cl.gates + rs * ld, w + cl.tc + rs * d,
@@ -1037,7 +1042,7 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
         for k in range(lo, hi):
             # the row's bias share (a GRU's: u's, in v), read once: Rh may alias it
             share = v[k * ld + d] if gru else w[cl.shares + ch.row0[s] + k]
-            times_lower(h + (ch.row0[s - 1] + k) * d if s > 0 else zeros,
+            times_lower(h + (ch.row0[s - 1] + k) * cl.ldh if s > 0 else zeros,
                         Rc + k * d if gru else NULL, absolute, share, d, Rh + k * d)
     if lrp:
         for k in range(ch.b):
@@ -1702,7 +1707,7 @@ cdef void copy_first_sequence(const Cell *cells, const Problem *pb, const Chunk 
             cl = &cells[l * pb.n_dir + dr]
             copy_rows(w + cl.x, cl.ldx, ch.S, ch.b)
             copy_rows(w + cl.z, cl.ldg, ch.S, ch.b)
-            copy_rows(w + cl.h, cl.d, ch.S, ch.b)
+            copy_rows(w + cl.h, cl.ldh, ch.S, ch.b)
     for k in range(1, ch.b):
         memcpy(H + k * ch.S * D, H, ch.S * D * sizeof(floating))
 
@@ -1802,11 +1807,11 @@ cdef void forward_cell(const floating *params, const Cell *cells, const Chunk *c
     if head_reads_last(pb, l):
         for k in range(ch.b):
             r = ch.row0[ch.length[k] - 1] + k
-            memcpy(H + ch.local[dr * ch.N + r] * D + dr * cl.d, w + cl.h + r * cl.d,
+            memcpy(H + ch.local[dr * ch.N + r] * D + dr * cl.d, w + cl.h + r * cl.ldh,
                    cl.d * sizeof(floating))
         return
     for r in range(ch.N):
-        memcpy(H + ch.local[dr * ch.N + r] * D + dr * cl.d, w + cl.h + r * cl.d,
+        memcpy(H + ch.local[dr * ch.N + r] * D + dr * cl.d, w + cl.h + r * cl.ldh,
                cl.d * sizeof(floating))
 
 
