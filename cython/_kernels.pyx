@@ -436,15 +436,16 @@ cdef inline Py_ssize_t aligned(Py_ssize_t n) noexcept nogil:
     return (n + 15) & ~15
 
 
-cdef inline Py_ssize_t row_stride(Py_ssize_t n) noexcept nogil:
-    # the row stride of a cell's array of rows of n entries that the panel
-    # product reads as its X (Cell.ldx, ldh, ldg): n, or n + 16 where n is a
-    # multiple of 256 entries. The product reads its tile's 12 rows of X at
-    # one column at a time; rows a multiple of 4 KiB apart (n = 1024 in
-    # float32, 512 in float64) share one set of the 8-way L1 cache, and came
-    # from L2: on a Zen 4 core, 256 rows of X by a 1024 x 256 matrix ran
-    # 1.08-1.35x slower than with the padded stride
-    return n + 16 if n % 256 == 0 else n
+cdef inline Py_ssize_t row_stride(Py_ssize_t n, Py_ssize_t itemsize) noexcept nogil:
+    # the row stride of a cell's array of rows of n entries of itemsize
+    # bytes that the panel product reads as its X (Cell.ldx, ldh, ldg): n,
+    # or n + 16 where a row is a multiple of 4 KiB. The product reads its
+    # tile's 12 rows of X at one column at a time; rows 4 KiB apart (n =
+    # 1024 in float32, 512 in float64) share one set of the 8-way L1 cache,
+    # and came from L2: on a Zen 4 core, 256 rows of X by a 1024 x 256
+    # matrix ran 1.08-1.35x slower than with the padded stride (rows 2 KiB
+    # apart, in two sets, ran as fast as padded ones)
+    return n + 16 if n * itemsize % 4096 == 0 else n
 
 
 cdef inline Py_ssize_t zeros_size(const Cell *cl) noexcept nogil:
@@ -452,10 +453,11 @@ cdef inline Py_ssize_t zeros_size(const Cell *cl) noexcept nogil:
     return cl.d if cl.d > cl.e else cl.e
 
 
-cdef Py_ssize_t cells_open(Cell *cells, const Problem *pb, Chunk *ch) noexcept nogil:
+cdef Py_ssize_t cells_open(Cell *cells, const Problem *pb, Chunk *ch,
+                           Py_ssize_t itemsize) noexcept nogil:
     """Fill the cells (n_layers * n_dir, layer-major) from pb.layout and
-    place their states in a chunk buffer; returns the buffer's size in
-    entries. The buffer begins with each layer's hidden states in token
+    place their states in a chunk buffer of entries of itemsize bytes;
+    returns the buffer's size in entries. The buffer begins with each layer's hidden states in token
     order (N, n_dir d_l), layer by layer (see hidden_block), then ch.carry
     and ch.rests; each cell's arrays start at a multiple of 16 entries
     (`aligned`)."""
@@ -480,9 +482,9 @@ cdef Py_ssize_t cells_open(Cell *cells, const Problem *pb, Chunk *ch) noexcept n
             cl.e = row[0]
             cl.d = row[1]
             cl.G = (3 if gru else 4) * cl.d
-            cl.ldx = row_stride(cl.e)
-            cl.ldh = row_stride(cl.d)
-            cl.ldg = row_stride(cl.G)
+            cl.ldx = row_stride(cl.e, itemsize)
+            cl.ldh = row_stride(cl.d, itemsize)
+            cl.ldg = row_stride(cl.G, itemsize)
             cl.Wx = row[2]
             cl.WxT = row[3]
             cl.Wh = row[4]
@@ -1742,7 +1744,7 @@ cdef int explain_chunk(const floating *params, const Problem *pb, const floating
             or (replicas and chunk_open(&first, seq, 1, offsets) != 0)):
         status = -1
     else:
-        size = cells_open(cells, pb, &ch)
+        size = cells_open(cells, pb, &ch, sizeof(floating))
         if size + b > work_size:
             status = -2
     if status != 0:
@@ -2099,8 +2101,9 @@ def explain(*, const floating[::1] params, const Py_ssize_t[:, :, ::1] layout, b
 
 
 def workspace_size(const Py_ssize_t[:, :, ::1] layout, bint gru, Py_ssize_t b,
-                   Py_ssize_t N):
-    """Entries of the workspace of one chunk of b sequences and N tokens."""
+                   Py_ssize_t N, Py_ssize_t itemsize):
+    """Entries of itemsize bytes (4 or 8) of the workspace of one chunk of
+    b sequences and N tokens."""
     cdef Problem pb
     cdef Chunk ch
     cdef Cell *cells = <Cell *>malloc(layout.shape[0] * layout.shape[1] * sizeof(Cell))
@@ -2113,6 +2116,6 @@ def workspace_size(const Py_ssize_t[:, :, ::1] layout, bint gru, Py_ssize_t b,
     pb.gru = gru
     ch.b = b
     ch.N = N
-    size = aligned(cells_open(cells, &pb, &ch) + b)
+    size = aligned(cells_open(cells, &pb, &ch, itemsize) + b)
     free(cells)
     return size

@@ -748,18 +748,19 @@ class RecurrentModel:
         words = np.empty((len(_WORD_ROW), N), dtype)
         mass = np.zeros(B, dtype)
         gru = self.cell == "gru"
+        itemsize = np.dtype(dtype).itemsize
         if B == 1:      # one input: one chunk, its directions on up to n_threads threads
             order, chunks = _ONE_CHUNK
             # a thread started per layer pass pays only for enough work
             if N * self._work_per_token < _THREAD_MIN_WORK:
                 n_threads = 1
             n_threads = min(n_threads, n_dir)
-            work = _workspace(1, _kernels.workspace_size(layout, gru, 1, N), dtype)
+            work = _workspace(1, _kernels.workspace_size(layout, gru, 1, N, itemsize), dtype)
         else:
             order, chunks, tokens = _chunks(np.diff(offsets), _CHUNK_SIZE,
                                             self._chunk_tokens(layout, dtype))
             n_threads = min(n_threads, len(chunks) - 1)
-            size = max(_kernels.workspace_size(layout, gru, int(b - a), int(n))
+            size = max(_kernels.workspace_size(layout, gru, int(b - a), int(n), itemsize)
                        for a, b, n in zip(chunks[:-1], chunks[1:], tokens))
             work = _workspace(n_threads, size, dtype)
         try:
@@ -786,8 +787,9 @@ class RecurrentModel:
 
     def _chunk_tokens(self, layout, dtype):
         """The most tokens a chunk of this model holds in dtype (see _chunks)."""
-        per_token = (_kernels.workspace_size(layout, self.cell == "gru", 1, 1)
-                     * np.dtype(dtype).itemsize)
+        itemsize = np.dtype(dtype).itemsize
+        per_token = (_kernels.workspace_size(layout, self.cell == "gru", 1, 1, itemsize)
+                     * itemsize)
         return max(1, min(_CHUNK_TOKENS, _CHUNK_BYTES // per_token))
 
     def _scale(self, dtype):

@@ -36,7 +36,7 @@ import lrp_lstm
 from lrp_lstm import _kernels
 assert lrp_lstm.build_info()["build_type"] == "Debug", lrp_lstm.build_info()
 try:
-    _kernels.workspace_size(np.zeros((0, 1, 12), np.intp), False, 1, 1)
+    _kernels.workspace_size(np.zeros((0, 1, 12), np.intp), False, 1, 1, 8)
 except IndexError as exc:
     print("IndexError:", exc)
 """

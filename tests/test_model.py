@@ -242,7 +242,8 @@ def test_chunk_plan_bounds_the_workspace_and_evens_the_threads(dtype):
     assert len(bounds) > 2 and (len(bounds) - 1) % 2 == 0
     assert len(bounds) - 1 > 256 // M._CHUNK_SIZE
     assert (tokens == [lengths[order[a:b]].sum() for a, b in zip(bounds, bounds[1:])]).all()
-    largest = max(_kernels.workspace_size(layout, False, int(b - a), int(n))
+    largest = max(_kernels.workspace_size(layout, False, int(b - a), int(n),
+                                           np.dtype(dtype).itemsize)
                   for a, b, n in zip(bounds, bounds[1:], tokens))
     # about _CHUNK_BYTES: the cuts fall between sequences
     assert largest * np.dtype(dtype).itemsize <= 1.2 * M._CHUNK_BYTES
