@@ -52,7 +52,8 @@ a time; at step s only the n_s sequences with L_k > s are active, and they
 are the first n_s. Every per-step array of a chunk is "packed": the row of
 (step s, sequence k) is row0[s] + k, so the rows of one step are contiguous
 and each step's recurrent product is one matrix-matrix product over the
-active rows, with no padding. The forward direction's step s reads
+active rows, with no padding between sequences (a row of 4 KiB or a
+multiple gets 16 unused entries at its end: row_stride). The forward direction's step s reads
 position s of sequence k, the backward direction's position L_k - 1 - s
 (each sequence aligned at its own end), so both directions' last steps are
 step L_k - 1 and all sequences end the backward recursions together at
