@@ -53,13 +53,13 @@ are the first n_s. Every per-step array of a chunk is "packed": the row of
 (step s, sequence k) is row0[s] + k, so the rows of one step are contiguous
 and each step's recurrent product is one matrix-matrix product over the
 active rows, with no padding between sequences (a row of 4 KiB or a
-multiple gets 16 unused entries at its end: row_stride). The forward direction's step s reads
-position s of sequence k, the backward direction's position L_k - 1 - s
-(each sequence aligned at its own end), so both directions' last steps are
-step L_k - 1 and all sequences end the backward recursions together at
-step 0. `local` maps a packed row to the chunk's token row (sequence k's
-tokens start at the sum of the lengths before it), `glob` a token row to
-its row among the batch's N tokens.
+multiple gets 16 unused entries at its end: row_stride). The forward
+direction's step s reads position s of sequence k, the backward
+direction's position L_k - 1 - s (each sequence aligned at its own end),
+so both directions' last steps are step L_k - 1 and all sequences end the
+backward recursions together at step 0. `local` maps a packed row to the
+chunk's token row (sequence k's tokens start at the sum of the lengths
+before it), `glob` a token row to its row among the batch's N tokens.
 
 Weights. The weights of one direction of one layer are one block of the flat
 `params`, laid out by the Python packer (lrp_lstm/model.py) and described to
@@ -458,10 +458,10 @@ cdef Py_ssize_t cells_open(Cell *cells, const Problem *pb, Chunk *ch,
                            Py_ssize_t itemsize) noexcept nogil:
     """Fill the cells (n_layers * n_dir, layer-major) from pb.layout and
     place their states in a chunk buffer of entries of itemsize bytes;
-    returns the buffer's size in entries. The buffer begins with each layer's hidden states in token
-    order (N, n_dir d_l), layer by layer (see hidden_block), then ch.carry
-    and ch.rests; each cell's arrays start at a multiple of 16 entries
-    (`aligned`)."""
+    returns the buffer's size in entries. The buffer begins with each
+    layer's hidden states in token order (N, n_dir d_l), layer by layer
+    (see hidden_block), then ch.carry and ch.rests; each cell's arrays start
+    at a multiple of 16 entries (`aligned`)."""
     cdef Py_ssize_t n_layers = pb.n_layers, n_dir = pb.n_dir
     cdef Py_ssize_t l, dr, N = ch.N, b = ch.b, size = 0, widest = 0
     cdef bint gru = pb.gru
@@ -524,46 +524,48 @@ cdef inline floating *hidden_block(const Cell *cells, Py_ssize_t n_dir, Py_ssize
 
 cdef inline void lstm_step(const floating *z, floating *a, const floating *c_prev,
                            floating *c, floating *tc, floating *h, Py_ssize_t n,
-                           Py_ssize_t d, Py_ssize_t G, Py_ssize_t ldh) noexcept nogil:
+                           Py_ssize_t d, Py_ssize_t ldg, Py_ssize_t ldh) noexcept nogil:
     """One LSTM step of n rows from their pre-activations z (n, 4d) (i, g,
     f, o): the activated gates a (n, 4d), c_t, tanh(c_t) and h_t (n, d)
-    each; c_prev (n, d) the rows' c_{t-1}, NULL at the first step; G: z's
+    each; c_prev (n, d) the rows' c_{t-1}, NULL at the first step; ldg: z's
     and a's row stride, ldh: h's."""
     cdef Py_ssize_t k, j
-    activate_rows(n, 4 * d, G, d, 2 * d, z, a)
+    activate_rows(n, 4 * d, ldg, d, 2 * d, z, a)
     for k in range(n):
         for j in range(d):
-            c[k * d + j] = a[k * G + j] * a[k * G + d + j]
+            c[k * d + j] = a[k * ldg + j] * a[k * ldg + d + j]
         if c_prev != NULL:
             for j in range(d):
-                c[k * d + j] = a[k * G + 2 * d + j] * c_prev[k * d + j] + c[k * d + j]
+                c[k * d + j] = a[k * ldg + 2 * d + j] * c_prev[k * d + j] + c[k * d + j]
     activate_rows(1, n * d, n * d, 0, n * d, c, tc)
     for k in range(n):
         for j in range(d):
-            h[k * ldh + j] = a[k * G + 3 * d + j] * tc[k * d + j]
+            h[k * ldh + j] = a[k * ldg + 3 * d + j] * tc[k * d + j]
 
 
 cdef inline void gru_step(floating *a, const floating *gh, floating *g, const floating *h_prev,
-                          floating *h, Py_ssize_t n, Py_ssize_t d, Py_ssize_t G,
+                          floating *h, Py_ssize_t n, Py_ssize_t d, Py_ssize_t ldg,
                           Py_ssize_t ldh) noexcept nogil:
     """One GRU step of n rows: a (n, 3d) (the input's parts of a_r, a_z,
     a_n) receives the recurrent parts gh = Wh h_{t-1} + bh (n, 3d) (a_n's
     gated by r); g (n, 3d) the gates r, z, n; then h_t (n, d) (h_prev (n,
-    d) NULL at the first step); G: the row stride of a, gh and g, ldh: that
+    d) NULL at the first step); ldg: the row stride of a, gh and g, ldh: that
     of h_prev and h."""
     cdef Py_ssize_t k, j
     for k in range(n):
         for j in range(2 * d):
-            a[k * G + j] = a[k * G + j] + gh[k * G + j]
-    activate_rows(n, 2 * d, G, 0, 0, a, g)
+            a[k * ldg + j] = a[k * ldg + j] + gh[k * ldg + j]
+    activate_rows(n, 2 * d, ldg, 0, 0, a, g)
     for k in range(n):
         for j in range(d):
-            a[k * G + 2 * d + j] = a[k * G + 2 * d + j] + g[k * G + j] * gh[k * G + 2 * d + j]
-    activate_rows(n, d, G, 0, d, a + 2 * d, g + 2 * d)
+            a[k * ldg + 2 * d + j] = (a[k * ldg + 2 * d + j]
+                                      + g[k * ldg + j] * gh[k * ldg + 2 * d + j])
+    activate_rows(n, d, ldg, 0, d, a + 2 * d, g + 2 * d)
     for k in range(n):
         for j in range(d):
-            h[k * ldh + j] = ((<floating>1 - g[k * G + d + j]) * g[k * G + 2 * d + j]
-                              + g[k * G + d + j] * (h_prev[k * ldh + j] if h_prev != NULL else 0))
+            h[k * ldh + j] = ((<floating>1 - g[k * ldg + d + j]) * g[k * ldg + 2 * d + j]
+                              + g[k * ldg + d + j]
+                              * (h_prev[k * ldh + j] if h_prev != NULL else 0))
 
 
 cdef void forward_direction(const floating *p, const Cell *cl, const Chunk *ch, bint gru,
@@ -572,11 +574,11 @@ cdef void forward_direction(const floating *p, const Cell *cl, const Chunk *ch, 
     w + cl.x, all packed: z the pre-activations (LSTM i, g, f, o; GRU a_r,
     a_z, a_n), gates the activated gates, h; an LSTM's tc and c, a GRU's c
     = Wh h_{t-1} + bh (whose last d entries are u)."""
-    cdef Py_ssize_t s, r, q, n, d = cl.d, G = cl.G, ld = cl.ldg, ldh = cl.ldh
+    cdef Py_ssize_t s, r, q, n, d = cl.d, G = cl.G, ldg = cl.ldg, ldh = cl.ldh
     cdef floating *z = w + cl.z
     cdef floating *h = w + cl.h
     cdef floating *rec = w + cl.c if gru else z     # where the recurrent products go
-    weights_product(ch.N, 0, cl.e, G, w + cl.x, cl.ldx, p + cl.WxT, p + cl.pWxT, cl.e, z, ld,
+    weights_product(ch.N, 0, cl.e, G, w + cl.x, cl.ldx, p + cl.WxT, p + cl.pWxT, cl.e, z, ldg,
                     0, p + cl.bx)
     for s in range(ch.S):
         n = ch.n_active[s]
@@ -586,14 +588,14 @@ cdef void forward_direction(const floating *p, const Cell *cl, const Chunk *ch, 
         # h_{t-1}, bh alone at the first step (a product over no rows of Wh)
         if s > 0 or gru:
             weights_product(n, 0, d if s > 0 else 0, G, h + q * ldh if s > 0 else h, ldh,
-                            p + cl.WhT, p + cl.pWhT, d, rec + r * ld, ld, s & 1,
+                            p + cl.WhT, p + cl.pWhT, d, rec + r * ldg, ldg, s & 1,
                             p + cl.bh if gru else NULL)
         if gru:
-            gru_step(z + r * ld, rec + r * ld, w + cl.gates + r * ld,
-                     h + q * ldh if s > 0 else NULL, h + r * ldh, n, d, ld, ldh)
+            gru_step(z + r * ldg, rec + r * ldg, w + cl.gates + r * ldg,
+                     h + q * ldh if s > 0 else NULL, h + r * ldh, n, d, ldg, ldh)
         else:
-            lstm_step(z + r * ld, w + cl.gates + r * ld, w + cl.c + q * d if s > 0 else NULL,
-                      w + cl.c + r * d, w + cl.tc + r * d, h + r * ldh, n, d, ld, ldh)
+            lstm_step(z + r * ldg, w + cl.gates + r * ldg, w + cl.c + q * d if s > 0 else NULL,
+                      w + cl.c + r * d, w + cl.tc + r * d, h + r * ldh, n, d, ldg, ldh)
 
 
 cdef void gather_input(const floating *src, Py_ssize_t ld, const void **x, const Cell *cl,
@@ -710,8 +712,8 @@ cdef void input_part(const floating *p, const Cell *cl, const Chunk *ch,
         r0 = ch.row0[s]
         if steps != NULL:
             memset(out + r0 * e, 0, lo * e * sizeof(floating))
-            weights_product(hi - lo, first, n, e, w + cl.z + (r0 + lo) * cl.ldg + first, cl.ldg,
-                            p + cl.Wx, p + cl.pWx, cl.G, out + (r0 + lo) * e, e, 0,
+            weights_product(hi - lo, first, n, e, w + cl.z + (r0 + lo) * cl.ldg + first,
+                            cl.ldg, p + cl.Wx, p + cl.pWx, cl.G, out + (r0 + lo) * e, e, 0,
                             w + cl.zeros)
             memset(out + (r0 + hi) * e, 0, (ch.n_active[s] - hi) * e * sizeof(floating))
         if lrp:
@@ -727,19 +729,19 @@ cdef void abs_sums(const floating *ap, const Cell *cl, const Chunk *ch, Py_ssize
     |Wx| the columns x_cols:x_cols+n of the absolute WxT and |Wh| those
     h_cols:h_cols+n of the absolute WhT (ap: the absolute weights), either
     left out when its columns are -1. Uses out and v as scratch."""
-    cdef Py_ssize_t r, k, j, s, G = cl.G, ld = cl.ldg, d = cl.d, e = cl.e
+    cdef Py_ssize_t r, k, j, s, G = cl.G, ldg = cl.ldg, d = cl.d, e = cl.e
     cdef floating *z = w + cl.z
     cdef floating *xa = w + cl.out
     cdef floating *ha = w + cl.v
     cdef floating t
     for r in range(ch.N):
-        memcpy(z + r * ld + dst, bias, n * sizeof(floating))
+        memcpy(z + r * ldg + dst, bias, n * sizeof(floating))
     if x_cols >= 0:
         for r in range(ch.N):
             for k in range(e):
                 t = w[cl.x + r * cl.ldx + k]
                 xa[r * e + k] = t if t >= 0 else -t
-        gemm(ch.N, e, n, xa, e, ap + cl.WxT + x_cols, G, z + dst, ld, 0, True)  # (blas)
+        gemm(ch.N, e, n, xa, e, ap + cl.WxT + x_cols, G, z + dst, ldg, 0, True)  # (blas)
     if h_cols >= 0:
         for s in range(1, ch.S):
             for k in range(ch.n_active[s]):
@@ -747,7 +749,7 @@ cdef void abs_sums(const floating *ap, const Cell *cl, const Chunk *ch, Py_ssize
                     t = w[cl.h + (ch.row0[s - 1] + k) * cl.ldh + j]
                     ha[k * d + j] = t if t >= 0 else -t
             gemm(ch.n_active[s], d, n, ha, d, ap + cl.WhT + h_cols, G,
-                 z + ch.row0[s] * ld + dst, ld, 0, True)
+                 z + ch.row0[s] * ldg + dst, ldg, 0, True)
 
 
 cdef inline floating split_products(int rule, const floating *a, floating c_prev,
@@ -981,7 +983,8 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
     of its first (Problem.replicas), whose forward pass alone left the gates
     and the cell states in rows 0 .. S-1, read from there for every copy
     (copy_first_sequence)."""
-    cdef Py_ssize_t s, k, j, r, q, rs, qs, lo, hi, d = cl.d, G = cl.G, ld = cl.ldg
+    cdef Py_ssize_t s, k, j, r, q, rs, qs, lo, hi, d = cl.d, G = cl.G, ldg = cl.ldg
+    cdef Py_ssize_t ldh = cl.ldh
     # the pre-activations' columns that reach x and h: all for the gradient
     cdef Py_ssize_t first = 0 if not lrp else (
         2 * d if gru else (d if rule == RULE_SIGNAL else 0))
@@ -1010,33 +1013,34 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
             # copy's, where its forward pass alone left them (row s at step s)
             rs = s if shared else r
             qs = (s - 1 if shared else q) * d
-            if lrp and gru:     # v + k ld receives u's scaled relevance, its share behind
+            if lrp and gru:     # v + k ldg receives u's scaled relevance, its share behind
                 w[cl.shares + r] = gru_lrp_row(
-                    w + cl.gates + rs * ld, w + cl.c + rs * ld, h + r * cl.ldh,
-                    h + q * cl.ldh if s > 0 else zeros, pw + cl.bx, pw + cl.bh, w + cl.z + r * ld,
-                    Rh + k * d, Rc + k * d, v + k * ld, absolute, eps, bias_factor, d, cl.e)
-            elif lrp:           # v + k ld receives the relevance of the gates i, g, f, o
+                    w + cl.gates + rs * ldg, w + cl.c + rs * ldg, h + r * ldh,
+                    h + q * ldh if s > 0 else zeros, pw + cl.bx, pw + cl.bh,
+                    w + cl.z + r * ldg, Rh + k * d, Rc + k * d, v + k * ldg, absolute, eps,
+                    bias_factor, d, cl.e)
+            elif lrp:           # v + k ldg receives the relevance of the gates i, g, f, o
                 w[cl.shares + r] = lstm_lrp_row(
-                    w + cl.gates + rs * ld, w + cl.tc + rs * d, w + cl.c + rs * d,
-                    w + cl.c + qs if s > 0 else zeros, pw + cl.bx, w + cl.z + r * ld,
-                    Rh + k * d, Rc + k * d, v + k * ld, first, last, rule, absolute, eps,
+                    w + cl.gates + rs * ldg, w + cl.tc + rs * d, w + cl.c + rs * d,
+                    w + cl.c + qs if s > 0 else zeros, pw + cl.bx, w + cl.z + r * ldg,
+                    Rh + k * d, Rc + k * d, v + k * ldg, first, last, rule, absolute, eps,
                     bias_factor, d, cl.e)
             elif gru:
-                gru_gradient_row(w + cl.gates + rs * ld, w + cl.c + rs * ld,
-                                 h + q * cl.ldh if s > 0 else zeros, Rh + k * d,
-                                 w + cl.z + r * ld,
-                                 v + k * ld, d)
+                gru_gradient_row(w + cl.gates + rs * ldg, w + cl.c + rs * ldg,
+                                 h + q * ldh if s > 0 else zeros, Rh + k * d,
+                                 w + cl.z + r * ldg, v + k * ldg, d)
             else:
-                lstm_gradient_row(w + cl.gates + rs * ld, w + cl.tc + rs * d,
+                lstm_gradient_row(w + cl.gates + rs * ldg, w + cl.tc + rs * d,
                                   w + cl.c + qs if s > 0 else zeros, Rh + k * d, Rc + k * d,
-                                  w + cl.z + r * ld, d)
+                                  w + cl.z + r * ldg, d)
         # h_{t-1}'s part: one product with Wh (a GRU's gradient adds it to
         # the z dh kept in dh, the others start from zeros), then for LRP
         # times |h_{t-1}| (abs) or h_{t-1}
         if s > 0:
             weights_product(hi - lo, first, last - first, d,
-                            v + lo * ld if gru else w + cl.z + (ch.row0[s] + lo) * ld + first,
-                            ld, pw + cl.Wh, pw + cl.pWh, G, Rh + lo * d, d, s & 1,
+                            v + lo * ldg if gru
+                            else w + cl.z + (ch.row0[s] + lo) * ldg + first, ldg,
+                            pw + cl.Wh, pw + cl.pWh, G, Rh + lo * d, d, s & 1,
                             zeros if lrp or not gru else NULL)
         elif lrp or not gru:
             memset(Rh + lo * d, 0, (hi - lo) * d * sizeof(floating))
@@ -1044,8 +1048,8 @@ cdef void backward_cell(const floating *p, const floating *ap, const Cell *cl,
             continue
         for k in range(lo, hi):
             # the row's bias share (a GRU's: u's, in v), read once: Rh may alias it
-            share = v[k * ld + d] if gru else w[cl.shares + ch.row0[s] + k]
-            times_lower(h + (ch.row0[s - 1] + k) * cl.ldh if s > 0 else zeros,
+            share = v[k * ldg + d] if gru else w[cl.shares + ch.row0[s] + k]
+            times_lower(h + (ch.row0[s - 1] + k) * ldh if s > 0 else zeros,
                         Rc + k * d if gru else NULL, absolute, share, d, Rh + k * d)
     if lrp:
         for k in range(ch.b):
