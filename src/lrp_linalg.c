@@ -242,18 +242,22 @@ enum { LRP_PREFETCH_ROWS = 24 };
  * Every Y[t, j] is still accumulated over r in order. The bias is the
  * starting sums of the tiles of RB and 4 rows, whose rows of Y are then
  * only written (copying the bias to a tile's rows for the tile to load
- * took 2.3 % of a float32 GRU's LRP by perf; starting from it, paired, two
- * threads: the GRU's forward pass 1.014x, LRP 1.006x, the stacked (300,
- * 256, 2) model's float64 SA 1.012x, LRP 1.008x); a last panel narrower than P goes
- * through a buffer, EB rows at a time, by its first vector alone where
- * the columns fit in one (e = 300 in float32: 12 columns past 9 panels;
- * the product of 320 rows of 256 entries by a 256 x 300 matrix ran 1.05x
- * faster on a Zen 4 core).
- * A matrix of more than LRP_STREAMED bytes, larger than the L2 caches, comes
- * from L3 for each panel's first tile: its tiles prefetch A's rows ahead
- * (on a Zen 4 core, float64: 1.10x for 64 rows by a 512 x 2048 or 2048 x
- * 512 matrix, 8 MiB; matrices of 2 MiB were 1-2 % slower with it). */
-enum { LRP_STREAMED = 4 << 20 };
+ * took 2.3 % of a float32 GRU's LRP by perf; starting from it, paired,
+ * two threads: the GRU's forward pass 1.014x, LRP 1.006x, the stacked
+ * (300, 256, 2) model's float64 SA 1.012x, LRP 1.008x). A last panel
+ * narrower than P goes through a buffer, EB rows at a time, by its first
+ * vector alone where the columns fit in one (e = 300 in float32: 12
+ * columns past 9 panels; the product of 320 rows of 256 entries by a 256 x
+ * 300 matrix ran 1.05x faster on a Zen 4 core).
+ * A matrix of more than LRP_STREAMED bytes, larger than a Zen 4 core's L2
+ * cache, comes from L3 for each panel's first tile: its tiles prefetch A's
+ * rows ahead. On its own (a C program, float64) that gained 1.10x for 64
+ * rows by an 8 MiB matrix and lost 1-2 % on 2 MiB ones, so it began above
+ * 4 MiB; in the kernels, where the states compete for L2, prefetching from
+ * 1 MiB up was faster (paired, B = 256, two threads, float64: the (300,
+ * 256, 1) forward pass 1.019x, LRP 1.014x; GRU LRP 1.018x; stacked (300,
+ * 256, 2) SA 1.024x, LRP 1.022x; float32 models below 1 MiB unchanged). */
+enum { LRP_STREAMED = 1 << 20 };
 #define LRP_DEFINE_PANELS(NAME, T, ATTR, RB)                                    \
     ATTR static inline void NAME##_put_bias(ptrdiff_t n_t, ptrdiff_t n_panels,    \
                                             const T *bias, T *Y, ptrdiff_t ldy) \
