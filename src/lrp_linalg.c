@@ -55,14 +55,14 @@
 
 /* Y[0:R, 0:V*W] = Y0[0:R, 0:V*W] + X[0:R, :] A[:, 0:V*W] with R x V
  * accumulators in registers, which start from Y0 (row stride ld0): Y
- * itself (Y0 = Y, ld0 = ldy) or a bias (ld0 = 0); the vectors of A's rows VP at a time from blocks ps entries
- * apart (row stride lda): the small product's tiles read one block (VP =
- * V), the panel product's (rows_R) one panel, or several for its last rows
- * (VP = 2); INL: LRP_INLINE for the panel product's. PF: prefetch A's row
- * LRP_PREFETCH_ROWS ahead in the first block, the panel product's tiles for
- * matrices that stream from L3 (LRP_DEFINE_PANELS); near a panel's end that
- * is the next panel's first rows, and a prefetch past the last one does not
- * fault on x86. */
+ * itself (Y0 = Y, ld0 = ldy) or a bias (ld0 = 0); the vectors of A's rows
+ * VP at a time from blocks ps entries apart (row stride lda): the small
+ * product's tiles read one block (VP = V), the panel product's (rows_R) one
+ * panel, or several for its last rows (VP = 2); INL: LRP_INLINE for the
+ * panel product's. PF: prefetch A's row LRP_PREFETCH_ROWS ahead in the
+ * first block, the panel product's tiles for matrices that stream from L3
+ * (LRP_DEFINE_PANELS); near a panel's end that is the next panel's first
+ * rows, and a prefetch past the last one does not fault on x86. */
 enum { LRP_PREFETCH_ROWS = 24 };
 #define LRP_TILE(NAME, T, ATTR, INL, FN, R, V, VP, PF)                          \
     ATTR INL static inline void NAME##_##FN(                                    \
@@ -160,11 +160,12 @@ enum { LRP_PREFETCH_ROWS = 24 };
 #define LRP_FEW_CASE(NAME, R, G)                                                \
     case R:                                                                     \
         for (p = 0; p + G <= n_panels; p += G)                                  \
-            NAME##_rows_##R##_wide(n_k, X, ldx, A + p * ps, P, ps, Y + p * P, ldy, \
+            NAME##_rows_##R##_wide(n_k, X, ldx, A + p * ps, P, ps,              \
+                                   bias ? bias + p * P : Y + p * P, ld0,        \
                                    Y + p * P, ldy);                             \
         for (; p < n_panels; ++p)                                               \
-            NAME##_rows_##R(n_k, X, ldx, A + p * ps, P, ps, Y + p * P, ldy, Y + p * P, \
-                            ldy);                                               \
+            NAME##_rows_##R(n_k, X, ldx, A + p * ps, P, ps,                     \
+                            bias ? bias + p * P : Y + p * P, ld0, Y + p * P, ldy); \
         break;
 #define LRP_FEW_ROWS(NAME, T, ATTR, G1, G2, G3)                                 \
     LRP_TILE(NAME, T, ATTR, LRP_INLINE, rows_1, 1, 2, 2, 0)                     \
@@ -175,10 +176,10 @@ enum { LRP_PREFETCH_ROWS = 24 };
     LRP_TILE(NAME, T, ATTR, LRP_INLINE, rows_3_wide, 3, 2 * G3, 2, 0)           \
     ATTR static void NAME##_few_rows(ptrdiff_t n_few, ptrdiff_t n_k, const T *X, \
                                      ptrdiff_t ldx, const T *A, ptrdiff_t ps,   \
-                                     ptrdiff_t n_panels, T *restrict Y,         \
-                                     ptrdiff_t ldy)                             \
+                                     ptrdiff_t n_panels, const T *bias,         \
+                                     T *restrict Y, ptrdiff_t ldy)              \
     {                                                                           \
-        const ptrdiff_t P = 2 * NAME##_W;                                       \
+        const ptrdiff_t P = 2 * NAME##_W, ld0 = bias ? 0 : ldy;                 \
         ptrdiff_t p;                                                            \
         switch (n_few) {                                                        \
             LRP_FEW_CASE(NAME, 1, G1)                                           \
@@ -194,20 +195,20 @@ enum { LRP_PREFETCH_ROWS = 24 };
         ptrdiff_t n_t, ptrdiff_t n_k, const T *X, ptrdiff_t ldx, const T *panel, \
         const T *bias, T *restrict Y, ptrdiff_t ldy)                            \
     {                                                                           \
-        const ptrdiff_t P = 2 * NAME##_W;                                       \
+        const ptrdiff_t P = 2 * NAME##_W, ld0 = bias ? 0 : ldy;                 \
         ptrdiff_t t = 0, i;                                                     \
         for (; t + RB <= n_t; t += RB) {                                        \
             for (i = t + RB; i < t + 2 * RB && i < n_t; ++i) {                  \
                 __builtin_prefetch(Y + i * ldy, 1, 3);                          \
                 __builtin_prefetch(Y + i * ldy + P - 1, 1, 3);                  \
             }                                                                   \
-            NAME##_rows_##RB##SUFFIX(n_k, X + t * ldx, ldx, panel, P, 0,            \
-                                     bias ? bias : Y + t * ldy, bias ? 0 : ldy,  \
+            NAME##_rows_##RB##SUFFIX(n_k, X + t * ldx, ldx, panel, P, 0,        \
+                                     bias ? bias : Y + t * ldy, ld0,            \
                                      Y + t * ldy, ldy);                         \
         }                                                                       \
         for (; t + 4 <= n_t; t += 4)                                            \
-            NAME##_rows_4##SUFFIX(n_k, X + t * ldx, ldx, panel, P, 0,               \
-                                  bias ? bias : Y + t * ldy, bias ? 0 : ldy,     \
+            NAME##_rows_4##SUFFIX(n_k, X + t * ldx, ldx, panel, P, 0,           \
+                                  bias ? bias : Y + t * ldy, ld0,               \
                                   Y + t * ldy, ldy);                            \
     }
 
@@ -240,11 +241,11 @@ enum { LRP_PREFETCH_ROWS = 24 };
  * a row of X each, of equal length (a last block of a few rows would load
  * and store Y's tiles for little work).
  * Every Y[t, j] is still accumulated over r in order. The bias is the
- * starting sums of the tiles of RB and 4 rows, whose rows of Y are then
- * only written (copying the bias to a tile's rows for the tile to load
- * took 2.3 % of a float32 GRU's LRP by perf; starting from it, paired,
- * two threads: the GRU's forward pass 1.014x, LRP 1.006x, the stacked
- * (300, 256, 2) model's float64 SA 1.012x, LRP 1.008x). A last panel
+ * tiles' starting sums, and their rows of Y are then only written
+ * (copying the bias to a tile's rows for the tile to load took 2.3 % of
+ * a float32 GRU's LRP by perf; starting from it, paired, two threads: the
+ * GRU's forward pass 1.014x, LRP 1.006x, the stacked (300, 256, 2)
+ * model's float64 SA 1.012x, LRP 1.008x). A last panel
  * narrower than P goes through a buffer, EB rows at a time, by its first
  * vector alone where the columns fit in one (e = 300 in float32: 12
  * columns past 9 panels; the product of 320 rows of 256 entries by a 256 x
@@ -259,14 +260,6 @@ enum { LRP_PREFETCH_ROWS = 24 };
  * 256, 2) SA 1.024x, LRP 1.022x; float32 models below 1 MiB unchanged). */
 enum { LRP_STREAMED = 1 << 20 };
 #define LRP_DEFINE_PANELS(NAME, T, ATTR, RB)                                    \
-    ATTR static inline void NAME##_put_bias(ptrdiff_t n_t, ptrdiff_t n_panels,    \
-                                            const T *bias, T *Y, ptrdiff_t ldy) \
-    {                                                                           \
-        enum { P = 2 * NAME##_W };                                              \
-        for (ptrdiff_t t = 0; bias != NULL && t < n_t; ++t)                     \
-            for (ptrdiff_t p = 0; p < n_panels; ++p)                            \
-                memcpy(Y + t * ldy + p * P, bias + p * P, P * sizeof(T));       \
-    }                                                                           \
     LRP_PANEL_ROWS(NAME, T, ATTR, RB, )                                         \
     LRP_PANEL_ROWS(NAME, T, ATTR, RB, _pf)                                      \
     LRP_HALF_PANEL(NAME, T, ATTR, RB)                                           \
@@ -285,9 +278,8 @@ enum { LRP_STREAMED = 1 << 20 };
                     Y + p * P, ldy);                                            \
             if (few) {                                                          \
                 T *y = Y + tiled * ldy + p0 * P;                                \
-                NAME##_put_bias(few, g, bias ? bias + p0 * P : NULL, y, ldy);   \
                 NAME##_few_rows(few, n_k, X + tiled * ldx, ldx, A + p0 * ps, ps, g, \
-                                y, ldy);                                        \
+                                bias ? bias + p0 * P : NULL, y, ldy);           \
             }                                                                   \
         }                                                                       \
     }                                                                           \
