@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import mmap
 import os
 import sys
 import threading
 import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -742,8 +744,8 @@ class RecurrentModel:
         offsets = _offsets(xs)
         n_dir, e, N = len(self.layers[0]), self.input_size, int(offsets[-1])
         scores = np.empty((N if self.per_step else B, self.n_classes), dtype)
-        relevance = np.empty((n_dir, N, e) if do_lrp else (1, 1, 1), dtype)
-        gradient = np.empty((n_dir, N, e) if do_grad else (1, 1, 1), dtype)
+        relevance = _output((n_dir, N, e) if do_lrp else (1, 1, 1), dtype)
+        gradient = _output((n_dir, N, e) if do_grad else (1, 1, 1), dtype)
         rest = np.zeros(B, dtype)
         words = np.empty((len(_WORD_ROW), N), dtype)
         mass = np.zeros(B, dtype)
@@ -950,6 +952,44 @@ def _workspace(n_rows, size, dtype):
     if work.nbytes <= _CACHED_WORKSPACE:
         _workspaces.array = work
     return work
+
+
+# Large outputs (LRP's relevance and the gradient, of which a float64 SST
+# test set has 40 MB each) are placed in anonymous memory that the pool
+# keeps for later calls once every array viewing it is gone: fresh memory
+# comes from the OS, which zeroes each page at its first touch (2.5 % of
+# that test set's LRP time). The pool keeps at most _POOL_BYTES.
+_POOLED_OUTPUT = 4 << 20      # bytes from which an output is pooled
+_POOL_BYTES = 256 << 20
+_pool = []
+
+
+def _output(shape, dtype):
+    """An uninitialized C-contiguous array for one of a call's outputs."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if nbytes < _POOLED_OUTPUT:
+        return np.empty(shape, dtype)
+    fits = [m for m in _pool if nbytes <= len(m) <= 2 * nbytes]
+    memory = min(fits, key=len) if fits else None
+    if memory is not None:
+        try:
+            _pool.remove(memory)
+        except ValueError:      # another thread took it
+            memory = None
+    if memory is None:          # private: a forked process writes to its own copy
+        memory = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE)
+    # the memory returns to the pool when out dies, which its views keep
+    # alive: numpy's views refer to out, the last array before a base that
+    # is not an array
+    out = np.ndarray(shape, dtype, buffer=memory)
+    weakref.finalize(out, _recycle, memory).atexit = False
+    return out
+
+
+def _recycle(memory):
+    """Keep the memory of a dead output for a later _output, within _POOL_BYTES."""
+    if sum(map(len, _pool)) + len(memory) <= _POOL_BYTES:
+        _pool.append(memory)
 
 
 _blas_limiter = None

@@ -274,3 +274,33 @@ def test_load_reference_model(seed_model):
     ids = clf.token_ids(["a", "fine", "film", "."])
     np.testing.assert_array_equal(expl.word_relevance,
                                   clf.model.explain(emb[ids]).word_relevance)
+
+
+def test_pooled_outputs_are_reused_only_once_no_view_is_left(monkeypatch):
+    """Large outputs' memory returns to the pool when the last array viewing
+    it dies (an Explanation's slice keeps it), and a later call reuses it."""
+    import gc
+    from lrp_lstm import model as M
+    model = random_model(seed=5)
+    rng = np.random.default_rng(6)
+    xs = [rng.normal(0, 1, (n, 7)) for n in (5, 3, 7)]
+    ys = [rng.normal(0, 1, (n, 7)) for n in (5, 3, 7)]
+    expected = [e.relevance for e in model.explain_batch(ys)]
+    monkeypatch.setattr(M, "_POOLED_OUTPUT", 64)    # pool this small model's relevance, gradient
+    monkeypatch.setattr(M, "_pool", [])
+    kept = model.explain_batch(xs)[1].relevance_bwd     # a view: the whole output stays
+    first = kept.copy()
+    assert M._pool == []
+    second = model.explain_batch(ys, ("lrp", "sa"))
+    np.testing.assert_array_equal(kept, first)          # its memory was not handed out
+    assert M._pool == []
+    del kept, second
+    gc.collect()
+    assert len(M._pool) == 3        # the first call's relevance, the second's and its gradient
+    third = model.explain_batch(ys)
+    assert len(M._pool) == 2        # one reused
+    for got, want in zip(third, expected):
+        np.testing.assert_array_equal(got.relevance, want)
+    monkeypatch.setattr(M, "_POOL_BYTES", 0)
+    del third
+    assert len(M._pool) == 2        # a full pool keeps no more
