@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import mmap
 import os
 import sys
@@ -959,16 +960,17 @@ def _workspace(n_rows, size, dtype):
 # keeps for later calls once every array viewing it is gone: fresh memory
 # comes from the OS, which zeroes each page at its first touch (2.5 % of
 # that test set's LRP time). The pool keeps at most _POOL_BYTES.
-_POOLED_OUTPUT = 4 << 20      # bytes from which an output is pooled
+_POOLED_OUTPUT = 1 << 19      # entries from which an output is pooled (4 MiB of float64)
 _POOL_BYTES = 256 << 20
 _pool = []
 
 
 def _output(shape, dtype):
     """An uninitialized C-contiguous array for one of a call's outputs."""
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    if nbytes < _POOLED_OUTPUT:
+    n = math.prod(shape)
+    if n < _POOLED_OUTPUT:
         return np.empty(shape, dtype)
+    nbytes = n * np.dtype(dtype).itemsize
     fits = [m for m in _pool if nbytes <= len(m) <= 2 * nbytes]
     memory = min(fits, key=len) if fits else None
     if memory is not None:
