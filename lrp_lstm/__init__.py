@@ -12,7 +12,8 @@ from .io import (load_classifier, load_model, load_reference_model, save_classif
                  save_model)
 from ._validation import GATE_RULES, SUM_RULES
 from .head import POOLINGS
-from .model import AmplificationWarning, BiLSTM, Explanation, RecurrentModel
+from .model import (AmplificationWarning, BiLSTM, Explanation, RecurrentModel,
+                    release_memory)
 from .text import TextClassifier, TextExplanation, load_sst
 from .tokenizer import tokenize
 
@@ -22,4 +23,4 @@ __all__ = ["AmplificationWarning", "BiLSTM", "Explanation", "GATE_RULES", "POOLI
            "RecurrentModel", "SUM_RULES",
            "TextClassifier", "TextExplanation", "build_info", "from_keras", "from_torch",
            "load_classifier", "load_model", "load_reference_model", "load_sst",
-           "save_classifier", "save_model", "tokenize"]
+           "release_memory", "save_classifier", "save_model", "tokenize"]

@@ -994,6 +994,16 @@ def _recycle(memory):
         _pool.append(memory)
 
 
+def release_memory() -> None:
+    """Give back the memory that calls keep for later ones: the pool's
+    output memory that no array uses any more (up to 256 MiB) and the
+    calling thread's workspace (up to 256 MiB; other threads keep theirs
+    until they call this or end). Arrays still in use are untouched; the
+    next call allocates afresh."""
+    _pool.clear()
+    _workspaces.__dict__.pop("array", None)
+
+
 _blas_limiter = None
 
 

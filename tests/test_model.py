@@ -304,3 +304,30 @@ def test_pooled_outputs_are_reused_only_once_no_view_is_left(monkeypatch):
     monkeypatch.setattr(M, "_POOL_BYTES", 0)
     del third
     assert len(M._pool) == 2        # a full pool keeps no more
+
+
+def test_release_memory_gives_back_the_pool_and_the_workspace(monkeypatch):
+    """release_memory drops the pooled memory (the mappings themselves die)
+    and the calling thread's workspace, leaves arrays in use alone, and the
+    next call allocates afresh with the same results."""
+    import gc
+    import weakref
+    from lrp_lstm import model as M
+    model = random_model(seed=7)
+    xs = [np.random.default_rng(8).normal(0, 1, (n, 7)) for n in (6, 4)]
+    monkeypatch.setattr(M, "_POOLED_OUTPUT", 8)
+    monkeypatch.setattr(M, "_pool", [])
+    kept = model.explain_batch(xs)[0].relevance_fwd
+    want = kept.copy()
+    model.explain_batch(xs, ("lrp", "sa"))
+    gc.collect()
+    assert len(M._pool) == 2 and M._workspaces.array is not None
+    pooled = [weakref.ref(m) for m in M._pool]
+    workspace = weakref.ref(M._workspaces.array)
+    lrp_lstm.release_memory()
+    gc.collect()
+    assert M._pool == [] and not hasattr(M._workspaces, "array")
+    assert all(ref() is None for ref in pooled + [workspace])
+    again = model.explain_batch(xs)
+    np.testing.assert_array_equal(kept, want)       # still its own memory
+    np.testing.assert_array_equal(again[0].relevance_fwd, want)
