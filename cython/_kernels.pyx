@@ -807,7 +807,19 @@ cdef inline floating lstm_lrp_row(const floating *a, const floating *tc, const f
             ig = ig if ig >= 0 else -ig
             zz = Rc[j] / (fc + ig) if fc + ig > 0 else 0
             Rc[j] = split_products(rule, a, cp, ig * zz, fc * zz, j, d, Rg)
-    else:       # (the default, signal-take-all, skips the gates' shares)
+    elif rule == RULE_SIGNAL and bias_factor == 0:
+        # the default: no shares, so the loops below make one pass, with the
+        # same operations (adding the zero share keeps their bits, signed
+        # zeros included); paired: the SST test set's LRP 1.02x, one
+        # 20-token input's 1.013x
+        for j in range(d):
+            zz = c[j]
+            Rig = (Rc[j] + Rh[j]) / (zz + eps * sgn(zz))
+            Rc[j] = a[2 * d + j] * c_prev[j] * Rig + share
+            zz = zt[d + j]
+            zt[d + j] = (a[j] * a[d + j] * Rig + share) / (zz + eps * sgn(zz))
+        return 0
+    else:       # (signal-take-all skips the gates' shares)
         for j in range(d):
             if rule == RULE_SIGNAL:
                 Rc[j] = Rc[j] + Rh[j]
@@ -876,6 +888,21 @@ cdef inline floating gru_lrp_row(const floating *g, const floating *gh, const fl
             if bias_factor != 0:
                 share = share + bx[2 * d + j] * q[j]
             at[2 * d + j] = q[j]
+    elif bias_factor == 0:
+        # the default: no shares, so the loops below make one pass, with the
+        # same operations (as in lstm_lrp_row); paired: the (300, 256) GRU's
+        # float32 LRP of B = 256 inputs 1.017x
+        for j in range(d):
+            zz = h[j]
+            m = Rh[j] / (zz + eps * sgn(zz))
+            Rp[j] = g[d + j] * h_prev[j] * m + share
+            zz = at[2 * d + j]
+            m = ((<floating>1 - g[d + j]) * g[2 * d + j] * m + share) / (zz + eps * sgn(zz))
+            at[2 * d + j] = m
+            zz = gh[2 * d + j]
+            q[j] = (g[j] * zz * m + share) / (zz + eps * sgn(zz))
+        q[d] = 0
+        return 0
     else:
         memcpy(q, Rh, d * sizeof(floating))
         share = pair_sum_epsilon(q, h, d, eps, bias_factor)
