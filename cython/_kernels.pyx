@@ -108,12 +108,10 @@ cdef extern from "lrp_linalg.h" nogil:
     void lrp_gemm_s(Py_ssize_t n_t, Py_ssize_t n_rows, Py_ssize_t n_cols,
                     const float *X, Py_ssize_t ldx, const float *A, Py_ssize_t lda,
                     float *Y, Py_ssize_t ldy)
-    void lrp_activate_d(Py_ssize_t n_rows, Py_ssize_t width, Py_ssize_t ld,
-                        Py_ssize_t tanh_from, Py_ssize_t tanh_to, const double *z,
-                        double *out)
-    void lrp_activate_s(Py_ssize_t n_rows, Py_ssize_t width, Py_ssize_t ld,
-                        Py_ssize_t tanh_from, Py_ssize_t tanh_to, const float *z,
-                        float *out)
+    void lrp_activate_d(Py_ssize_t width, Py_ssize_t tanh_from, Py_ssize_t tanh_to,
+                        const double *z, double *out)
+    void lrp_activate_s(Py_ssize_t width, Py_ssize_t tanh_from, Py_ssize_t tanh_to,
+                        const float *z, float *out)
     Py_ssize_t lrp_panel_width_d()
     Py_ssize_t lrp_panel_width_s()
     void lrp_gemm_panels_d(Py_ssize_t n_t, Py_ssize_t n_k, Py_ssize_t n_cols,
@@ -279,15 +277,14 @@ cdef inline void weights_product(Py_ssize_t n_t, Py_ssize_t k0, Py_ssize_t n_k,
                               ldy)
 
 
-cdef inline void activate_rows(Py_ssize_t n_rows, Py_ssize_t width, Py_ssize_t ld,
-                               Py_ssize_t tanh_from, Py_ssize_t tanh_to, const floating *z,
-                               floating *out) noexcept nogil:
-    """out = tanh(z) on the columns tanh_from:tanh_to of n_rows rows of
-    width entries (row stride ld), sigmoid(z) on the others."""
+cdef inline void activate(Py_ssize_t width, Py_ssize_t tanh_from, Py_ssize_t tanh_to,
+                          const floating *z, floating *out) noexcept nogil:
+    """out = tanh(z) on the entries tanh_from:tanh_to of one row of width
+    entries, sigmoid(z) on the others."""
     if floating is double:
-        lrp_activate_d(n_rows, width, ld, tanh_from, tanh_to, z, out)
+        lrp_activate_d(width, tanh_from, tanh_to, z, out)
     else:
-        lrp_activate_s(n_rows, width, ld, tanh_from, tanh_to, z, out)
+        lrp_activate_s(width, tanh_from, tanh_to, z, out)
 
 
 # Constants in expressions with floating values are cast (<floating>1 - x):
@@ -528,17 +525,19 @@ cdef inline void lstm_step(const floating *z, floating *a, const floating *c_pre
     """One LSTM step of n rows from their pre-activations z (n, 4d) (i, g,
     f, o): the activated gates a (n, 4d), c_t, tanh(c_t) and h_t (n, d)
     each; c_prev (n, d) the rows' c_{t-1}, NULL at the first step; ldg: z's
-    and a's row stride, ldh: h's."""
+    and a's row stride, ldh: h's. A row at a time, its gates still in L1
+    for the passes after their activation (gru_step too; paired against
+    each pass over all rows: the (300, 256) GRU's float32 forward pass
+    1.024x, its LRP 1.014x, the SST test set's LRP 1.006x)."""
     cdef Py_ssize_t k, j
-    activate_rows(n, 4 * d, ldg, d, 2 * d, z, a)
     for k in range(n):
+        activate(4 * d, d, 2 * d, z + k * ldg, a + k * ldg)
         for j in range(d):
             c[k * d + j] = a[k * ldg + j] * a[k * ldg + d + j]
         if c_prev != NULL:
             for j in range(d):
                 c[k * d + j] = a[k * ldg + 2 * d + j] * c_prev[k * d + j] + c[k * d + j]
-    activate_rows(1, n * d, n * d, 0, n * d, c, tc)
-    for k in range(n):
+        activate(d, 0, d, c + k * d, tc + k * d)
         for j in range(d):
             h[k * ldh + j] = a[k * ldg + 3 * d + j] * tc[k * d + j]
 
@@ -555,13 +554,11 @@ cdef inline void gru_step(floating *a, const floating *gh, floating *g, const fl
     for k in range(n):
         for j in range(2 * d):
             a[k * ldg + j] = a[k * ldg + j] + gh[k * ldg + j]
-    activate_rows(n, 2 * d, ldg, 0, 0, a, g)
-    for k in range(n):
+        activate(2 * d, 0, 0, a + k * ldg, g + k * ldg)
         for j in range(d):
             a[k * ldg + 2 * d + j] = (a[k * ldg + 2 * d + j]
                                       + g[k * ldg + j] * gh[k * ldg + 2 * d + j])
-    activate_rows(n, d, ldg, 0, d, a + 2 * d, g + 2 * d)
-    for k in range(n):
+        activate(d, 0, d, a + k * ldg + 2 * d, g + k * ldg + 2 * d)
         for j in range(d):
             h[k * ldh + j] = ((<floating>1 - g[k * ldg + d + j]) * g[k * ldg + 2 * d + j]
                               + g[k * ldg + d + j]
@@ -1175,7 +1172,7 @@ cdef floating *mlp_forward(const floating *hp, const Py_ssize_t *lay, Py_ssize_t
                         hp + lay[L_ROW * l + L_B])
         buf = Z + n_rows * n_out
         if act == ACT_TANH:     # (the gates' vectorised tanh)
-            activate_rows(1, n_rows * n_out, n_rows * n_out, 0, n_rows * n_out, Z, buf)
+            activate(n_rows * n_out, 0, n_rows * n_out, Z, buf)
         else:
             for k in range(n_rows * n_out):
                 buf[k] = Z[k] if act == ACT_IDENTITY or Z[k] > 0 else 0

@@ -63,19 +63,18 @@ void lrp_gemm_panels_s(ptrdiff_t n_t, ptrdiff_t n_k, ptrdiff_t n_cols, const flo
  * narrower paths this way). */
 int lrp_vector_level(void);
 
-/* Element-wise activations of n_rows rows of width entries (row stride
- * ld): out[r * ld + j] = tanh(z[r * ld + j]) for tanh_from <= j < tanh_to,
- * sigmoid(z[r * ld + j]) for the other j (0 <= tanh_from <= tanh_to <=
- * width), computed in the arrays' precision by a branch-free exp that
- * vectorises (Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, a minimax
- * polynomial for exp(r) of degree 11 in double and 6 in single precision,
- * 2^n built in the exponent bits): accurate to a few ulp; absolute error of
- * tanh below 3e-16 in double and 3e-7 in single precision. out may alias
- * z. */
-void lrp_activate_d(ptrdiff_t n_rows, ptrdiff_t width, ptrdiff_t ld, ptrdiff_t tanh_from,
-                    ptrdiff_t tanh_to, const double *z, double *out);
-void lrp_activate_s(ptrdiff_t n_rows, ptrdiff_t width, ptrdiff_t ld, ptrdiff_t tanh_from,
-                    ptrdiff_t tanh_to, const float *z, float *out);
+/* Element-wise activations of one row of width entries: out[j] =
+ * tanh(z[j]) for tanh_from <= j < tanh_to, sigmoid(z[j]) for the other j
+ * (0 <= tanh_from <= tanh_to <= width), computed in the arrays' precision
+ * by a branch-free exp that vectorises (Cody-Waite reduction x = n ln2 +
+ * r, |r| <= ln2/2, a minimax polynomial for exp(r) of degree 11 in double
+ * and 6 in single precision, 2^n built in the exponent bits): accurate to
+ * a few ulp; absolute error of tanh below 3e-16 in double and 3e-7 in
+ * single precision. out may alias z. */
+void lrp_activate_d(ptrdiff_t width, ptrdiff_t tanh_from, ptrdiff_t tanh_to, const double *z,
+                    double *out);
+void lrp_activate_s(ptrdiff_t width, ptrdiff_t tanh_from, ptrdiff_t tanh_to, const float *z,
+                    float *out);
 
 /* Word-level sums of rows of relevance or gradient, in LRP_LANES partial
  * sums: entry i of a row goes to partial sum i % LRP_LANES, in order of i
