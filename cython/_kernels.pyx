@@ -908,10 +908,9 @@ cdef inline floating gru_lrp_row(const floating *g, const floating *gh, const fl
             Rp[j] = g[d + j] * hp * q[j] + share
             zz = at[2 * d + j]
             q[j] = ((<floating>1 - g[d + j]) * g[2 * d + j] * q[j] + share) / (zz + eps * sgn(zz))
-        share = 0
+        share = 0       # (bias_factor != 0 here: the default took the branch above)
         for j in range(d):
-            if bias_factor != 0:
-                share = share + (bx[2 * d + j] + eps * sgn(at[2 * d + j])) * q[j]
+            share = share + (bx[2 * d + j] + eps * sgn(at[2 * d + j])) * q[j]
             at[2 * d + j] = q[j]
     share = bias_factor * share / (d + e)
     # m passes all to u; u -> h_{t-1} (a loop per rule, as in lstm_lrp_row)
@@ -922,12 +921,11 @@ cdef inline floating gru_lrp_row(const floating *g, const floating *gh, const fl
             q[j] = (m * q[j] + share) / at[d + j] if at[d + j] > 0 else 0
             if bias_factor != 0:
                 share2 = share2 + bh[2 * d + j] * q[j]
-    else:
+    else:               # (bias_factor != 0, as above)
         for j in range(d):
             zz = gh[2 * d + j]
             q[j] = (g[j] * zz * q[j] + share) / (zz + eps * sgn(zz))
-            if bias_factor != 0:
-                share2 = share2 + (bh[2 * d + j] + eps * sgn(zz)) * q[j]
+            share2 = share2 + (bh[2 * d + j] + eps * sgn(zz)) * q[j]
     q[d] = bias_factor * share2 / d
     return share
 
